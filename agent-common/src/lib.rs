@@ -1,0 +1,109 @@
+//! Plain-data types shared by the kernel programs (`agent-ebpf`) and the agent.
+//!
+//! Everything here is `#[repr(C)]`, has a compile-time size assertion, and is read by the agent
+//! straight out of ring buffers and maps. Ids are `#[repr(u32)]`/consts that are never reused:
+//! a retired id stays reserved so that old stored records keep their meaning.
+#![no_std]
+
+pub mod offsets;
+pub mod process;
+
+pub use offsets::KernelOffsets;
+
+/// Names of the maps the programs define; userspace looks maps up by these names.
+pub mod maps {
+    /// Ring buffer carrying process records (exec, exit).
+    pub const PROCESS_RING: &str = "PROCESS_RING";
+    /// Per-CPU array of loss counters, indexed by [`crate::DropSlot`].
+    pub const DROPS: &str = "DROPS";
+}
+
+/// Names of the read-only globals userspace fills in before loading.
+pub mod globals {
+    /// [`crate::KernelOffsets`], resolved from the running kernel's BTF and tracefs.
+    pub const OFFSETS: &str = "OFFSETS";
+    /// The agent's own process id (tgid); its activity is never reported.
+    pub const AGENT_TGID: &str = "AGENT_TGID";
+    /// Bit set of enabled [`crate::EventKind`]s (bit = kind as u32).
+    pub const ENABLED_KINDS: &str = "ENABLED_KINDS";
+}
+
+/// What a record is. Stored inside every record header; values are never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    ProcessExec = 1,
+    ProcessExit = 2,
+}
+
+impl EventKind {
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::ProcessExec),
+            2 => Some(Self::ProcessExit),
+            _ => None,
+        }
+    }
+}
+
+/// Slots of the per-CPU `DROPS` array. A slot counts records the kernel side could not deliver.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropSlot {
+    /// `bpf_ringbuf_reserve` failed for an exec record: the ring buffer was full.
+    ExecRingFull = 0,
+    /// `bpf_ringbuf_reserve` failed for an exit record.
+    ExitRingFull = 1,
+    /// An exec record was sent, but a kernel read (path, argv, task fields) failed.
+    ExecReadError = 2,
+    /// An exit record was sent, but a kernel read failed.
+    ExitReadError = 3,
+}
+
+impl DropSlot {
+    /// Number of slots; the size of the `DROPS` array.
+    pub const COUNT: u32 = 4;
+    pub const ALL: [DropSlot; 4] = [
+        Self::ExecRingFull,
+        Self::ExitRingFull,
+        Self::ExecReadError,
+        Self::ExitReadError,
+    ];
+
+    /// The event kind this slot counts for.
+    pub const fn kind(self) -> EventKind {
+        match self {
+            Self::ExecRingFull | Self::ExecReadError => EventKind::ProcessExec,
+            Self::ExitRingFull | Self::ExitReadError => EventKind::ProcessExit,
+        }
+    }
+
+    /// Short reason, as shown in the drops table.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::ExecRingFull | Self::ExitRingFull => "ring_buffer_full",
+            Self::ExecReadError | Self::ExitReadError => "kernel_read_error",
+        }
+    }
+}
+
+/// Common header at the start of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHeader {
+    /// An [`EventKind`] as u32.
+    pub kind: u32,
+    /// CPU the record was produced on.
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ktime_ns: u64,
+    /// Thread group id (what userspace calls the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+}
+const _: () = assert!(size_of::<RecordHeader>() == 24);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only integer fields, no padding (size asserted above).
+unsafe impl aya::Pod for RecordHeader {}

@@ -1,0 +1,76 @@
+//! Kernel struct and tracepoint field offsets, resolved at load time.
+//!
+//! Rust eBPF emits no CO-RE relocations, so no offset is compiled in: the agent reads them from
+//! `/sys/kernel/btf/vmlinux` (structs) and tracefs `format` files (tracepoint fields) and hands
+//! them to the programs as the read-only global [`crate::globals::OFFSETS`].
+
+/// Byte offsets the programs need. A field that the running kernel lacks is `u32::MAX`;
+/// the programs then leave the matching record field at its "unknown" value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `task_struct.real_parent` (pointer).
+    pub task_real_parent: u32,
+    /// `task_struct.tgid` (pid_t).
+    pub task_tgid: u32,
+    /// `task_struct.mm` (pointer).
+    pub task_mm: u32,
+    /// `task_struct.cred` (pointer, `const struct cred *`).
+    pub task_cred: u32,
+    /// `task_struct.loginuid` (kuid_t); absent without CONFIG_AUDIT.
+    pub task_loginuid: u32,
+    /// `task_struct.exit_code` (int).
+    pub task_exit_code: u32,
+    /// `task_struct.start_time` (u64, CLOCK_MONOTONIC ns).
+    pub task_start_time: u32,
+    /// `task_struct.nsproxy` (pointer).
+    pub task_nsproxy: u32,
+    /// `nsproxy.mnt_ns` (pointer).
+    pub nsproxy_mnt_ns: u32,
+    /// `mnt_namespace.ns.inum` (unsigned int), summed through the embedded `ns_common`.
+    pub mnt_ns_inum: u32,
+    /// `mm_struct.arg_start` (unsigned long).
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end` (unsigned long).
+    pub mm_arg_end: u32,
+    /// `cred.euid` (kuid_t).
+    pub cred_euid: u32,
+    /// `cred.egid` (kgid_t).
+    pub cred_egid: u32,
+    /// Offset of the `__data_loc char[] filename` field in the `sched_process_exec` record.
+    pub tp_exec_filename: u32,
+    /// Reserved; keeps the size a multiple of 8.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<KernelOffsets>() == 64);
+
+impl KernelOffsets {
+    /// The marker for "this kernel has no such field".
+    pub const MISSING: u32 = u32::MAX;
+
+    /// All offsets unknown. Programs compiled with this value report nothing that needs one.
+    pub const fn unresolved() -> Self {
+        Self {
+            task_real_parent: Self::MISSING,
+            task_tgid: Self::MISSING,
+            task_mm: Self::MISSING,
+            task_cred: Self::MISSING,
+            task_loginuid: Self::MISSING,
+            task_exit_code: Self::MISSING,
+            task_start_time: Self::MISSING,
+            task_nsproxy: Self::MISSING,
+            nsproxy_mnt_ns: Self::MISSING,
+            mnt_ns_inum: Self::MISSING,
+            mm_arg_start: Self::MISSING,
+            mm_arg_end: Self::MISSING,
+            cred_euid: Self::MISSING,
+            cred_egid: Self::MISSING,
+            tp_exec_filename: Self::MISSING,
+            _pad: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding (size asserted above).
+unsafe impl aya::Pod for KernelOffsets {}

@@ -1,0 +1,69 @@
+//! Process records: exec and exit.
+
+use crate::RecordHeader;
+
+/// Bytes kept of the executable path.
+pub const PATH_MAX: usize = 512;
+/// Bytes kept of the NUL-separated argv. A power of two: the programs mask lengths with it.
+pub const ARGS_MAX: usize = 4096;
+
+/// Flag bits in [`ExecRecord::flags`].
+pub mod exec_flags {
+    /// argv was longer than [`super::ARGS_MAX`] - 1 bytes and was cut.
+    pub const ARGS_TRUNCATED: u32 = 1;
+    /// The path was longer than [`super::PATH_MAX`] - 1 bytes and was cut.
+    pub const PATH_TRUNCATED: u32 = 2;
+    /// Reading argv from the new image failed.
+    pub const ARGS_READ_FAILED: u32 = 4;
+}
+
+/// `sched_process_exec`: a successful execve/execveat.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecRecord {
+    pub header: RecordHeader,
+    /// Parent's tgid (`real_parent->tgid`), or 0 when unknown.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Audit login uid; u32::MAX (-1) when unset or unknown.
+    pub auid: u32,
+    /// Mount namespace inode number, 0 when unknown.
+    pub mnt_ns: u32,
+    /// [`exec_flags`] bits.
+    pub flags: u32,
+    pub cgroup_id: u64,
+    /// Process start (CLOCK_MONOTONIC ns), 0 when unknown.
+    pub start_ktime_ns: u64,
+    /// Bytes used in `path`, without the NUL.
+    pub path_len: u32,
+    /// Bytes used in `args` (NUL-separated argv).
+    pub args_len: u32,
+    pub path: [u8; PATH_MAX],
+    pub args: [u8; ARGS_MAX],
+}
+const _: () = assert!(size_of::<ExecRecord>() == 24 + 32 + 16 + 8 + PATH_MAX + ARGS_MAX);
+
+/// `sched_process_exit` of a thread-group leader.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    pub header: RecordHeader,
+    /// The raw wait status: exit code in bits 8..16, terminating signal in bits 0..7.
+    pub exit_code: u32,
+    pub ppid: u32,
+    /// Process start (CLOCK_MONOTONIC ns), 0 when unknown.
+    pub start_ktime_ns: u64,
+    pub uid: u32,
+    pub gid: u32,
+}
+const _: () = assert!(size_of::<ExitRecord>() == 24 + 8 + 8 + 8);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers and byte arrays only, no padding (sizes asserted above).
+unsafe impl aya::Pod for ExecRecord {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for ExitRecord {}

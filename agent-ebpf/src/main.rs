@@ -1,0 +1,263 @@
+//! Osprey's kernel programs.
+//!
+//! Shape of every probe: a thin `#[tracepoint]` entry calls a `try_*` function; anything that
+//! goes wrong is counted in the per-CPU `DROPS` array, never swallowed. Struct offsets come from
+//! the `OFFSETS` global that the agent fills from the running kernel's BTF before loading.
+#![no_std]
+#![no_main]
+
+use agent_common::{
+    DropSlot, EventKind, KernelOffsets, RecordHeader,
+    process::{ARGS_MAX, ExecRecord, ExitRecord, PATH_MAX, exec_flags},
+};
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
+    },
+    macros::{map, tracepoint},
+    maps::{PerCpuArray, RingBuf},
+    programs::TracePointContext,
+};
+
+/// Filled in by the agent before load (`EbpfLoader::override_global`).
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets::unresolved();
+/// The agent's own tgid: its activity is not reported.
+#[unsafe(no_mangle)]
+static AGENT_TGID: u32 = 0;
+/// Bit `kind` set = that [`EventKind`] is enabled.
+#[unsafe(no_mangle)]
+static ENABLED_KINDS: u32 = 0;
+
+/// 8 MiB by default; the agent resizes it from its flags before load.
+#[map(name = "PROCESS_RING")]
+static PROCESS_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+#[map(name = "DROPS")]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropSlot::COUNT, 0);
+
+#[inline(always)]
+fn offsets() -> KernelOffsets {
+    // SAFETY: a plain read of a global the loader fills before the program runs; volatile so
+    // the compiler does not fold the compile-time placeholder into the code.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+fn agent_tgid() -> u32 {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&AGENT_TGID) }
+}
+
+#[inline(always)]
+fn enabled(kind: EventKind) -> bool {
+    // SAFETY: as in `offsets`.
+    let bits = unsafe { core::ptr::read_volatile(&ENABLED_KINDS) };
+    bits & (1 << (kind as u32)) != 0
+}
+
+#[inline(always)]
+fn count_drop(slot: DropSlot) {
+    if let Some(p) = DROPS.get_ptr_mut(slot as u32) {
+        // SAFETY: the pointer comes from a successful per-CPU array lookup; tracepoint programs
+        // run with migration disabled, so no other writer uses this CPU's slot concurrently.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Reads a `T` at `base + off` in kernel memory. `Err` when the field is missing on this
+/// kernel or the read faults.
+#[inline(always)]
+fn read_field<T>(base: *const u8, off: u32) -> Result<T, ()> {
+    if off == KernelOffsets::MISSING || base.is_null() {
+        return Err(());
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address and returns an error on a fault.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()) }.map_err(|_| ())
+}
+
+#[inline(always)]
+fn header(kind: EventKind, pid_tgid: u64) -> RecordHeader {
+    RecordHeader {
+        kind: kind as u32,
+        // SAFETY: helper without preconditions.
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        // SAFETY: helper without preconditions.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        pid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+    }
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    try_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_exec(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == agent_tgid() || !enabled(EventKind::ProcessExec) {
+        return;
+    }
+    let Some(mut entry) = PROCESS_RING.reserve::<ExecRecord>(0) else {
+        count_drop(DropSlot::ExecRingFull);
+        return;
+    };
+    let rec: *mut ExecRecord = entry.as_mut_ptr();
+    let off = offsets();
+    // SAFETY: helper without preconditions; the task pointer is only used with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let uid_gid = bpf_get_current_uid_gid();
+    let mut failed = false;
+
+    let parent: *const u8 = read_field(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    let ppid = read_field::<u32>(parent, off.task_tgid).unwrap_or_else(|()| {
+        failed = true;
+        0
+    });
+    let cred: *const u8 = read_field(task, off.task_cred).unwrap_or(core::ptr::null());
+    let euid = read_field::<u32>(cred, off.cred_euid).unwrap_or(u32::MAX);
+    let egid = read_field::<u32>(cred, off.cred_egid).unwrap_or(u32::MAX);
+    let auid = read_field::<u32>(task, off.task_loginuid).unwrap_or(u32::MAX);
+    let nsproxy: *const u8 = read_field(task, off.task_nsproxy).unwrap_or(core::ptr::null());
+    let mnt_ns: *const u8 = read_field(nsproxy, off.nsproxy_mnt_ns).unwrap_or(core::ptr::null());
+    let mnt_ns = read_field::<u32>(mnt_ns, off.mnt_ns_inum).unwrap_or(0);
+    let start = read_field::<u64>(task, off.task_start_time).unwrap_or(0);
+    let mut flags = 0u32;
+
+    // SAFETY: `rec` points at a reserved ring-buffer slot of exactly size_of::<ExecRecord>();
+    // every field written here is plain data, and the kernel helpers bound their writes by the
+    // lengths passed (at most the array sizes).
+    unsafe {
+        (*rec).header = header(EventKind::ProcessExec, pid_tgid);
+        (*rec).ppid = ppid;
+        (*rec).uid = uid_gid as u32;
+        (*rec).gid = (uid_gid >> 32) as u32;
+        (*rec).euid = euid;
+        (*rec).egid = egid;
+        (*rec).auid = auid;
+        (*rec).mnt_ns = mnt_ns;
+        (*rec).cgroup_id = bpf_get_current_cgroup_id();
+        (*rec).start_ktime_ns = start;
+
+        // The new image's path, from the tracepoint's `__data_loc char[] filename`.
+        (*rec).path_len = 0;
+        if off.tp_exec_filename != KernelOffsets::MISSING {
+            match ctx.read_at::<u32>(off.tp_exec_filename as usize) {
+                Ok(loc) => {
+                    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+                    match bpf_probe_read_kernel_str_bytes(src, &mut (*rec).path) {
+                        Ok(s) => {
+                            (*rec).path_len = s.len() as u32;
+                            if s.len() >= PATH_MAX - 1 {
+                                flags |= exec_flags::PATH_TRUNCATED;
+                            }
+                        }
+                        Err(_) => failed = true,
+                    }
+                }
+                Err(_) => failed = true,
+            }
+        } else {
+            failed = true;
+        }
+
+        // argv: the NUL-separated strings between mm->arg_start and mm->arg_end of the new image.
+        (*rec).args_len = 0;
+        let mm: *const u8 = read_field(task, off.task_mm).unwrap_or(core::ptr::null());
+        match (
+            read_field::<u64>(mm, off.mm_arg_start),
+            read_field::<u64>(mm, off.mm_arg_end),
+        ) {
+            (Ok(start), Ok(end)) if end > start => {
+                let mut len = end - start;
+                if len > (ARGS_MAX - 1) as u64 {
+                    len = (ARGS_MAX - 1) as u64;
+                    flags |= exec_flags::ARGS_TRUNCATED;
+                }
+                // The mask proves the bound to the verifier.
+                let n = (len as u32) & (ARGS_MAX as u32 - 1);
+                let ret = bpf_probe_read_user(
+                    (*rec).args.as_mut_ptr().cast(),
+                    n,
+                    start as *const core::ffi::c_void,
+                );
+                if ret == 0 {
+                    (*rec).args_len = n;
+                } else {
+                    flags |= exec_flags::ARGS_READ_FAILED;
+                    failed = true;
+                }
+            }
+            _ => {
+                flags |= exec_flags::ARGS_READ_FAILED;
+                failed = true;
+            }
+        }
+        (*rec).flags = flags;
+    }
+    if failed {
+        count_drop(DropSlot::ExecReadError);
+    }
+    entry.submit(0);
+}
+
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    try_exit();
+    0
+}
+
+#[inline(always)]
+fn try_exit() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // Threads other than the leader are not processes; their exits are not reported.
+    if tgid != pid_tgid as u32 || tgid == agent_tgid() || !enabled(EventKind::ProcessExit) {
+        return;
+    }
+    let Some(mut entry) = PROCESS_RING.reserve::<ExitRecord>(0) else {
+        count_drop(DropSlot::ExitRingFull);
+        return;
+    };
+    let off = offsets();
+    // SAFETY: helper without preconditions; the pointer is only used with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let uid_gid = bpf_get_current_uid_gid();
+    let mut failed = false;
+    let exit_code = read_field::<u32>(task, off.task_exit_code).unwrap_or_else(|()| {
+        failed = true;
+        0
+    });
+    let parent: *const u8 = read_field(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    let ppid = read_field::<u32>(parent, off.task_tgid).unwrap_or(0);
+    let start = read_field::<u64>(task, off.task_start_time).unwrap_or(0);
+    entry.write(ExitRecord {
+        header: header(EventKind::ProcessExit, pid_tgid),
+        exit_code,
+        ppid,
+        start_ktime_ns: start,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+    });
+    if failed {
+        count_drop(DropSlot::ExitReadError);
+    }
+    entry.submit(0);
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// `bpf_probe_read_kernel` and friends are GPL-only helpers.
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,160 @@
+//! The `osprey` command line: `daemon`, `query`, `shell`, `flags`. Errors become a message on
+//! stderr and a non-zero exit code here, in one place.
+
+pub mod output;
+pub mod shell;
+
+use std::{process::ExitCode, sync::Arc};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    flags::{self, Flags},
+    sql::{Engine, Sources},
+    storage::Store,
+};
+use output::Mode;
+
+const USAGE: &str = "\
+usage: osprey <command> [--flag=value ...]
+
+commands:
+  daemon           capture events and store them until SIGINT/SIGTERM
+  query SQL        run SQL against live state and the daemon's stored events
+  shell            interactive SQL shell
+  flags            list every flag (--markdown: as the docs table)
+  help             this text
+";
+
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("osprey: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(flags: &Flags) {
+    let level = if flags.bool("verbose") {
+        "debug"
+    } else {
+        "info"
+    };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_target(false)
+        .try_init();
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        bail!("no command given");
+    };
+    let cmd = cmd.as_str();
+    if matches!(cmd, "help" | "--help" | "-h") {
+        print!("{USAGE}{}", flags::help_text());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rest.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}{}", flags::help_text());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cmd == "flags" {
+        match rest {
+            [] => print!("{}", flags::help_text()),
+            [m] if m == "--markdown" => print!("{}", flags::markdown()),
+            _ => bail!("usage: osprey flags [--markdown]"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (flags, positional) = Flags::from_sources(rest, std::env::vars())?;
+    init_logging(&flags);
+    match cmd {
+        "daemon" => {
+            if let Some(extra) = positional.first() {
+                bail!("`osprey daemon` takes no argument (got {extra:?})");
+            }
+            crate::daemon::run(&flags)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "query" => {
+            let sql = if positional.is_empty() {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .context("reading SQL from stdin")?;
+                s
+            } else {
+                positional.join(" ")
+            };
+            if sql.trim().is_empty() {
+                bail!("no SQL given: osprey query \"SELECT ...\"");
+            }
+            let engine = engine(&flags)?;
+            match engine.query(&sql) {
+                Ok(rs) => {
+                    print!(
+                        "{}",
+                        output::render(&rs, mode(&flags), flags.bool("header"))
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        "shell" => {
+            if let Some(extra) = positional.first() {
+                bail!(
+                    "`osprey shell` takes no argument (got {extra:?}); use `osprey query` for one statement"
+                );
+            }
+            let engine = engine(&flags)?;
+            shell::Shell::new(engine, mode(&flags), flags.bool("header")).run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+fn mode(flags: &Flags) -> Mode {
+    if flags.bool("json") {
+        Mode::Json
+    } else if flags.bool("csv") {
+        Mode::Csv
+    } else if flags.bool("line") {
+        Mode::Line
+    } else {
+        Mode::Pretty
+    }
+}
+
+/// An engine over the daemon's store (as a secondary) when the database exists. Without one,
+/// live tables still work and event tables are empty, with a warning.
+fn engine(flags: &Flags) -> Result<Engine> {
+    let store = match flags.path("database_path") {
+        Some(p) if p.join("CURRENT").exists() => Some(Arc::new(
+            Store::open_secondary(&p).with_context(|| format!("opening {}", p.display()))?,
+        )),
+        Some(p) => {
+            eprintln!(
+                "osprey: warning: no event database at {} (is `osprey daemon` running with this --database_path?); event tables are empty",
+                p.display()
+            );
+            None
+        }
+        None => None,
+    };
+    Engine::new(Sources {
+        store,
+        flags: Arc::new(flags.clone()),
+    })
+    .context("setting up SQL tables")
+}

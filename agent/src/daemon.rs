@@ -1,0 +1,294 @@
+//! `osprey daemon`: kernel sources -> pipeline -> RocksDB, until SIGINT or SIGTERM.
+//!
+//! Shutdown order matters for "nothing lost silently": detach the programs first (no new
+//! records), let the publishers drain their ring buffers, close the queues, let the writer
+//! flush, write the final counters, then exit 0.
+
+use std::{
+    sync::Arc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use agent_common::EventKind;
+use anyhow::{Context as _, Result};
+
+use crate::{
+    ebpf::{self, DropCounters},
+    flags::Flags,
+    pipeline::{self, Shutdown, WhenFull, WriterConfig, process},
+    stats::{self, DropCount, DropWindow, PublisherCounters, Snapshot, Stats, SubscriberCounters},
+    storage::{CF_DROPS, Store, event_key},
+};
+
+pub fn run(flags: &Flags) -> Result<()> {
+    let db_path = flags
+        .path("database_path")
+        .context("--database_path must not be empty")?;
+    let store = Arc::new(
+        Store::open_primary(&db_path)
+            .with_context(|| format!("opening the event store at {}", db_path.display()))?,
+    );
+    let started_ns = crate::sys::now_ns();
+    let shutdown = Shutdown::default();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;
+    }
+
+    let process_on = !flags.bool("disable_events") && flags.bool("enable_process_events");
+    let mut stats = Stats::default();
+    let mut threads = Vec::new();
+    let mut kernel = None;
+    let mut drop_counters = None;
+    let mut queues = Vec::new();
+
+    let pub_counters = Arc::new(PublisherCounters::default());
+    let sub_counters = Arc::new(SubscriberCounters::default());
+    stats
+        .publishers
+        .push((process::PUBLISHER, pub_counters.clone()));
+    stats
+        .subscribers
+        .push((process::TABLE, process::PUBLISHER, sub_counters.clone()));
+    let (queue, rx) = pipeline::queue(
+        flags.u64("event_queue_size") as usize,
+        WhenFull::from_flag(flags.get("event_queue_policy")),
+        pub_counters.clone(),
+    );
+
+    if process_on {
+        let ring_bytes = u32::try_from(flags.u64("ring_buffer_bytes"))
+            .context("--ring_buffer_bytes is too large")?;
+        let mut k = ebpf::Kernel::load(&ebpf::LoadOptions {
+            ring_buffer_bytes: ring_bytes,
+            enabled: vec![EventKind::ProcessExec, EventKind::ProcessExit],
+        })?;
+        log::info!("kernel offsets resolved from BTF: {:?}", k.offsets);
+        let ring = k.take_process_ring()?;
+        drop_counters = Some(k.take_drops()?);
+        let (q, c, s) = (queue.clone(), pub_counters.clone(), shutdown.clone());
+        threads.push(
+            thread::Builder::new()
+                .name("pub-process".into())
+                .spawn(move || process::run_publisher(ring, q, c, s))?,
+        );
+        kernel = Some(k);
+    } else {
+        log::warn!("process events are off (disable_events or enable_process_events=false)");
+    }
+    queues.push(queue);
+
+    let writer_cfg = WriterConfig {
+        batch_events: flags.u64("storage_batch_events").max(1) as usize,
+        batch_time: Duration::from_millis(flags.u64("storage_batch_ms")),
+        sync: flags.get("storage_sync") == "batch",
+    };
+    let subs: Vec<Box<dyn pipeline::Subscriber>> = vec![Box::new(
+        process::ProcessEventsSubscriber::new(sub_counters),
+    )];
+    let writer = {
+        let store = store.clone();
+        thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || pipeline::run_writer(store, rx, subs, writer_cfg))?
+    };
+
+    let stats = Arc::new(stats);
+    let mut reporter = Reporter::new(
+        store.clone(),
+        stats.clone(),
+        drop_counters,
+        started_ns,
+        process_on,
+    );
+    reporter.tick(true);
+
+    let pidfile = flags
+        .path("pidfile")
+        .unwrap_or_else(|| db_path.join("osprey.pid"));
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing the pidfile {}", pidfile.display()))?;
+    log::info!(
+        "osprey daemon {} running: database {}, process events {}",
+        std::process::id(),
+        db_path.display(),
+        if process_on { "on" } else { "off" }
+    );
+
+    let mut last_tick = Instant::now();
+    while !shutdown.is_set() {
+        thread::sleep(Duration::from_millis(100));
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            reporter.tick(true);
+            last_tick = Instant::now();
+        }
+    }
+    log::info!("shutting down: detaching programs and draining ring buffers");
+    drop(kernel);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(queues);
+    let _ = writer.join();
+    reporter.running = false;
+    reporter.tick(true);
+    if let Err(e) = store.flush_wal() {
+        log::error!("final WAL sync failed: {e}");
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    log::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Persists counters once a second, and a drop window for each loss counter that moved.
+struct Reporter {
+    store: Arc<Store>,
+    stats: Arc<Stats>,
+    kernel_drops: Option<DropCounters>,
+    started_ns: u64,
+    running: bool,
+    process_on: bool,
+    last_totals: std::collections::BTreeMap<(String, String, String), u64>,
+    last_tick_ns: u64,
+    window_seq: u64,
+}
+
+impl Reporter {
+    fn new(
+        store: Arc<Store>,
+        stats: Arc<Stats>,
+        kernel_drops: Option<DropCounters>,
+        started_ns: u64,
+        process_on: bool,
+    ) -> Self {
+        Self {
+            store,
+            stats,
+            kernel_drops,
+            started_ns,
+            running: true,
+            process_on,
+            last_totals: Default::default(),
+            last_tick_ns: started_ns,
+            window_seq: 0,
+        }
+    }
+
+    fn drops(&self) -> Vec<DropCount> {
+        let mut out = Vec::new();
+        if let Some(k) = &self.kernel_drops {
+            match k.read() {
+                Ok(slots) => {
+                    for (slot, per_cpu) in slots {
+                        let event_type = match slot.kind() {
+                            EventKind::ProcessExec => "exec",
+                            EventKind::ProcessExit => "exit",
+                        };
+                        for (cpu, count) in per_cpu.into_iter().enumerate() {
+                            out.push(DropCount {
+                                publisher: process::PUBLISHER.into(),
+                                event_type: event_type.into(),
+                                reason: slot.reason().into(),
+                                cpu: cpu as i64,
+                                count,
+                            });
+                        }
+                    }
+                }
+                Err(e) => log::warn!("reading kernel drop counters: {e:#}"),
+            }
+        }
+        for (name, c) in &self.stats.publishers {
+            out.push(DropCount {
+                publisher: (*name).into(),
+                event_type: "any".into(),
+                reason: "decode_error".into(),
+                cpu: -1,
+                count: c.decode_errors.get(),
+            });
+            out.push(DropCount {
+                publisher: (*name).into(),
+                event_type: "any".into(),
+                reason: "queue_full".into(),
+                cpu: -1,
+                count: c.queue_full.get(),
+            });
+        }
+        for (table, _, c) in &self.stats.subscribers {
+            out.push(DropCount {
+                publisher: (*table).into(),
+                event_type: "any".into(),
+                reason: "write_error".into(),
+                cpu: -1,
+                count: c.write_errors.get(),
+            });
+        }
+        out
+    }
+
+    fn tick(&mut self, persist: bool) {
+        let now = crate::sys::now_ns();
+        let drops = self.drops();
+        let totals = stats::totals(&drops);
+        let mut windows = Vec::new();
+        for (key, total) in &totals {
+            let before = self.last_totals.get(key).copied().unwrap_or(0);
+            if *total > before {
+                windows.push(DropWindow {
+                    start_ns: self.last_tick_ns,
+                    end_ns: now,
+                    publisher: key.0.clone(),
+                    event_type: key.1.clone(),
+                    reason: key.2.clone(),
+                    count: total - before,
+                });
+            }
+        }
+        let snap = Snapshot {
+            pid: std::process::id(),
+            started_ns: self.started_ns,
+            updated_ns: now,
+            running: self.running,
+            publishers: self
+                .stats
+                .publishers
+                .iter()
+                .map(|(n, c)| stats::PublisherSnapshot {
+                    name: (*n).into(),
+                    events: c.events.get(),
+                    active: self.process_on,
+                })
+                .collect(),
+            subscribers: self
+                .stats
+                .subscribers
+                .iter()
+                .map(|(t, p, c)| stats::SubscriberSnapshot {
+                    name: (*t).into(),
+                    publisher: (*p).into(),
+                    events: c.events.get(),
+                })
+                .collect(),
+            drops,
+        };
+        if persist {
+            if let Err(e) = snap.save(&self.store) {
+                log::warn!("saving counters: {e}");
+            }
+            if !windows.is_empty() {
+                let items: Vec<_> = windows
+                    .iter()
+                    .map(|w| {
+                        self.window_seq += 1;
+                        (CF_DROPS, event_key(w.end_ns, self.window_seq), w.encode())
+                    })
+                    .collect();
+                if let Err(e) = self.store.write(&items, false) {
+                    log::warn!("saving drop windows: {e}");
+                }
+            }
+        }
+        self.last_totals = totals;
+        self.last_tick_ns = now;
+    }
+}

@@ -1,0 +1,86 @@
+//! Raw ring-buffer bytes -> typed kernel records. The only place that reinterprets bytes
+//! from the kernel; every record's length is checked first.
+
+use agent_common::{
+    EventKind, RecordHeader,
+    process::{ExecRecord, ExitRecord},
+};
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("record of {got} bytes is shorter than its {kind} layout ({want} bytes)")]
+    Short {
+        kind: &'static str,
+        got: usize,
+        want: usize,
+    },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+}
+
+pub enum RawRecord {
+    Exec(Box<ExecRecord>),
+    Exit(ExitRecord),
+}
+
+/// Copies a `T` out of `bytes`, which must hold at least `size_of::<T>()` bytes.
+fn read<T: aya::Pod>(bytes: &[u8], kind: &'static str) -> Result<T, RecordError> {
+    let want = size_of::<T>();
+    if bytes.len() < want {
+        return Err(RecordError::Short {
+            kind,
+            got: bytes.len(),
+            want,
+        });
+    }
+    // SAFETY: the length is checked above; `T: Pod` is plain data for which every bit
+    // pattern is valid; read_unaligned makes no alignment assumption about ring memory.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<RawRecord, RecordError> {
+    let header: RecordHeader = read(bytes, "header")?;
+    match EventKind::from_u32(header.kind) {
+        Some(EventKind::ProcessExec) => {
+            let mut rec: Box<ExecRecord> = Box::new(read(bytes, "exec")?);
+            // Lengths come from the kernel; clamp them so later slicing cannot go out of range.
+            rec.path_len = rec.path_len.min(rec.path.len() as u32);
+            rec.args_len = rec.args_len.min(rec.args.len() as u32);
+            Ok(RawRecord::Exec(rec))
+        }
+        Some(EventKind::ProcessExit) => Ok(RawRecord::Exit(read(bytes, "exit")?)),
+        None => Err(RecordError::UnknownKind(header.kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        assert!(matches!(decode(&[0u8; 10]), Err(RecordError::Short { .. })));
+        let mut b = vec![0u8; 64];
+        b[0] = 99;
+        assert_eq!(decode(&b).unwrap_err(), RecordError::UnknownKind(99));
+        b[0] = EventKind::ProcessExec as u8;
+        assert!(matches!(
+            decode(&b),
+            Err(RecordError::Short { kind: "exec", .. })
+        ));
+    }
+
+    #[test]
+    fn exit_record_decodes() {
+        let mut b = vec![0u8; std::mem::size_of::<ExitRecord>()];
+        b[0] = EventKind::ProcessExit as u8;
+        b[16..20].copy_from_slice(&77u32.to_le_bytes()); // pid
+        b[24..28].copy_from_slice(&(3u32 << 8).to_le_bytes()); // exit_code
+        let RawRecord::Exit(e) = decode(&b).unwrap() else {
+            panic!("not an exit")
+        };
+        assert_eq!(e.header.pid, 77);
+        assert_eq!(e.exit_code, 3 << 8);
+    }
+}

@@ -1,0 +1,251 @@
+//! Typed events, as the pipeline passes them from publishers to subscribers and as they are
+//! stored. Each stored type has a versioned binary encoding ([`crate::storage::codec`]).
+
+use crate::storage::codec::{DecodeError, Reader, Writer};
+
+/// How a process event came about (osquery's `syscall` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ProcessSyscall {
+    Execve = 1,
+    Exit = 2,
+    Fork = 3,
+}
+
+impl ProcessSyscall {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Execve => "execve",
+            Self::Exit => "exit",
+            Self::Fork => "fork",
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::Execve),
+            2 => Some(Self::Exit),
+            3 => Some(Self::Fork),
+            _ => None,
+        }
+    }
+}
+
+/// One row of `process_events`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ProcessEvent {
+    /// Wall-clock time of the event, ns since the Unix epoch.
+    pub time_ns: u64,
+    /// Seconds since boot at the event.
+    pub uptime: u64,
+    pub syscall: Option<ProcessSyscall>,
+    pub pid: u32,
+    pub tid: u32,
+    pub parent: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Audit login uid; u32::MAX when unset.
+    pub auid: u32,
+    pub path: String,
+    /// argv, one entry per argument.
+    pub argv: Vec<String>,
+    /// argv was cut at the configured limit.
+    pub args_truncated: bool,
+    pub cgroup_id: u64,
+    pub mnt_ns: u32,
+    /// Process start, wall-clock ns since the epoch (0 = unknown).
+    pub start_ns: u64,
+    /// Raw wait status for exits.
+    pub exit_code: Option<u32>,
+    /// Metadata of the executable at ingest (`mode`, owners, times); None when stat failed.
+    pub file: Option<FileMeta>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: i64,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub btime: i64,
+}
+
+impl ProcessEvent {
+    /// The current format version written by [`Self::encode`].
+    pub const FORMAT: u8 = 1;
+
+    /// osquery's `cmdline`: argv joined by spaces.
+    pub fn cmdline(&self) -> String {
+        self.argv.join(" ")
+    }
+
+    /// Splits a NUL-separated argv buffer.
+    pub fn argv_from_nul_separated(buf: &[u8]) -> Vec<String> {
+        let buf = buf.strip_suffix(&[0]).unwrap_or(buf);
+        if buf.is_empty() {
+            return Vec::new();
+        }
+        buf.split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_version(Self::FORMAT);
+        w.u64(self.time_ns)
+            .u64(self.uptime)
+            .u64(self.syscall.map_or(0, |s| s as u64))
+            .u64(self.pid.into())
+            .u64(self.tid.into())
+            .u64(self.parent.into())
+            .u64(self.uid.into())
+            .u64(self.gid.into())
+            .u64(self.euid.into())
+            .u64(self.egid.into())
+            .u64(self.auid.into())
+            .str(&self.path)
+            .u64(self.argv.len() as u64);
+        for a in &self.argv {
+            w.str(a);
+        }
+        w.u64(self.args_truncated.into())
+            .u64(self.cgroup_id)
+            .u64(self.mnt_ns.into())
+            .u64(self.start_ns)
+            .u64(self.exit_code.map_or(0, |c| u64::from(c) + 1));
+        match &self.file {
+            None => {
+                w.u64(0);
+            }
+            Some(f) => {
+                w.u64(1)
+                    .u64(f.mode.into())
+                    .u64(f.uid.into())
+                    .u64(f.gid.into())
+                    .i64(f.atime)
+                    .i64(f.mtime)
+                    .i64(f.ctime)
+                    .i64(f.btime);
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let (version, mut r) = Reader::new(buf)?;
+        if version != 1 {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        let mut e = ProcessEvent {
+            time_ns: r.u64()?,
+            uptime: r.u64()?,
+            syscall: ProcessSyscall::from_u8(r.u64()? as u8),
+            pid: r.u32()?,
+            tid: r.u32()?,
+            parent: r.u32()?,
+            uid: r.u32()?,
+            gid: r.u32()?,
+            euid: r.u32()?,
+            egid: r.u32()?,
+            auid: r.u32()?,
+            path: r.string()?,
+            ..Default::default()
+        };
+        let argc = r.u64()?;
+        for _ in 0..argc.min(1 << 16) {
+            e.argv.push(r.string()?);
+        }
+        e.args_truncated = r.u64()? != 0;
+        e.cgroup_id = r.u64()?;
+        e.mnt_ns = r.u32()?;
+        e.start_ns = r.u64()?;
+        e.exit_code = match r.u64()? {
+            0 => None,
+            c => Some(u32::try_from(c - 1).unwrap_or(u32::MAX)),
+        };
+        if r.u64()? == 1 {
+            e.file = Some(FileMeta {
+                mode: r.u32()?,
+                uid: r.u32()?,
+                gid: r.u32()?,
+                atime: r.i64()?,
+                mtime: r.i64()?,
+                ctime: r.i64()?,
+                btime: r.i64()?,
+            });
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ProcessEvent {
+        ProcessEvent {
+            time_ns: 1_700_000_000_123_456_789,
+            uptime: 42,
+            syscall: Some(ProcessSyscall::Execve),
+            pid: 1234,
+            tid: 1234,
+            parent: 1,
+            uid: 1000,
+            gid: 1000,
+            euid: 0,
+            egid: 0,
+            auid: u32::MAX,
+            path: "/bin/true".into(),
+            argv: vec!["/bin/true".into(), "marker 1".into()],
+            args_truncated: false,
+            cgroup_id: 99,
+            mnt_ns: 4026531841,
+            start_ns: 1_700_000_000_000_000_000,
+            exit_code: Some(0),
+            file: Some(FileMeta {
+                mode: 0o100755,
+                uid: 0,
+                gid: 0,
+                atime: 1,
+                mtime: -2,
+                ctime: 3,
+                btime: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = sample();
+        assert_eq!(ProcessEvent::decode(&e.encode()).unwrap(), e);
+        assert_eq!(e.cmdline(), "/bin/true marker 1");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let buf = sample().encode();
+        for cut in 0..buf.len() {
+            assert!(ProcessEvent::decode(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn argv_split() {
+        assert_eq!(
+            ProcessEvent::argv_from_nul_separated(b"a\0bb\0"),
+            vec!["a", "bb"]
+        );
+        assert_eq!(
+            ProcessEvent::argv_from_nul_separated(b""),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            ProcessEvent::argv_from_nul_separated(b"x\0\0y"),
+            vec!["x", "", "y"]
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Every flag Osprey knows, in one list. Adding a flag is one entry here; `--help`, the
+//! `osquery_flags` table and `docs/flags.md` are generated from this list.
+
+use super::{FlagDef, FlagType::*};
+
+pub const FLAGS: &[FlagDef] = &[
+    // Storage and the event pipeline.
+    FlagDef {
+        name: "database_path",
+        ty: Path,
+        default: "/var/lib/osprey/osprey.db",
+        description: "Directory of the RocksDB event store",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "events_expiry",
+        ty: Int,
+        default: "3600",
+        description: "Seconds events are kept before background expiry deletes them (0 = keep)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "events_max",
+        ty: Int,
+        default: "50000",
+        description: "Most events kept per event table; older ones are expired first (0 = no cap)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "disable_events",
+        ty: Bool,
+        default: "false",
+        description: "Turn every event publisher off",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "enable_process_events",
+        ty: Bool,
+        default: "true",
+        description: "Capture process exec and exit events from the kernel",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "ring_buffer_bytes",
+        ty: Int,
+        default: "8388608",
+        description: "Size of each kernel ring buffer in bytes (a power of two, at least 4096)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "event_queue_size",
+        ty: Int,
+        default: "65536",
+        description: "Capacity of the queue between the kernel reader and the storage writer",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "event_queue_policy",
+        ty: Choice(&["block", "drop_newest"]),
+        default: "block",
+        description: "When the queue is full: block the reader (the kernel ring buffer then counts drops) or drop the new event (counted)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "storage_batch_events",
+        ty: Int,
+        default: "4096",
+        description: "Most events in one RocksDB write batch",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "storage_batch_ms",
+        ty: Int,
+        default: "50",
+        description: "Longest time an event waits before its batch is written (milliseconds)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "storage_sync",
+        ty: Choice(&["none", "batch"]),
+        default: "batch",
+        description: "Durability of writes: none (WAL written, not fsynced) or batch (fsync per batch)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "exec_args_max",
+        ty: Int,
+        default: "4095",
+        description: "Most argv bytes kept per exec (at most 4095); longer command lines are cut and flagged",
+        shell_only: false,
+    },
+    // Configuration.
+    FlagDef {
+        name: "config_path",
+        ty: Path,
+        default: "",
+        description: "osquery JSON config file (empty: the embedded default)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "flagfile",
+        ty: Path,
+        default: "",
+        description: "File of --name=value lines, one flag per line; # starts a comment",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "pidfile",
+        ty: Path,
+        default: "",
+        description: "Where the daemon writes its pid once events flow (empty: <database_path>/osprey.pid)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "verbose",
+        ty: Bool,
+        default: "false",
+        description: "Log at debug level",
+        shell_only: false,
+    },
+    // Shell and query output.
+    FlagDef {
+        name: "json",
+        ty: Bool,
+        default: "false",
+        description: "Print results as a JSON array of objects",
+        shell_only: true,
+    },
+    FlagDef {
+        name: "csv",
+        ty: Bool,
+        default: "false",
+        description: "Print results as |-separated values with a header",
+        shell_only: true,
+    },
+    FlagDef {
+        name: "line",
+        ty: Bool,
+        default: "false",
+        description: "Print each column on its own line",
+        shell_only: true,
+    },
+    FlagDef {
+        name: "header",
+        ty: Bool,
+        default: "true",
+        description: "Print column names in csv and pretty modes",
+        shell_only: true,
+    },
+];

@@ -1,0 +1,197 @@
+//! The process publisher (kernel ring buffer -> [`ProcessEvent`]) and the `process_events`
+//! subscriber.
+
+use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
+
+use aya::maps::{MapData, RingBuf};
+
+use super::{Event, Queue, Shutdown, Subscriber};
+use crate::{
+    ebpf::decode::{RawRecord, decode},
+    events::{FileMeta, ProcessEvent, ProcessSyscall},
+    stats::{PublisherCounters, SubscriberCounters},
+};
+
+pub const PUBLISHER: &str = "ebpf_process";
+pub const TABLE: &str = "process_events";
+
+/// Converts kernel clocks to wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    mono_to_real_ns: i128,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Self {
+            mono_to_real_ns: crate::sys::monotonic_to_realtime_offset_ns(),
+        }
+    }
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        if mono_ns == 0 {
+            return 0;
+        }
+        u64::try_from(i128::from(mono_ns) + self.mono_to_real_ns).unwrap_or(0)
+    }
+}
+
+pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
+    match raw {
+        RawRecord::Exec(r) => {
+            let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
+            let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);
+            ProcessEvent {
+                time_ns: clock.wall_ns(r.header.ktime_ns),
+                uptime: r.header.ktime_ns / 1_000_000_000,
+                syscall: Some(ProcessSyscall::Execve),
+                pid: r.header.pid,
+                tid: r.header.tid,
+                parent: r.ppid,
+                uid: r.uid,
+                gid: r.gid,
+                euid: r.euid,
+                egid: r.egid,
+                auid: r.auid,
+                path,
+                argv,
+                args_truncated: r.flags & agent_common::process::exec_flags::ARGS_TRUNCATED != 0,
+                cgroup_id: r.cgroup_id,
+                mnt_ns: r.mnt_ns,
+                start_ns: clock.wall_ns(r.start_ktime_ns),
+                exit_code: None,
+                file: None,
+            }
+        }
+        RawRecord::Exit(r) => ProcessEvent {
+            time_ns: clock.wall_ns(r.header.ktime_ns),
+            uptime: r.header.ktime_ns / 1_000_000_000,
+            syscall: Some(ProcessSyscall::Exit),
+            pid: r.header.pid,
+            tid: r.header.tid,
+            parent: r.ppid,
+            uid: r.uid,
+            gid: r.gid,
+            euid: u32::MAX,
+            egid: u32::MAX,
+            auid: u32::MAX,
+            start_ns: clock.wall_ns(r.start_ktime_ns),
+            exit_code: Some(r.exit_code),
+            ..Default::default()
+        },
+    }
+}
+
+/// Reads the process ring buffer until `shutdown`, then drains what is left.
+pub fn run_publisher(
+    mut ring: RingBuf<MapData>,
+    queue: Queue,
+    counters: Arc<PublisherCounters>,
+    shutdown: Shutdown,
+) {
+    let clock = Clock::now();
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        let stopping = shutdown.is_set();
+        {
+            let mut fds = [rustix::event::PollFd::new(
+                &ring,
+                rustix::event::PollFlags::IN,
+            )];
+            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
+                && e != rustix::io::Errno::INTR
+            {
+                log::error!("poll on the process ring buffer failed: {e}");
+            }
+        }
+        while let Some(item) = ring.next() {
+            counters.events.add(1);
+            match decode(&item) {
+                Ok(raw) => {
+                    if !queue.push(Event::Process(to_event(raw, &clock))) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    counters.decode_errors.add(1);
+                    log::debug!("undecodable process record: {e}");
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Fills `process_events`. Adds the executable's file metadata, and gives exit events the
+/// path and command line of the exec they end.
+#[derive(Debug)]
+pub struct ProcessEventsSubscriber {
+    counters: Arc<SubscriberCounters>,
+    /// pid -> (path, argv) of its last exec; bounded.
+    images: HashMap<u32, (String, Vec<String>)>,
+}
+
+const IMAGES_MAX: usize = 65536;
+
+impl ProcessEventsSubscriber {
+    pub fn new(counters: Arc<SubscriberCounters>) -> Self {
+        Self {
+            counters,
+            images: HashMap::new(),
+        }
+    }
+}
+
+fn file_meta(path: &str) -> Option<FileMeta> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(FileMeta {
+        mode: m.mode(),
+        uid: m.uid(),
+        gid: m.gid(),
+        atime: m.atime(),
+        mtime: m.mtime(),
+        ctime: m.ctime(),
+        btime: m
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64),
+    })
+}
+
+impl Subscriber for ProcessEventsSubscriber {
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+    fn publisher(&self) -> &'static str {
+        PUBLISHER
+    }
+    fn counters(&self) -> Arc<SubscriberCounters> {
+        self.counters.clone()
+    }
+    fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
+        let Event::Process(p) = ev;
+        let mut p = p.clone();
+        match p.syscall {
+            Some(ProcessSyscall::Execve) => {
+                p.file = file_meta(&p.path);
+                if self.images.len() >= IMAGES_MAX {
+                    self.images.clear();
+                }
+                self.images.insert(p.pid, (p.path.clone(), p.argv.clone()));
+            }
+            Some(ProcessSyscall::Exit) => {
+                if let Some((path, argv)) = self.images.remove(&p.pid) {
+                    p.path = path;
+                    p.argv = argv;
+                }
+            }
+            _ => {}
+        }
+        Some((p.time_ns, p.encode()))
+    }
+}

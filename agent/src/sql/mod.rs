@@ -1,0 +1,118 @@
+//! SQL over live state and stored events: an in-memory SQLite connection whose tables are
+//! virtual tables ([`vtab`]) backed by [`tables`].
+
+pub mod tables;
+pub mod vtab;
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, types::Value};
+
+use crate::{flags::Flags, storage::Store};
+
+/// What tables can draw on.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// The event store (a secondary instance when run by `osprey query`).
+    pub store: Option<Arc<Store>>,
+    pub flags: Arc<Flags>,
+}
+
+/// A connection with every table registered.
+pub struct Engine {
+    conn: Connection,
+    tables: Vec<Arc<dyn vtab::Table>>,
+    sources: Sources,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+/// A query result: column names and rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Engine {
+    pub fn new(sources: Sources) -> rusqlite::Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        let tables = tables::all(&sources);
+        for t in &tables {
+            vtab::register(&conn, t.clone())?;
+        }
+        Ok(Self {
+            conn,
+            tables,
+            sources,
+        })
+    }
+
+    pub fn table_names(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.tables.iter().map(|t| t.name()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn table(&self, name: &str) -> Option<&Arc<dyn vtab::Table>> {
+        self.tables.iter().find(|t| t.name() == name)
+    }
+
+    /// Runs `sql` (one or more statements); returns the rows of the last one that has columns.
+    pub fn query(&self, sql: &str) -> Result<ResultSet, String> {
+        // Pick up what the daemon wrote since the last statement.
+        if let Some(store) = &self.sources.store {
+            store.catch_up().map_err(|e| e.to_string())?;
+        }
+        let mut last = ResultSet {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        };
+        for stmt_sql in split_statements(sql) {
+            let mut stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
+            let columns: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+            let n = columns.len();
+            let mut rows = Vec::new();
+            let mut q = stmt.raw_query();
+            while let Some(r) = q.next().map_err(sql_error)? {
+                let mut row = Vec::with_capacity(n);
+                for i in 0..n {
+                    row.push(r.get::<_, Value>(i).map_err(sql_error)?);
+                }
+                rows.push(row);
+            }
+            if n > 0 {
+                last = ResultSet { columns, rows };
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Splits `sql` into complete statements (SQLite decides where one ends), skipping empty ones.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, ch) in sql.char_indices() {
+        if ch == ';' && vtab::is_complete_statement(&sql[start..=i]) {
+            out.push(&sql[start..=i]);
+            start = i + 1;
+        }
+    }
+    out.push(&sql[start..]);
+    out.into_iter()
+        .map(|s| s.trim().trim_end_matches(';').trim())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn sql_error(e: rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg,
+        other => other.to_string(),
+    }
+}

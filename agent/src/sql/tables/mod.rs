@@ -1,0 +1,60 @@
+//! Every table, one file each. Adding a table = a file here + a line in [`all`].
+
+mod event_drops;
+mod osquery_events;
+mod osquery_flags;
+mod osquery_info;
+mod process_events;
+mod time;
+
+use std::sync::Arc;
+
+pub use process_events::ProcessEventsTable;
+
+use super::{Sources, vtab::Table};
+
+pub fn all(sources: &Sources) -> Vec<Arc<dyn Table>> {
+    vec![
+        Arc::new(ProcessEventsTable::new(sources.clone())),
+        Arc::new(osquery_events::OsqueryEvents::new(sources.clone())),
+        Arc::new(event_drops::EventDrops::new(sources.clone())),
+        Arc::new(osquery_flags::OsqueryFlags::new(sources.clone())),
+        Arc::new(osquery_info::OsqueryInfo::new(sources.clone())),
+        Arc::new(time::Time),
+    ]
+}
+
+/// Helpers shared by the tables.
+pub(crate) mod util {
+    use rusqlite::types::Value;
+
+    pub fn text(s: impl Into<String>) -> Value {
+        Value::Text(s.into())
+    }
+
+    pub fn int(i: impl Into<i64>) -> Value {
+        Value::Integer(i.into())
+    }
+
+    pub fn uint(u: u64) -> Value {
+        Value::Integer(i64::try_from(u).unwrap_or(i64::MAX))
+    }
+
+    /// Seconds -> ns range bounds, saturating.
+    pub fn secs_to_ns_range(lo: i64, hi: i64) -> (u64, u64) {
+        let lo_ns = if lo <= 0 {
+            0
+        } else {
+            (lo as u64).saturating_mul(1_000_000_000)
+        };
+        let hi_ns = if hi < 0 {
+            0
+        } else {
+            (hi as u64)
+                .saturating_add(1)
+                .saturating_mul(1_000_000_000)
+                .saturating_sub(1)
+        };
+        (lo_ns, hi_ns)
+    }
+}

@@ -1,0 +1,242 @@
+//! `process_events`: osquery's columns plus what the kernel sources add (tid, cgroup id,
+//! mount namespace, exit status, exact times).
+
+use rusqlite::types::Value;
+
+use crate::{
+    events::{ProcessEvent, ProcessSyscall},
+    sql::{
+        Sources,
+        tables::util::{int, secs_to_ns_range, text, uint},
+        vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
+    },
+    storage::Store,
+};
+
+pub const COLUMNS: &[Column] = &[
+    col("pid", BigInt),
+    col("path", Text),
+    col("mode", Text),
+    col("cmdline", Text),
+    hidden("cmdline_size", BigInt),
+    hidden("env", Text),
+    hidden("env_count", BigInt),
+    hidden("env_size", BigInt),
+    col("cwd", Text),
+    col("auid", BigInt),
+    col("uid", BigInt),
+    col("euid", BigInt),
+    col("gid", BigInt),
+    col("egid", BigInt),
+    col("owner_uid", BigInt),
+    col("owner_gid", BigInt),
+    col("atime", BigInt),
+    col("mtime", BigInt),
+    col("ctime", BigInt),
+    col("btime", BigInt),
+    hidden("overflows", Text),
+    col("parent", BigInt),
+    col("time", BigInt),
+    col("uptime", BigInt),
+    hidden("eid", Text),
+    col("fsuid", BigInt),
+    col("suid", BigInt),
+    col("fsgid", BigInt),
+    col("sgid", BigInt),
+    col("syscall", Text),
+    // Osprey additions.
+    col("tid", BigInt),
+    col("cgroup_id", BigInt),
+    col("mnt_ns", BigInt),
+    col("exit_code", BigInt),
+    col("exit_signal", BigInt),
+    col("duration", BigInt),
+    col("ntime", BigInt),
+];
+
+const TIME: usize = 22;
+const PID: usize = 0;
+
+#[derive(Debug)]
+pub struct ProcessEventsTable {
+    sources: Sources,
+}
+
+impl ProcessEventsTable {
+    pub fn new(sources: Sources) -> Self {
+        Self { sources }
+    }
+}
+
+pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
+    let null = Value::Null;
+    let opt_id = |v: u32| if v == u32::MAX { int(-1) } else { int(v) };
+    let f = e.file;
+    let (exit_code, exit_signal) = match e.exit_code {
+        Some(status) => (int((status >> 8) & 0xff), int(status & 0x7f)),
+        None => (null.clone(), null.clone()),
+    };
+    let duration = match (e.syscall, e.start_ns) {
+        (Some(ProcessSyscall::Exit), s) if s > 0 && e.time_ns >= s => uint(e.time_ns - s),
+        _ => null.clone(),
+    };
+    let cmdline = e.cmdline();
+    vec![
+        int(e.pid),
+        text(e.path.clone()),
+        f.map_or(null.clone(), |f| text(format!("{:07o}", f.mode))),
+        text(cmdline.clone()),
+        uint(cmdline.len() as u64),
+        text(""),
+        int(0),
+        int(0),
+        text(""),
+        uint(u64::from(e.auid)),
+        opt_id(e.uid),
+        opt_id(e.euid),
+        opt_id(e.gid),
+        opt_id(e.egid),
+        f.map_or(null.clone(), |f| int(f.uid)),
+        f.map_or(null.clone(), |f| int(f.gid)),
+        f.map_or(null.clone(), |f| int(f.atime)),
+        f.map_or(null.clone(), |f| int(f.mtime)),
+        f.map_or(null.clone(), |f| int(f.ctime)),
+        f.map_or(null.clone(), |f| int(f.btime)),
+        text(if e.args_truncated { "cmdline" } else { "" }),
+        int(e.parent),
+        uint(e.time_ns / 1_000_000_000),
+        uint(e.uptime),
+        text(seq.to_string()),
+        null.clone(),
+        null.clone(),
+        null.clone(),
+        null.clone(),
+        text(e.syscall.map_or("", ProcessSyscall::name)),
+        int(e.tid),
+        uint(e.cgroup_id),
+        int(e.mnt_ns),
+        exit_code,
+        exit_signal,
+        duration,
+        uint(e.time_ns),
+    ]
+}
+
+/// Streams rows from the store in chunks, so no more than a chunk is read past a LIMIT.
+struct Scan {
+    store: std::sync::Arc<Store>,
+    next_from: Option<(u64, u64)>,
+    to_ns: u64,
+    pids: Vec<i64>,
+    buf: std::collections::VecDeque<Vec<Value>>,
+    errors: Vec<String>,
+}
+
+const CHUNK: usize = 256;
+
+impl Scan {
+    fn refill(&mut self) {
+        let Some((from_t, from_seq)) = self.next_from.take() else {
+            return;
+        };
+        let mut last = None;
+        let mut n = 0;
+        let pids = &self.pids;
+        let buf = &mut self.buf;
+        let res = self.store.scan(
+            crate::pipeline::process::TABLE,
+            from_t,
+            self.to_ns,
+            |t, s, v| {
+                if t == from_t && s < from_seq {
+                    return true;
+                }
+                last = Some((t, s));
+                n += 1;
+                match ProcessEvent::decode(v) {
+                    Ok(e) if pids.is_empty() || pids.contains(&i64::from(e.pid)) => {
+                        buf.push_back(row(&e, s))
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        log::warn!("skipping undecodable process_events row {t}/{s}: {err}")
+                    }
+                }
+                n < CHUNK
+            },
+        );
+        if let Err(e) = res {
+            self.errors.push(e.to_string());
+            return;
+        }
+        if n >= CHUNK
+            && let Some((t, s)) = last
+        {
+            self.next_from = s
+                .checked_add(1)
+                .map(|s| (t, s))
+                .or_else(|| t.checked_add(1).map(|t| (t, 0)));
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<Vec<Value>, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.errors.pop() {
+                return Some(Err(e));
+            }
+            if let Some(r) = self.buf.pop_front() {
+                return Some(Ok(r));
+            }
+            self.next_from.as_ref()?;
+            self.refill();
+        }
+    }
+}
+
+impl Table for ProcessEventsTable {
+    fn name(&self) -> &'static str {
+        "process_events"
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        COLUMNS
+    }
+
+    fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
+        if constrained.iter().any(|(c, _)| *c == TIME) {
+            1_000.0
+        } else {
+            1_000_000.0
+        }
+    }
+
+    fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
+        let Some(store) = self.sources.store.clone() else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let (lo, hi) = ctx.int_range(TIME);
+        let (from_ns, to_ns) = secs_to_ns_range(lo, hi);
+        let pids = ctx
+            .equals(PID)
+            .into_iter()
+            .filter_map(|v| {
+                if let Value::Integer(i) = v {
+                    Some(*i)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Ok(Box::new(Scan {
+            store,
+            next_from: (from_ns <= to_ns).then_some((from_ns, 0)),
+            to_ns,
+            pids,
+            buf: Default::default(),
+            errors: Vec::new(),
+        }))
+    }
+}

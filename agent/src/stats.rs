@@ -1,0 +1,190 @@
+//! Counters for every stage, so no loss is silent, and their persisted form.
+//!
+//! The daemon owns live counters ([`Stats`]); once a second it writes a [`Snapshot`] to the
+//! `meta` column family and a [`DropWindow`] row for every loss counter that moved, so
+//! `osprey query` (another process) can show them and join losses against time ranges.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{
+    StorageError, Store,
+    codec::{DecodeError, Reader, Writer},
+};
+
+pub const META_STATS: &[u8] = b"stats";
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Live counters of one publisher.
+#[derive(Debug, Default)]
+pub struct PublisherCounters {
+    /// Records received from the source.
+    pub events: Counter,
+    /// Records that could not be decoded (counted, then skipped).
+    pub decode_errors: Counter,
+    /// Records dropped because the queue to the subscribers was full.
+    pub queue_full: Counter,
+}
+
+/// Live counters of one subscriber.
+#[derive(Debug, Default)]
+pub struct SubscriberCounters {
+    /// Rows durably handed to RocksDB.
+    pub events: Counter,
+    /// Rows lost because a batch write failed.
+    pub write_errors: Counter,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub publishers: Vec<(&'static str, Arc<PublisherCounters>)>,
+    pub subscribers: Vec<(&'static str, &'static str, Arc<SubscriberCounters>)>,
+}
+
+/// A loss counter as persisted: who lost what, why, and how many in total.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DropCount {
+    pub publisher: String,
+    pub event_type: String,
+    pub reason: String,
+    /// -1 when the counter is not per CPU.
+    pub cpu: i64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublisherSnapshot {
+    pub name: String,
+    pub events: u64,
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubscriberSnapshot {
+    pub name: String,
+    pub publisher: String,
+    pub events: u64,
+}
+
+/// What the daemon persists once a second.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub pid: u32,
+    pub started_ns: u64,
+    pub updated_ns: u64,
+    /// False once the daemon has shut down cleanly.
+    pub running: bool,
+    pub publishers: Vec<PublisherSnapshot>,
+    pub subscribers: Vec<SubscriberSnapshot>,
+    pub drops: Vec<DropCount>,
+}
+
+impl Snapshot {
+    pub fn load(store: &Store) -> Result<Option<Self>, StorageError> {
+        Ok(store
+            .get_meta(META_STATS)?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    pub fn save(&self, store: &Store) -> Result<(), StorageError> {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        store.put_meta(META_STATS, &json, false)
+    }
+}
+
+/// Losses counted in one time window (one row of `event_drops`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropWindow {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub publisher: String,
+    pub event_type: String,
+    pub reason: String,
+    pub count: u64,
+}
+
+impl DropWindow {
+    pub const FORMAT: u8 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_version(Self::FORMAT);
+        w.u64(self.start_ns)
+            .u64(self.end_ns)
+            .str(&self.publisher)
+            .str(&self.event_type)
+            .str(&self.reason)
+            .u64(self.count);
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let (v, mut r) = Reader::new(buf)?;
+        if v != Self::FORMAT {
+            return Err(DecodeError::UnknownVersion(v));
+        }
+        Ok(Self {
+            start_ns: r.u64()?,
+            end_ns: r.u64()?,
+            publisher: r.string()?,
+            event_type: r.string()?,
+            reason: r.string()?,
+            count: r.u64()?,
+        })
+    }
+}
+
+/// Sums per-CPU counts per (publisher, type, reason) for comparing against the last tick.
+pub fn totals(drops: &[DropCount]) -> std::collections::BTreeMap<(String, String, String), u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for d in drops {
+        *m.entry((d.publisher.clone(), d.event_type.clone(), d.reason.clone()))
+            .or_insert(0) += d.count;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_window_round_trip() {
+        let w = DropWindow {
+            start_ns: 1,
+            end_ns: 2,
+            publisher: "ebpf_process".into(),
+            event_type: "exec".into(),
+            reason: "ring_buffer_full".into(),
+            count: 9,
+        };
+        assert_eq!(DropWindow::decode(&w.encode()).unwrap(), w);
+    }
+
+    #[test]
+    fn totals_sum_cpus() {
+        let d = |cpu, count| DropCount {
+            publisher: "p".into(),
+            event_type: "t".into(),
+            reason: "r".into(),
+            cpu,
+            count,
+        };
+        let t = totals(&[d(0, 2), d(1, 3)]);
+        assert_eq!(t.values().copied().collect::<Vec<_>>(), vec![5]);
+    }
+}

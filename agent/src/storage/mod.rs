@@ -1,0 +1,416 @@
+//! RocksDB event storage without indexes.
+//!
+//! - One column family per event table; key = big-endian `time_ns ‖ seq`, so key order is time
+//!   order and a time range is a range seek.
+//! - `seq` is unique and never reused: the writer reserves blocks of it in the `meta` column
+//!   family (synced) before handing any of them out, so a restart continues above every seq a
+//!   crashed process could have used.
+//! - The daemon is the only primary; `osprey query`/`shell` open a secondary instance that
+//!   tails the primary's MANIFEST and WAL, so they see what the daemon wrote without stopping it.
+
+pub mod codec;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
+    Options, ReadOptions, WriteBatch, WriteOptions,
+};
+use thiserror::Error;
+
+/// Column families that hold events, one per event table.
+pub const EVENT_TABLES: &[&str] = &["process_events"];
+/// Small bookkeeping values: seq reservations, persisted counters.
+pub const CF_META: &str = "meta";
+/// Drop windows: key = `window_end_ns ‖ seq`, value = an encoded [`crate::stats::DropWindow`].
+pub const CF_DROPS: &str = "drops";
+
+const META_SEQ_RESERVED: &[u8] = b"seq_reserved";
+/// How many seqs one synced reservation covers.
+const SEQ_BLOCK: u64 = 1 << 20;
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("no Osprey database at {0} (start `osprey daemon --database_path {0}` first)")]
+    Missing(String),
+    #[error("RocksDB error on {path}: {source}")]
+    Rocks {
+        path: String,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error("unknown column family {0}")]
+    UnknownTable(String),
+    #[error("cannot create the secondary instance folder {path}: {source}")]
+    SecondaryDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Big-endian `time_ns ‖ seq`.
+pub fn event_key(time_ns: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&time_ns.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Splits a key made by [`event_key`]; None for a key of another shape.
+pub fn split_key(key: &[u8]) -> Option<(u64, u64)> {
+    let t: [u8; 8] = key.get(..8)?.try_into().ok()?;
+    let s: [u8; 8] = key.get(8..16)?.try_into().ok()?;
+    Some((u64::from_be_bytes(t), u64::from_be_bytes(s)))
+}
+
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    /// For secondaries: their private folder, removed on drop.
+    secondary_dir: Option<PathBuf>,
+    /// Rows read by scans, for tests and the planner's statistics.
+    rows_visited: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    if EVENT_TABLES.contains(&name) {
+        // Events compress well (repeated paths and command lines).
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+        let mut b = BlockBasedOptions::default();
+        b.set_block_size(32 << 10);
+        o.set_block_based_table_factory(&b);
+    }
+    o
+}
+
+fn all_cfs() -> Vec<&'static str> {
+    let mut v: Vec<&str> = EVENT_TABLES.to_vec();
+    v.push(CF_META);
+    v.push(CF_DROPS);
+    v
+}
+
+impl Store {
+    /// Opens (creating if needed) the database as the single writer.
+    pub fn open_primary(path: &Path) -> Result<Self, StorageError> {
+        let rocks = |source| StorageError::Rocks {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(path).map_err(|e| StorageError::SecondaryDir {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(64 << 20);
+        let mut cfs: Vec<ColumnFamilyDescriptor> = all_cfs()
+            .into_iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)))
+            .collect();
+        // Keep column families a newer version created (extension data, new tables).
+        if let Ok(existing) = DB::list_cf(&opts, path) {
+            for n in existing {
+                if n != "default" && !all_cfs().contains(&n.as_str()) {
+                    let o = cf_options(&n);
+                    cfs.push(ColumnFamilyDescriptor::new(n, o));
+                }
+            }
+        }
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(rocks)?;
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            secondary_dir: None,
+            rows_visited: AtomicU64::new(0),
+        })
+    }
+
+    /// Opens a read-only follower of the daemon's database.
+    pub fn open_secondary(path: &Path) -> Result<Self, StorageError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::Missing(path.display().to_string()));
+        }
+        let rocks = |source| StorageError::Rocks {
+            path: path.display().to_string(),
+            source,
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "osprey-secondary-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| StorageError::SecondaryDir {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        let mut opts = Options::default();
+        opts.set_max_open_files(-1);
+        let names = DB::list_cf(&opts, path).map_err(rocks)?;
+        let cfs: Vec<ColumnFamilyDescriptor> = names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)))
+            .collect();
+        let db = DB::open_cf_descriptors_as_secondary(&opts, path, &dir, cfs).map_err(rocks)?;
+        db.try_catch_up_with_primary().map_err(rocks)?;
+        Ok(Self {
+            db,
+            path: path.to_owned(),
+            secondary_dir: Some(dir),
+            rows_visited: AtomicU64::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_secondary(&self) -> bool {
+        self.secondary_dir.is_some()
+    }
+
+    /// Secondaries: read what the primary wrote since open (or the last catch-up).
+    pub fn catch_up(&self) -> Result<(), StorageError> {
+        if self.is_secondary() {
+            self.db
+                .try_catch_up_with_primary()
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn err(&self, source: rocksdb::Error) -> StorageError {
+        StorageError::Rocks {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))
+    }
+
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db
+            .get_cf(self.cf(CF_META)?, key)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn put_meta(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        let mut b = WriteBatch::default();
+        b.put_cf(self.cf(CF_META)?, key, value);
+        self.db.write_opt(b, &wo).map_err(|e| self.err(e))
+    }
+
+    /// Writes `(column family, key, value)` triples as one atomic batch through the WAL.
+    pub fn write(
+        &self,
+        items: &[(&str, [u8; 16], Vec<u8>)],
+        sync: bool,
+    ) -> Result<(), StorageError> {
+        let mut b = WriteBatch::default();
+        for (cf, k, v) in items {
+            b.put_cf(self.cf(cf)?, k, v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(b, &wo).map_err(|e| self.err(e))
+    }
+
+    /// Syncs the WAL to disk.
+    pub fn flush_wal(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true).map_err(|e| self.err(e))
+    }
+
+    /// Rows of `table` with `from_ns <= time_ns <= to_ns`, oldest first. Stops when the
+    /// callback returns false. Only the keys inside the range are visited.
+    pub fn scan(
+        &self,
+        table: &str,
+        from_ns: u64,
+        to_ns: u64,
+        mut each: impl FnMut(u64, u64, &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        let cf = self.cf(table)?;
+        let mut ro = ReadOptions::default();
+        if let Some(upper) = to_ns.checked_add(1) {
+            ro.set_iterate_upper_bound(event_key(upper, 0).to_vec());
+        }
+        let start = event_key(from_ns, 0);
+        let iter = self
+            .db
+            .iterator_cf_opt(cf, ro, IteratorMode::From(&start, Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            self.rows_visited.fetch_add(1, Ordering::Relaxed);
+            let Some((t, s)) = split_key(&k) else {
+                continue;
+            };
+            if !each(t, s, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Total rows visited by [`Self::scan`] so far.
+    pub fn rows_visited(&self) -> u64 {
+        self.rows_visited.load(Ordering::Relaxed)
+    }
+
+    /// The highest seq reserved so far (0 for a new database).
+    pub fn seq_reserved(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .get_meta(META_SEQ_RESERVED)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// A seq allocator that continues above every seq any earlier process may have used.
+    pub fn seq_allocator(&self) -> Result<SeqAllocator, StorageError> {
+        let start = self.seq_reserved()?;
+        Ok(SeqAllocator {
+            next: start,
+            reserved: start,
+        })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.secondary_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Hands out unique, strictly increasing seqs; persists a reservation before using a block.
+#[derive(Debug)]
+pub struct SeqAllocator {
+    next: u64,
+    reserved: u64,
+}
+
+impl SeqAllocator {
+    pub fn next(&mut self, store: &Store) -> Result<u64, StorageError> {
+        if self.next >= self.reserved {
+            let new_reserved = self.reserved + SEQ_BLOCK;
+            store.put_meta(META_SEQ_RESERVED, &new_reserved.to_be_bytes(), true)?;
+            self.reserved = new_reserved;
+        }
+        let s = self.next;
+        self.next += 1;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_by_time_then_seq() {
+        let a = event_key(1, u64::MAX);
+        let b = event_key(2, 0);
+        let c = event_key(2, 1);
+        assert!(a < b && b < c);
+        assert_eq!(split_key(&c), Some((2, 1)));
+        assert_eq!(split_key(&c[..15]), None);
+    }
+
+    #[test]
+    fn seq_never_reused_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let last = {
+            let s = Store::open_primary(dir.path()).unwrap();
+            let mut a = s.seq_allocator().unwrap();
+            let first = a.next(&s).unwrap();
+            assert_eq!(first, 0);
+            a.next(&s).unwrap()
+        };
+        let s = Store::open_primary(dir.path()).unwrap();
+        let mut a = s.seq_allocator().unwrap();
+        let next = a.next(&s).unwrap();
+        assert!(next > last, "{next} > {last}");
+        assert_eq!(next, SEQ_BLOCK);
+    }
+
+    #[test]
+    fn scan_visits_only_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_primary(dir.path()).unwrap();
+        let items: Vec<_> = (0..100u64)
+            .map(|i| ("process_events", event_key(i * 10, i), vec![i as u8]))
+            .collect();
+        s.write(&items, false).unwrap();
+        let before = s.rows_visited();
+        let mut got = Vec::new();
+        s.scan("process_events", 200, 290, |t, _, v| {
+            got.push((t, v[0]));
+            true
+        })
+        .unwrap();
+        assert_eq!(got.len(), 10);
+        assert_eq!(got[0], (200, 20));
+        assert_eq!(got[9], (290, 29));
+        assert_eq!(s.rows_visited() - before, 10);
+    }
+
+    #[test]
+    fn secondary_sees_primary_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Store::open_primary(dir.path()).unwrap();
+        p.write(&[("process_events", event_key(5, 1), vec![7])], false)
+            .unwrap();
+        let sec = Store::open_secondary(dir.path()).unwrap();
+        let mut n = 0;
+        sec.scan("process_events", 0, u64::MAX, |_, _, _| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+        p.write(&[("process_events", event_key(6, 2), vec![8])], false)
+            .unwrap();
+        sec.catch_up().unwrap();
+        n = 0;
+        sec.scan("process_events", 0, u64::MAX, |_, _, _| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn missing_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Store::open_secondary(&dir.path().join("nope")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("no Osprey database at "),
+            "{err}"
+        );
+    }
+}

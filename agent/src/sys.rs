@@ -1,0 +1,38 @@
+//! The few direct calls into the operating system that the rest of the agent builds on.
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns `bpf_ktime_get_ns()` into wall time.
+pub fn monotonic_to_realtime_offset_ns() -> i128 {
+    let rt = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    let mono = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let ns =
+        |t: rustix::time::Timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    ns(rt) - ns(mono)
+}
+
+/// Now, in ns since the Unix epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Seconds since boot (CLOCK_BOOTTIME).
+pub fn uptime_secs() -> u64 {
+    rustix::time::clock_gettime(rustix::time::ClockId::Boottime).tv_sec as u64
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK. Newer ones use memcg accounting,
+/// and some sandboxes refuse the raise: that is only worth a debug line.
+pub fn raise_memlock_limit() {
+    let unlimited = rustix::process::Rlimit {
+        current: None,
+        maximum: None,
+    };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Memlock, unlimited) {
+        log::debug!("could not raise RLIMIT_MEMLOCK ({e}); fine on kernels with memcg accounting");
+    }
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

@@ -1,0 +1,192 @@
+//! Helpers for the end-to-end tests: start the real `osprey daemon`, query it with the real
+//! `osprey query`, and stop it with SIGTERM.
+//!
+//! Privileged tests never skip silently: without root they fail with the reason, unless
+//! `OSPREY_SKIP_PRIVILEGED=1` is set outside CI.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Map, Value};
+
+/// target/<profile>/osprey, next to the test binary's deps folder.
+pub fn osprey_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("OSPREY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("osprey");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p agent` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// True when the test may use eBPF. Panics when it may not and skipping is not allowed.
+pub fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    let in_ci = std::env::var_os("CI").is_some();
+    if !in_ci && std::env::var("OSPREY_SKIP_PRIVILEGED").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: needs root to load eBPF (OSPREY_SKIP_PRIVILEGED=1)");
+        return false;
+    }
+    panic!(
+        "this test loads eBPF and needs root (run it as root; outside CI, OSPREY_SKIP_PRIVILEGED=1 skips it)"
+    );
+}
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub db: PathBuf,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db");
+        let log = dir.path().join("daemon.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(osprey_bin())
+            .arg("daemon")
+            .arg(format!("--database_path={}", db.display()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup"))
+            .stderr(logf)
+            .spawn()
+            .expect("spawn osprey daemon");
+        let mut d = Self {
+            child: Some(child),
+            db,
+            _dir: dir,
+            log,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let pidfile = self.db.join("osprey.pid");
+        loop {
+            if pidfile.exists() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "osprey daemon exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not ready within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// `osprey query --json` against this daemon's database.
+    pub fn query_raw(&self, sql: &str, extra: &[&str]) -> Output {
+        Command::new(osprey_bin())
+            .arg("query")
+            .arg(format!("--database_path={}", self.db.display()))
+            .args(extra)
+            .arg(sql)
+            .output()
+            .expect("run osprey query")
+    }
+
+    pub fn query(&self, sql: &str) -> Vec<Map<String, Value>> {
+        let out = self.query_raw(sql, &["--json"]);
+        assert!(
+            out.status.success(),
+            "query failed: {sql}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("query printed JSON");
+        v.as_array()
+            .expect("an array")
+            .iter()
+            .map(|r| r.as_object().expect("objects").clone())
+            .collect()
+    }
+
+    /// Polls `sql` until it returns at least `n` rows (the writer batches for a few ms).
+    pub fn wait_rows(&self, sql: &str, n: usize) -> Vec<Map<String, Value>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = self.query(sql);
+            if rows.len() >= n || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then expect a clean exit 0.
+    pub fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill with a pid we own and a valid signal number.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().expect("wait");
+        let log = self.log();
+        assert!(status.success(), "daemon exited with {status}:\n{log}");
+        log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A marker unique to this test run.
+pub fn marker(tag: &str) -> String {
+    format!(
+        "osprey-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+/// The string value of a JSON row's column (osquery prints every value as text).
+pub fn s<'a>(row: &'a Map<String, Value>, col: &str) -> &'a str {
+    row.get(col)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no column {col} in {row:?}"))
+}

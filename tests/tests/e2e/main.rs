@@ -1,0 +1,5 @@
+//! End-to-end tests: the real daemon, the real kernel, the real RocksDB and SQLite.
+//! One test binary, one module per area.
+
+mod cli;
+mod process;

@@ -1,0 +1,118 @@
+//! Process events from sched_process_exec/exit, end to end.
+
+use std::process::Command;
+
+use tests::{Daemon, marker, privileged, s};
+
+#[test]
+fn exec_and_exit_of_a_child_are_stored_exactly() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let m = marker("exec");
+    let status = Command::new("/bin/sh")
+        .args(["-c", "exit 3", &m])
+        .status()
+        .expect("run sh");
+    assert_eq!(status.code(), Some(3));
+    let status = Command::new("/bin/true")
+        .arg(&m)
+        .status()
+        .expect("run /bin/true");
+    assert!(status.success());
+    let me = std::process::id().to_string();
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+
+    let sql = format!(
+        "SELECT pid, path, cmdline, uid, euid, parent, syscall, exit_code, tid FROM process_events \
+         WHERE cmdline LIKE '%{m}%' ORDER BY ntime"
+    );
+    let rows = d.wait_rows(&sql, 4);
+    assert_eq!(
+        rows.len(),
+        4,
+        "two execs and two exits, got {rows:#?}\n{}",
+        d.log()
+    );
+
+    let (sh_exec, sh_exit) = (&rows[0], &rows[1]);
+    assert_eq!(s(sh_exec, "syscall"), "execve");
+    assert_eq!(s(sh_exec, "path"), "/bin/sh");
+    assert_eq!(s(sh_exec, "cmdline"), format!("/bin/sh -c exit 3 {m}"));
+    assert_eq!(s(sh_exec, "parent"), me);
+    assert_eq!(s(sh_exec, "uid"), uid);
+    assert_eq!(s(sh_exec, "euid"), uid);
+    assert_eq!(s(sh_exec, "pid"), s(sh_exec, "tid"));
+    assert_eq!(s(sh_exec, "exit_code"), "");
+    assert_eq!(s(sh_exit, "syscall"), "exit");
+    assert_eq!(s(sh_exit, "pid"), s(sh_exec, "pid"));
+    assert_eq!(s(sh_exit, "exit_code"), "3");
+    assert_eq!(
+        s(sh_exit, "path"),
+        "/bin/sh",
+        "exit rows carry the exec's path"
+    );
+
+    let (true_exec, true_exit) = (&rows[2], &rows[3]);
+    assert_eq!(s(true_exec, "path"), "/bin/true");
+    assert_eq!(s(true_exec, "cmdline"), format!("/bin/true {m}"));
+    assert_eq!(s(true_exec, "parent"), me);
+    assert_eq!(s(true_exec, "uid"), uid);
+    assert_eq!(s(true_exit, "exit_code"), "0");
+
+    // The same through a time-range query: the rows fall inside [now - 60 s, now].
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ranged = d.query(&format!(
+        "SELECT pid FROM process_events WHERE time >= {} AND time <= {now} AND cmdline LIKE '%{m}%'",
+        now - 60
+    ));
+    assert_eq!(ranged.len(), 4);
+
+    let log = d.stop();
+    assert!(log.contains("stopped cleanly"), "{log}");
+}
+
+#[test]
+fn counters_show_the_publisher_and_no_loss() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let m = marker("count");
+    for _ in 0..20 {
+        assert!(
+            Command::new("/bin/true")
+                .arg(&m)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT pid FROM process_events WHERE cmdline LIKE '%{m}%' AND syscall = 'execve'"
+        ),
+        20,
+    );
+    assert_eq!(rows.len(), 20);
+    // The snapshot is written once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ev = d.query(
+        "SELECT name, type, events, active, dropped FROM osquery_events ORDER BY type, name",
+    );
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(s(&ev[0], "name"), "ebpf_process");
+    assert_eq!(s(&ev[0], "type"), "publisher");
+    assert_eq!(s(&ev[0], "active"), "1");
+    assert_eq!(s(&ev[0], "dropped"), "0");
+    assert!(s(&ev[0], "events").parse::<u64>().unwrap() >= 40);
+    assert_eq!(s(&ev[1], "name"), "process_events");
+    let drops = d.query("SELECT sum(count) AS n FROM event_drops");
+    assert_eq!(s(&drops[0], "n"), "0");
+    d.stop();
+}

@@ -1,0 +1,170 @@
+//! `cargo xtask`: the project's automation. Every command that needs the eBPF toolchain calls
+//! `setup` first, so a fresh machine needs no manual step.
+//!
+//! - `setup`  installs Debian packages, the pinned eBPF nightly and bpf-linker (idempotent).
+//! - `build`  release binaries in `target/release/`.
+//! - `run`    builds, starts the daemon with the embedded default config, opens the shell.
+//! - `test`   every test, the privileged eBPF tests included.
+//! - `lint`   `cargo fmt --check` and clippy `-D warnings` for userspace and the eBPF target.
+//! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
+
+mod bench;
+mod run;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  setup            install Debian packages, the eBPF nightly and bpf-linker (idempotent)
+  build            build release binaries into target/release/
+  run [-- ARGS]    build, start the daemon, then run `osprey ARGS` (default: the shell)
+  test             run every test, the privileged eBPF tests included
+  lint             cargo fmt --check and clippy -D warnings (userspace and eBPF target)
+  bench [--quick]  run the benchmarks and write bench/RESULTS.md
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        bail!("no command given");
+    };
+    let rest: Vec<String> = rest.iter().skip_while(|a| *a == "--").cloned().collect();
+    match cmd.as_str() {
+        "setup" => setup::setup(),
+        "build" => {
+            setup::setup()?;
+            build(true)
+        }
+        "run" => {
+            setup::setup()?;
+            build(true)?;
+            run::run(&rest)
+        }
+        "test" => {
+            setup::setup()?;
+            test()
+        }
+        "lint" => {
+            setup::setup()?;
+            lint()
+        }
+        "bench" => {
+            setup::setup()?;
+            build(true)?;
+            bench::bench(&rest)
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("{USAGE}");
+            bail!("unknown command `{other}`")
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// `cargo` with `.tools/bin` (bpf-linker) first on PATH.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root())
+        .env("PATH", setup::path_with_tools());
+    cmd
+}
+
+/// Runs `cmd`, failing with its command line when it exits non-zero.
+pub fn run_checked(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn build(release: bool) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "agent", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    run_checked(&mut cmd)
+}
+
+fn test() -> Result<()> {
+    // The end-to-end tests run target/debug/osprey, so build it first.
+    build(false)?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    run_checked(&mut cmd)
+}
+
+fn lint() -> Result<()> {
+    run_checked(cargo().args(["fmt", "--all", "--check"]))?;
+    run_checked(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The kernel programs, for the BPF target, with the pinned nightly.
+    let toolchain = setup::ebpf_toolchain()?;
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root())
+        .env("PATH", setup::path_with_tools())
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "--cfg=bpf_target_arch=\"x86_64\"",
+        )
+        .env("CARGO_TARGET_DIR", root().join("target/ebpf-clippy"))
+        .args([
+            "run",
+            &toolchain,
+            "cargo",
+            "clippy",
+            "--package",
+            "agent-ebpf",
+            "--bins",
+        ])
+        .args([
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ])
+        .args(["--", "-D", "warnings"]);
+    run_checked(&mut cmd)
+}

@@ -1,0 +1,200 @@
+//! `cargo xtask setup`: everything a fresh machine of this kind lacks, installed idempotently.
+//!
+//! - Debian packages the build and the tests need (libclang for rocksdb's bindings, …).
+//! - The pinned eBPF nightly (from `agent-ebpf/rust-toolchain.toml`) with `rust-src`.
+//! - bpf-linker, built against that nightly's own libLLVM (no system LLVM needed), into the
+//!   project-local `.tools/`. A stamp records what it was built against; it is rebuilt when
+//!   the nightly changes.
+
+use std::{
+    fs,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{root, run_checked};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_MAJOR: &str = "22";
+
+/// Debian packages needed by the build and the tests.
+/// - libclang-dev: bindgen in librocksdb-sys.
+/// - librocksdb-dev: the RocksDB library we link (see .cargo/config.toml).
+/// - python3-venv: the osquery-python extension tests.
+const DEBIAN_PACKAGES: &[&str] = &[
+    "libclang-dev",
+    "librocksdb-dev",
+    "python3-venv",
+    "ca-certificates",
+];
+
+pub fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+/// PATH with `.tools/bin` first, so aya-build finds bpf-linker.
+pub fn path_with_tools() -> String {
+    let old = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{old}", tools_dir().join("bin").display())
+}
+
+/// The eBPF toolchain channel, read from `agent-ebpf/rust-toolchain.toml`.
+pub fn ebpf_toolchain() -> Result<String> {
+    let path = root().join("agent-ebpf/rust-toolchain.toml");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.split('"').nth(1))
+        .map(str::to_owned)
+        .next()
+        .with_context(|| format!("no `channel = \"...\"` in {}", path.display()))
+}
+
+pub fn setup() -> Result<()> {
+    let started = Instant::now();
+    debian_packages()?;
+    let toolchain = ebpf_toolchain()?;
+    nightly(&toolchain)?;
+    bpf_linker(&toolchain)?;
+    eprintln!(
+        "xtask setup: ready in {:.1}s (eBPF toolchain {toolchain}, bpf-linker {BPF_LINKER_VERSION})",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn debian_packages() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if Command::new("apt-get").arg("--version").output().is_err() {
+        bail!(
+            "Debian packages {missing:?} are missing and apt-get is not available: install them by hand"
+        );
+    }
+    eprintln!("xtask setup: installing Debian packages {missing:?}");
+    run_checked(Command::new("apt-get").args(["update", "-q"]))?;
+    run_checked(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )
+}
+
+pub fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn nightly(toolchain: &str) -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", toolchain])
+        .output()
+        .context("running rustup (is it installed?)")?;
+    let list = String::from_utf8_lossy(&installed.stdout);
+    let have = |c: &str| list.lines().any(|l| l.starts_with(c));
+    if installed.status.success() && have("rust-src") && have("clippy") && have("rustfmt") {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing Rust toolchain {toolchain} with rust-src");
+    run_checked(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        toolchain,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src,clippy,rustfmt",
+    ]))
+}
+
+fn bpf_linker(toolchain: &str) -> Result<()> {
+    let sysroot = Command::new("rustup")
+        .args(["run", toolchain, "rustc", "--print", "sysroot"])
+        .output()
+        .context("asking the eBPF nightly for its sysroot")?;
+    if !sysroot.status.success() {
+        bail!("`rustup run {toolchain} rustc --print sysroot` failed");
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    // The real shared library is `libLLVM.so.<ver>-rust-<ver>`; the `libLLVM-<major>-rust-*.so`
+    // beside it is a linker script.
+    let lib_dir = sysroot.join("lib");
+    let libllvm = fs::read_dir(&lib_dir)
+        .with_context(|| format!("listing {}", lib_dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("libLLVM.so.{LLVM_MAJOR}")))
+        })
+        .with_context(|| {
+            format!(
+                "{toolchain} ships no libLLVM.so.{LLVM_MAJOR}* in {}",
+                lib_dir.display()
+            )
+        })?;
+
+    let tools = tools_dir();
+    let stamp_path = tools.join("bpf-linker.stamp");
+    let stamp = format!(
+        "bpf-linker {BPF_LINKER_VERSION} against {}\n",
+        libllvm.display()
+    );
+    let binary = tools.join("bin/bpf-linker");
+    if binary.exists() && fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+        return Ok(());
+    }
+
+    // bpf-linker's build only needs $LLVM_PREFIX/lib/libLLVM.so; its RUNPATH then points here.
+    let prefix = tools.join("llvm");
+    let prefix_lib = prefix.join("lib");
+    fs::create_dir_all(&prefix_lib)?;
+    let soname = libllvm
+        .file_name()
+        .context("libLLVM path has a file name")?;
+    for name in [std::ffi::OsStr::new("libLLVM.so"), soname] {
+        let link = prefix_lib.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    eprintln!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against {}",
+        libllvm.display()
+    );
+    run_checked(
+        Command::new("cargo")
+            .env("LLVM_PREFIX", &prefix)
+            .env_remove("RUSTC")
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--force",
+            ])
+            .args([
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{LLVM_MAJOR}"),
+            ])
+            .arg("--root")
+            .arg(&tools),
+    )?;
+    fs::write(&stamp_path, stamp)?;
+    Ok(())
+}
