@@ -65,11 +65,11 @@ impl Shell {
             ".schema" => {
                 let mut s = String::new();
                 for t in self.engine.table_names() {
-                    if arg.is_none_or(|a| a == t) {
-                        if let Some(table) = self.engine.table(t) {
-                            s.push_str(&schema_sql(table.as_ref()));
-                            s.push_str(";\n");
-                        }
+                    if arg.is_none_or(|a| a == t)
+                        && let Some(table) = self.engine.table(t)
+                    {
+                        s.push_str(&schema_sql(table.as_ref()));
+                        s.push_str(";\n");
                     }
                 }
                 if s.is_empty() {

@@ -24,6 +24,15 @@ pub enum RawRecord {
     Exit(ExitRecord),
 }
 
+impl std::fmt::Debug for RawRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exec(r) => write!(f, "Exec(pid {})", r.header.pid),
+            Self::Exit(r) => write!(f, "Exit({r:?})"),
+        }
+    }
+}
+
 /// Copies a `T` out of `bytes`, which must hold at least `size_of::<T>()` bytes.
 fn read<T: aya::Pod>(bytes: &[u8], kind: &'static str) -> Result<T, RecordError> {
     let want = size_of::<T>();
@@ -73,7 +82,7 @@ mod tests {
 
     #[test]
     fn exit_record_decodes() {
-        let mut b = vec![0u8; std::mem::size_of::<ExitRecord>()];
+        let mut b = vec![0u8; size_of::<ExitRecord>()];
         b[0] = EventKind::ProcessExit as u8;
         b[16..20].copy_from_slice(&77u32.to_le_bytes()); // pid
         b[24..28].copy_from_slice(&(3u32 << 8).to_le_bytes()); // exit_code
