@@ -48,7 +48,13 @@ pub struct SubscriberCounters {
     pub events: Counter,
     /// Rows lost because a batch write failed.
     pub write_errors: Counter,
+    /// Rows removed by retention (events_expiry, events_max, events_max_bytes). Not a loss:
+    /// reported under reason [`REASON_EXPIRED`], and never in per-second drop windows.
+    pub expired: Counter,
 }
+
+/// The `event_drops` reason of rows removed by retention.
+pub const REASON_EXPIRED: &str = "expired";
 
 #[derive(Debug, Default)]
 pub struct Stats {

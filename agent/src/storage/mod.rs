@@ -8,17 +8,31 @@
 //! - The daemon is the only primary; `osprey query`/`shell` open a secondary instance that
 //!   tails the primary's MANIFEST and WAL, so they see what the daemon wrote without stopping it.
 
+pub mod bench;
 pub mod codec;
+pub mod extensions;
+#[cfg(test)]
+mod fixtures;
+pub mod optimize;
+pub mod retention;
 
 use std::{
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode,
-    Options, ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType,
+    DBWithThreadMode, Direction, IteratorMode, MultiThreaded, Options, ReadOptions, WriteBatch,
+    WriteOptions,
 };
+
+/// Multi-threaded mode: extension column families are created and dropped through `&self`
+/// while the writer and the retention thread use the same handle.
+type Db = DBWithThreadMode<MultiThreaded>;
 use thiserror::Error;
 
 /// Column families that hold events, one per event table.
@@ -44,6 +58,8 @@ pub enum StorageError {
     },
     #[error("unknown column family {0}")]
     UnknownTable(String),
+    #[error("stored value of {key} is malformed: {what}")]
+    Corrupt { key: String, what: &'static str },
     #[error("cannot create the secondary instance folder {path}: {source}")]
     SecondaryDir {
         path: String,
@@ -68,12 +84,14 @@ pub fn split_key(key: &[u8]) -> Option<(u64, u64)> {
 }
 
 pub struct Store {
-    db: DB,
+    db: Db,
     path: PathBuf,
     /// For secondaries: their private folder, removed on drop.
     secondary_dir: Option<PathBuf>,
     /// Rows read by scans, for tests and the planner's statistics.
     rows_visited: AtomicU64,
+    /// Serialises creating and dropping extension column families.
+    ext_lock: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,7 +143,7 @@ impl Store {
             .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)))
             .collect();
         // Keep column families a newer version created (extension data, new tables).
-        if let Ok(existing) = DB::list_cf(&opts, path) {
+        if let Ok(existing) = Db::list_cf(&opts, path) {
             for n in existing {
                 if n != "default" && !all_cfs().contains(&n.as_str()) {
                     let o = cf_options(&n);
@@ -133,12 +151,13 @@ impl Store {
                 }
             }
         }
-        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(rocks)?;
+        let db = Db::open_cf_descriptors(&opts, path, cfs).map_err(rocks)?;
         Ok(Self {
             db,
             path: path.to_owned(),
             secondary_dir: None,
             rows_visited: AtomicU64::new(0),
+            ext_lock: std::sync::Mutex::new(()),
         })
     }
 
@@ -164,18 +183,27 @@ impl Store {
         })?;
         let mut opts = Options::default();
         opts.set_max_open_files(-1);
-        let names = DB::list_cf(&opts, path).map_err(rocks)?;
+        let names = Db::list_cf(&opts, path).map_err(rocks)?;
         let cfs: Vec<ColumnFamilyDescriptor> = names
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n)))
             .collect();
-        let db = DB::open_cf_descriptors_as_secondary(&opts, path, &dir, cfs).map_err(rocks)?;
+        let db = Db::open_cf_descriptors_as_secondary(&opts, path, &dir, cfs).map_err(rocks)?;
         db.try_catch_up_with_primary().map_err(rocks)?;
         Ok(Self {
             db,
             path: path.to_owned(),
             secondary_dir: Some(dir),
             rows_visited: AtomicU64::new(0),
+            ext_lock: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// Column family names of the database at `path` (from its MANIFEST).
+    pub fn cf_names(path: &Path) -> Result<Vec<String>, StorageError> {
+        Db::list_cf(&Options::default(), path).map_err(|source| StorageError::Rocks {
+            path: path.display().to_string(),
+            source,
         })
     }
 
@@ -204,7 +232,7 @@ impl Store {
         }
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
+    fn cf(&self, name: &str) -> Result<Arc<BoundColumnFamily<'_>>, StorageError> {
         self.db
             .cf_handle(name)
             .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))
@@ -212,7 +240,7 @@ impl Store {
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.db
-            .get_cf(self.cf(CF_META)?, key)
+            .get_cf(&self.cf(CF_META)?, key)
             .map_err(|e| self.err(e))
     }
 
@@ -220,7 +248,16 @@ impl Store {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         let mut b = WriteBatch::default();
-        b.put_cf(self.cf(CF_META)?, key, value);
+        b.put_cf(&self.cf(CF_META)?, key, value);
+        self.db.write_opt(b, &wo).map_err(|e| self.err(e))
+    }
+
+    /// Deletes a `meta` key (synced when `sync`).
+    pub fn delete_meta(&self, key: &[u8], sync: bool) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        let mut b = WriteBatch::default();
+        b.delete_cf(&self.cf(CF_META)?, key);
         self.db.write_opt(b, &wo).map_err(|e| self.err(e))
     }
 
@@ -231,8 +268,15 @@ impl Store {
         sync: bool,
     ) -> Result<(), StorageError> {
         let mut b = WriteBatch::default();
+        // One handle lookup per run of rows for the same table, not one per row.
+        let mut current: Option<(&str, Arc<BoundColumnFamily<'_>>)> = None;
         for (cf, k, v) in items {
-            b.put_cf(self.cf(cf)?, k, v);
+            if current.as_ref().is_none_or(|(name, _)| name != cf) {
+                current = Some((cf, self.cf(cf)?));
+            }
+            if let Some((_, handle)) = &current {
+                b.put_cf(handle, k, v);
+            }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
@@ -261,7 +305,7 @@ impl Store {
         let start = event_key(from_ns, 0);
         let iter = self
             .db
-            .iterator_cf_opt(cf, ro, IteratorMode::From(&start, Direction::Forward));
+            .iterator_cf_opt(&cf, ro, IteratorMode::From(&start, Direction::Forward));
         for item in iter {
             let (k, v) = item.map_err(|e| self.err(e))?;
             self.rows_visited.fetch_add(1, Ordering::Relaxed);
