@@ -70,6 +70,13 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if cmd == "bench-ingest" {
+        // Hidden: the ingest measurement behind `cargo xtask bench`; prints JSON.
+        let (events, dir, sync) = crate::storage::bench::parse_args(rest)?;
+        let r = crate::storage::bench::ingest_bench(&dir, events, sync)?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let (flags, positional) = Flags::from_sources(rest, std::env::vars())?;
     init_logging(&flags);
     match cmd {

@@ -27,6 +27,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "events_max_bytes",
+        ty: Int,
+        default: "0",
+        description: "Approximate on-disk bytes kept per event table (SST files plus unflushed memtables); the oldest events are expired first (0 = no cap)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "disable_events",
         ty: Bool,
         default: "false",
