@@ -19,6 +19,8 @@ pub struct Shell {
     engine: Engine,
     mode: Mode,
     header: bool,
+    /// The lines of a statement not yet ended by `;`.
+    pending: String,
 }
 
 impl std::fmt::Debug for Shell {
@@ -29,11 +31,32 @@ impl std::fmt::Debug for Shell {
     }
 }
 
-/// What a line of input did.
+/// What a dot-command did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     Output(String),
     Quit,
+}
+
+/// What one line of input did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Print this on stdout (may be empty).
+    Output(String),
+    /// Print this on stderr, after `Error: `.
+    Error(String),
+    /// The statement goes on; read another line.
+    More,
+    Quit,
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Pretty => "pretty",
+        Mode::Json => "json",
+        Mode::Csv => "csv",
+        Mode::Line => "line",
+    }
 }
 
 impl Shell {
@@ -42,6 +65,46 @@ impl Shell {
             engine,
             mode,
             header,
+            pending: String::new(),
+        }
+    }
+
+    /// True while a statement spans lines (the prompt shows `...>`).
+    pub fn in_statement(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Drops a half-typed statement (Ctrl-C).
+    pub fn cancel(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Handles one line of input: a dot-command, or a piece of SQL that runs once `;` ends it.
+    pub fn feed(&mut self, line: &str) -> Step {
+        let trimmed = line.trim();
+        if self.pending.is_empty() {
+            if trimmed.starts_with('.') {
+                return match self.command(trimmed) {
+                    Outcome::Quit => Step::Quit,
+                    Outcome::Output(s) => Step::Output(s),
+                };
+            }
+            // Blank and comment-only lines start no statement (otherwise the prompt would
+            // switch to `...>` and wait for a `;` the user never meant to type).
+            if trimmed.is_empty() || trimmed.starts_with("--") {
+                return Step::Output(String::new());
+            }
+        } else {
+            self.pending.push('\n');
+        }
+        self.pending.push_str(line);
+        if !crate::sql::vtab::is_complete_statement(&self.pending) {
+            return Step::More;
+        }
+        let sql = std::mem::take(&mut self.pending);
+        match self.sql(&sql) {
+            Ok(out) => Step::Output(out),
+            Err(e) => Step::Error(e),
         }
     }
 
@@ -65,7 +128,8 @@ impl Shell {
             ".schema" => {
                 let mut s = String::new();
                 for t in self.engine.table_names() {
-                    if arg.is_none_or(|a| a == t)
+                    // Table names are case-insensitive in SQL, so here too.
+                    if arg.is_none_or(|a| a.eq_ignore_ascii_case(t))
                         && let Some(table) = self.engine.table(t)
                     {
                         s.push_str(&schema_sql(table.as_ref()));
@@ -77,12 +141,15 @@ impl Shell {
                 }
                 s
             }
-            ".mode" => match arg.and_then(Mode::parse) {
-                Some(m) => {
+            ".mode" => match (arg, arg.and_then(Mode::parse)) {
+                (None, _) => format!("current output mode: {}\n", mode_name(self.mode)),
+                (Some(_), Some(m)) => {
                     self.mode = m;
                     String::new()
                 }
-                None => "Error: .mode takes one of: pretty, json, csv, line\n".to_owned(),
+                (Some(_), None) => {
+                    "Error: .mode takes one of: pretty, json, csv, line\n".to_owned()
+                }
             },
             ".header" | ".headers" => match arg {
                 Some("on") => {
@@ -115,38 +182,32 @@ impl Shell {
             let _ = ed.load_history(h);
         }
         println!("Using a virtual database. Need help, type '.help'");
-        let mut pending = String::new();
         loop {
-            let prompt = if pending.is_empty() {
-                "osprey> "
-            } else {
+            let prompt = if self.in_statement() {
                 "    ...> "
+            } else {
+                "osprey> "
             };
             match ed.readline(prompt) {
                 Ok(line) => {
-                    let trimmed = line.trim();
-                    if pending.is_empty() && trimmed.starts_with('.') {
-                        let _ = ed.add_history_entry(trimmed);
-                        match self.command(trimmed) {
-                            Outcome::Quit => break,
-                            Outcome::Output(s) => print!("{s}"),
-                        }
-                        continue;
+                    // History keeps whole statements, as typed, and dot-commands.
+                    let entry = if self.in_statement() {
+                        format!("{}\n{line}", self.pending)
+                    } else {
+                        line.clone()
+                    };
+                    let step = self.feed(&line);
+                    if step != Step::More && !entry.trim().is_empty() {
+                        let _ = ed.add_history_entry(entry.trim());
                     }
-                    if !pending.is_empty() {
-                        pending.push('\n');
-                    }
-                    pending.push_str(&line);
-                    if crate::sql::vtab::is_complete_statement(&pending) {
-                        let _ = ed.add_history_entry(pending.trim());
-                        match self.sql(&pending) {
-                            Ok(s) => print!("{s}"),
-                            Err(e) => eprintln!("Error: {e}"),
-                        }
-                        pending.clear();
+                    match step {
+                        Step::Output(s) => print!("{s}"),
+                        Step::Error(e) => eprintln!("Error: {e}"),
+                        Step::More => {}
+                        Step::Quit => break,
                     }
                 }
-                Err(ReadlineError::Interrupted) => pending.clear(),
+                Err(ReadlineError::Interrupted) => self.cancel(),
                 Err(ReadlineError::Eof) => break,
                 Err(e) => return Err(e.into()),
             }
@@ -155,5 +216,168 @@ impl Shell {
             let _ = ed.save_history(h);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{flags::Flags, sql::Sources};
+
+    fn shell(mode: Mode) -> Shell {
+        let engine = Engine::new(Sources {
+            store: None,
+            flags: Arc::new(Flags::default()),
+        })
+        .expect("engine");
+        Shell::new(engine, mode, true)
+    }
+
+    fn out(s: &str) -> Outcome {
+        Outcome::Output(s.to_owned())
+    }
+
+    #[test]
+    fn help_and_quit() {
+        let mut sh = shell(Mode::Pretty);
+        assert_eq!(sh.command(".help"), out(HELP));
+        assert!(HELP.contains(".schema [TABLE]") && HELP.contains(".quit"));
+        assert_eq!(sh.command(".quit"), Outcome::Quit);
+        assert_eq!(sh.command(".exit"), Outcome::Quit);
+        assert_eq!(sh.feed("  .quit  "), Step::Quit);
+        assert_eq!(
+            sh.command(".frobnicate"),
+            out("Error: unknown command .frobnicate; try .help\n")
+        );
+    }
+
+    #[test]
+    fn tables_lists_by_pattern() {
+        let mut sh = shell(Mode::Pretty);
+        assert_eq!(
+            sh.command(".tables osquery_"),
+            out("  => osquery_events\n  => osquery_flags\n  => osquery_info\n")
+        );
+        assert_eq!(sh.command(".tables no_such_thing"), out(""));
+        // Without a pattern: every table, sorted, one per line.
+        let Outcome::Output(all) = sh.command(".tables") else {
+            panic!(".tables quit the shell");
+        };
+        let names: Vec<&str> = all
+            .lines()
+            .map(|l| l.strip_prefix("  => ").expect("line format"))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        for t in ["processes", "process_events", "users", "mounts", "uptime"] {
+            assert!(names.contains(&t), "{t} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn schema_of_one_table() {
+        let mut sh = shell(Mode::Pretty);
+        let want = "CREATE TABLE uptime(\"days\" INTEGER, \"hours\" INTEGER, \"minutes\" INTEGER, \
+                    \"seconds\" INTEGER, \"total_seconds\" BIGINT);\n";
+        assert_eq!(sh.command(".schema uptime"), out(want));
+        assert_eq!(sh.command(".schema UPTIME"), out(want));
+        assert_eq!(
+            sh.command(".schema groups"),
+            out(
+                "CREATE TABLE groups(\"gid\" BIGINT, \"gid_signed\" BIGINT, \"groupname\" TEXT, \
+                 \"pid_with_namespace\" INTEGER HIDDEN);\n"
+            )
+        );
+        assert_eq!(
+            sh.command(".schema nosuch"),
+            out("Error: no such table: nosuch\n")
+        );
+        // Without a name: one statement per table.
+        let Outcome::Output(all) = sh.command(".schema") else {
+            panic!(".schema quit the shell");
+        };
+        assert_eq!(all.lines().count(), sh.engine.table_names().len(), "{all}");
+        assert!(
+            all.lines()
+                .all(|l| l.starts_with("CREATE TABLE ") && l.ends_with(");"))
+        );
+    }
+
+    #[test]
+    fn modes_change_the_output() {
+        let mut sh = shell(Mode::Pretty);
+        assert_eq!(sh.command(".mode"), out("current output mode: pretty\n"));
+        assert_eq!(
+            sh.feed("SELECT 1 AS a, 'x' AS b;"),
+            Step::Output("+---+---+\n| a | b |\n+---+---+\n| 1 | x |\n+---+---+\n".into())
+        );
+        assert_eq!(sh.command(".mode csv"), out(""));
+        assert_eq!(sh.command(".mode"), out("current output mode: csv\n"));
+        assert_eq!(
+            sh.feed("SELECT 1 AS a, 'x' AS b;"),
+            Step::Output("a|b\n1|x\n".into())
+        );
+        assert_eq!(sh.command(".header off"), out(""));
+        assert_eq!(
+            sh.feed("SELECT 1 AS a, 'x' AS b;"),
+            Step::Output("1|x\n".into())
+        );
+        assert_eq!(sh.command(".mode line"), out(""));
+        assert_eq!(
+            sh.feed("SELECT 1 AS a, 'x' AS bb;"),
+            Step::Output(" a = 1\nbb = x\n".into())
+        );
+        assert_eq!(sh.command(".mode json"), out(""));
+        assert_eq!(
+            sh.feed("SELECT 1 AS a;"),
+            Step::Output("[\n  {\n    \"a\": \"1\"\n  }\n]\n".into())
+        );
+        assert_eq!(
+            sh.command(".mode xml"),
+            out("Error: .mode takes one of: pretty, json, csv, line\n")
+        );
+        assert_eq!(sh.command(".mode"), out("current output mode: json\n"));
+        assert_eq!(
+            sh.command(".header maybe"),
+            out("Error: .header takes on or off\n")
+        );
+    }
+
+    #[test]
+    fn statements_over_several_lines() {
+        let mut sh = shell(Mode::Csv);
+        assert_eq!(sh.feed(""), Step::Output(String::new()));
+        assert_eq!(sh.feed("   "), Step::Output(String::new()));
+        assert_eq!(sh.feed("-- just a comment"), Step::Output(String::new()));
+        assert!(!sh.in_statement());
+        assert_eq!(sh.feed("SELECT 2 AS n,"), Step::More);
+        assert!(sh.in_statement());
+        // A dot inside a statement is SQL, not a command.
+        assert_eq!(sh.feed("  'a;b' AS s"), Step::More);
+        assert_eq!(sh.feed(""), Step::More);
+        assert_eq!(sh.feed(";"), Step::Output("n|s\n2|a;b\n".into()));
+        assert!(!sh.in_statement());
+
+        assert_eq!(sh.feed("SELECT"), Step::More);
+        sh.cancel();
+        assert!(!sh.in_statement());
+        assert_eq!(sh.feed("SELECT 3 AS n;"), Step::Output("n\n3\n".into()));
+    }
+
+    #[test]
+    fn sql_errors_are_reported_and_the_shell_goes_on() {
+        let mut sh = shell(Mode::Csv);
+        assert_eq!(
+            sh.feed("SELECT * FROM no_such_table;"),
+            Step::Error("no such table: no_such_table".into())
+        );
+        assert!(!sh.in_statement());
+        assert_eq!(
+            sh.feed("SELECT count(*) AS n FROM users WHERE uid = 0;"),
+            Step::Output("n\n1\n".into())
+        );
     }
 }
