@@ -16,12 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::{
     events::ProcessEvent,
     stats::{PublisherCounters, SubscriberCounters},
-    storage::{Store, event_key},
+    storage::{EventBatch, SeqAllocator, Store, event_key},
 };
 
 /// An event on its way from a publisher to the subscribers.
@@ -116,59 +116,144 @@ pub struct WriterConfig {
 }
 
 /// The writer loop: runs until every [`Queue`] is dropped, then writes what is pending.
+///
+/// Two stages, so that two cores share the work: this thread turns events into rows, assigns
+/// seqs and builds the next [`EventBatch`] while a `writer-commit` thread writes the previous
+/// one to RocksDB and counts it. Returns once every batch is committed.
 pub fn run_writer(
     store: Arc<Store>,
     rx: Receiver<Event>,
     mut subs: Vec<Box<dyn Subscriber>>,
     cfg: WriterConfig,
 ) {
-    let mut seq = match store.seq_allocator() {
+    let counters: Vec<Arc<SubscriberCounters>> = subs.iter().map(|s| s.counters()).collect();
+    let seq = match store.seq_allocator() {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot read the seq reservation: {e}; no event will be stored");
             for ev in rx.iter() {
                 drop(ev);
-                for s in &subs {
-                    s.counters().write_errors.add(1);
+                for c in &counters {
+                    c.write_errors.add(1);
                 }
             }
             return;
         }
     };
-    // (subscriber index, time_ns, value)
-    let mut pending: Vec<(usize, u64, Vec<u8>)> = Vec::with_capacity(cfg.batch_events);
+    let store = &*store;
+    std::thread::scope(|scope| {
+        // One batch in flight and one waiting: enough to overlap building and writing.
+        let (tx, batches) = crossbeam_channel::bounded::<Commit>(1);
+        let committer = std::thread::Builder::new()
+            .name("writer-commit".into())
+            .spawn_scoped(scope, {
+                let counters = &counters;
+                move || {
+                    let mut last_error_log = None;
+                    for c in batches {
+                        commit(store, c, counters, cfg.sync, &mut last_error_log);
+                    }
+                }
+            });
+        let sink = match committer {
+            Ok(_) => Sink::Thread(tx),
+            Err(e) => {
+                log::warn!("cannot start the commit thread ({e}); writing on one thread");
+                Sink::Inline(None)
+            }
+        };
+        build_batches(store, &rx, &mut subs, &counters, seq, cfg, sink);
+    });
+}
+
+/// A batch ready to be written, with the rows each subscriber put in it.
+struct Commit {
+    batch: EventBatch,
+    rows: Vec<u64>,
+}
+
+enum Sink {
+    Thread(Sender<Commit>),
+    /// No commit thread: write here (with this thread's error-log limiter).
+    Inline(Option<Instant>),
+}
+
+fn build_batches(
+    store: &Store,
+    rx: &Receiver<Event>,
+    subs: &mut [Box<dyn Subscriber>],
+    counters: &[Arc<SubscriberCounters>],
+    mut seq: SeqAllocator,
+    cfg: WriterConfig,
+    mut sink: Sink,
+) {
+    let mut builder = store.batch_builder();
+    let mut batch = EventBatch::default();
+    let n_subs = subs.len();
+    let mut rows = vec![0u64; n_subs];
     let mut deadline: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
+    let mut add = |ev: Event, batch: &mut EventBatch, rows: &mut [u64]| {
+        for (i, s) in subs.iter_mut().enumerate() {
+            let Some((t, v)) = s.transform(&ev) else {
+                continue;
+            };
+            let put = seq
+                .next(store)
+                .and_then(|seq| builder.put(batch, s.table(), &event_key(t, seq), &v));
+            match put {
+                Ok(()) => rows[i] += 1,
+                Err(e) => {
+                    counters[i].write_errors.add(1);
+                    log_write_error(&mut last_error_log, 1, &e);
+                }
+            }
+        }
+    };
     loop {
         let msg = match deadline {
             Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
-        let done = match msg {
+        let mut done = false;
+        match msg {
             Ok(ev) => {
-                for (i, s) in subs.iter_mut().enumerate() {
-                    if let Some((t, v)) = s.transform(&ev) {
-                        pending.push((i, t, v));
+                add(ev, &mut batch, &mut rows);
+                // Take what is already queued without looking at the clock for each event.
+                while batch.len() < cfg.batch_events {
+                    match rx.try_recv() {
+                        Ok(ev) => add(ev, &mut batch, &mut rows),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            done = true;
+                            break;
+                        }
                     }
                 }
-                if deadline.is_none() && !pending.is_empty() {
-                    deadline = Some(Instant::now() + cfg.batch_time);
-                }
-                false
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => done = true,
+        }
+        if deadline.is_none() && !batch.is_empty() {
+            deadline = Some(Instant::now() + cfg.batch_time);
+        }
         let due = deadline.is_some_and(|d| Instant::now() >= d);
-        if !pending.is_empty() && (done || due || pending.len() >= cfg.batch_events) {
-            flush(
-                &store,
-                &mut seq,
-                &subs,
-                &mut pending,
-                cfg.sync,
-                &mut last_error_log,
-            );
+        if !batch.is_empty() && (done || due || batch.len() >= cfg.batch_events) {
+            let c = Commit {
+                batch: std::mem::take(&mut batch),
+                rows: std::mem::replace(&mut rows, vec![0; n_subs]),
+            };
+            match &mut sink {
+                Sink::Thread(tx) => {
+                    if let Err(crossbeam_channel::SendError(c)) = tx.send(c) {
+                        // The commit thread is gone (it panicked): write here from now on.
+                        let mut limiter = None;
+                        commit(store, c, counters, cfg.sync, &mut limiter);
+                        sink = Sink::Inline(limiter);
+                    }
+                }
+                Sink::Inline(limiter) => commit(store, c, counters, cfg.sync, limiter),
+            }
             deadline = None;
         }
         if done {
@@ -177,49 +262,35 @@ pub fn run_writer(
     }
 }
 
-fn flush(
+fn commit(
     store: &Store,
-    seq: &mut crate::storage::SeqAllocator,
-    subs: &[Box<dyn Subscriber>],
-    pending: &mut Vec<(usize, u64, Vec<u8>)>,
+    c: Commit,
+    counters: &[Arc<SubscriberCounters>],
     sync: bool,
     last_error_log: &mut Option<Instant>,
 ) {
-    let mut items = Vec::with_capacity(pending.len());
-    let mut result = Ok(());
-    for (i, t, v) in pending.iter_mut() {
-        match seq.next(store) {
-            Ok(s) => items.push((subs[*i].table(), event_key(*t, s), std::mem::take(v))),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    if result.is_ok() {
-        result = store.write(&items, sync);
-    }
-    match result {
+    let n = c.batch.len();
+    match store.commit(c.batch, sync) {
         Ok(()) => {
-            for (i, _, _) in pending.iter() {
-                subs[*i].counters().events.add(1);
+            for (counter, rows) in counters.iter().zip(&c.rows) {
+                counter.events.add(*rows);
             }
         }
         Err(e) => {
-            for (i, _, _) in pending.iter() {
-                subs[*i].counters().write_errors.add(1);
+            for (counter, rows) in counters.iter().zip(&c.rows) {
+                counter.write_errors.add(*rows);
             }
-            // One line per 10 s at most: a full disk must not also flood the log.
-            if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                log::error!(
-                    "writing {} events failed (counted in write_errors): {e}",
-                    pending.len()
-                );
-                *last_error_log = Some(Instant::now());
-            }
+            log_write_error(last_error_log, n, &e);
         }
     }
-    pending.clear();
+}
+
+/// One line per 10 s at most: a full disk must not also flood the log.
+fn log_write_error(last: &mut Option<Instant>, events: usize, e: &crate::storage::StorageError) {
+    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+        log::error!("writing {events} events failed (counted in write_errors): {e}");
+        *last = Some(Instant::now());
+    }
 }
 
 /// A shared stop flag for the threads of the pipeline.

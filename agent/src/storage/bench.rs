@@ -45,6 +45,10 @@ pub struct IngestBench {
     pub batch_events: usize,
     pub seconds: f64,
     pub events_per_sec: f64,
+    /// CPU time (user + system, all threads) of the run, and stored events per CPU second:
+    /// a figure that depends less on what else the machine is doing than `events_per_sec`.
+    pub cpu_seconds: f64,
+    pub events_per_cpu_sec: f64,
     /// SST bytes of `process_events` after flush + compaction.
     pub sst_bytes: u64,
     pub bytes_per_event: f64,
@@ -134,6 +138,22 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time of this process so far (user + system), from `/proc/self/stat`; 0 if unreadable.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) end with ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 /// Feeds `events` events through the writer into a fresh store at `dir`.
 pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, BenchError> {
     if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
@@ -149,6 +169,7 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
         sync,
     };
     let base_ns = crate::sys::now_ns();
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     let producer = std::thread::Builder::new()
         .name("bench-pub".into())
@@ -168,6 +189,7 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
     let _ = producer.join();
     store.flush_wal()?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
 
     let cf = store.cf(process::TABLE)?;
     store.db.flush_cf(&cf).map_err(|e| store.err(e))?;
@@ -190,6 +212,8 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
         } else {
             0.0
         },
+        cpu_seconds: cpu,
+        events_per_cpu_sec: if cpu > 0.0 { stored as f64 / cpu } else { 0.0 },
         sst_bytes,
         bytes_per_event: if stored > 0 {
             sst_bytes as f64 / stored as f64

@@ -36,7 +36,7 @@ type Db = DBWithThreadMode<MultiThreaded>;
 use thiserror::Error;
 
 /// Column families that hold events, one per event table.
-pub const EVENT_TABLES: &[&str] = &["process_events"];
+pub const EVENT_TABLES: &[&str] = &["process_events", "file_events"];
 /// Small bookkeeping values: seq reservations, persisted counters.
 pub const CF_META: &str = "meta";
 /// Drop windows: key = `window_end_ns ‖ seq`, value = an encoded [`crate::stats::DropWindow`].
@@ -283,6 +283,21 @@ impl Store {
         self.db.write_opt(b, &wo).map_err(|e| self.err(e))
     }
 
+    /// A builder of [`EventBatch`]es that looks up each table's handle once.
+    pub fn batch_builder(&self) -> BatchBuilder<'_> {
+        BatchBuilder {
+            store: self,
+            handles: Vec::new(),
+        }
+    }
+
+    /// Writes `batch` atomically through the WAL (fsynced when `sync`).
+    pub fn commit(&self, batch: EventBatch, sync: bool) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(batch.batch, &wo).map_err(|e| self.err(e))
+    }
+
     /// Syncs the WAL to disk.
     pub fn flush_wal(&self) -> Result<(), StorageError> {
         self.db.flush_wal(true).map_err(|e| self.err(e))
@@ -347,6 +362,58 @@ impl Drop for Store {
         if let Some(dir) = &self.secondary_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// Rows for one atomic write. Built on one thread, it may be committed on another.
+#[derive(Default)]
+pub struct EventBatch {
+    batch: WriteBatch,
+    rows: usize,
+}
+
+impl std::fmt::Debug for EventBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBatch")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventBatch {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+}
+
+/// Adds rows to [`EventBatch`]es; keeps the column family handles of the tables it has seen.
+pub struct BatchBuilder<'a> {
+    store: &'a Store,
+    handles: Vec<(&'static str, Arc<BoundColumnFamily<'a>>)>,
+}
+
+impl BatchBuilder<'_> {
+    /// Adds the row `key -> value` of `table` to `batch` (the bytes are copied).
+    pub fn put(
+        &mut self,
+        batch: &mut EventBatch,
+        table: &'static str,
+        key: &[u8; 16],
+        value: &[u8],
+    ) -> Result<(), StorageError> {
+        let i = match self.handles.iter().position(|(t, _)| *t == table) {
+            Some(i) => i,
+            None => {
+                self.handles.push((table, self.store.cf(table)?));
+                self.handles.len() - 1
+            }
+        };
+        batch.batch.put_cf(&self.handles[i].1, key, value);
+        batch.rows += 1;
+        Ok(())
     }
 }
 
