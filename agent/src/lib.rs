@@ -7,9 +7,11 @@
 //! - [`cli`], [`daemon`]: the `osprey` command.
 
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod ebpf;
 pub mod events;
+pub mod fim;
 pub mod flags;
 pub mod pipeline;
 pub mod sql;

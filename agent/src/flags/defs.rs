@@ -1,7 +1,7 @@
 //! Every flag Osprey knows, in one list. Adding a flag is one entry here; `--help`, the
 //! `osquery_flags` table and `docs/flags.md` are generated from this list.
 
-use super::{FlagDef, FlagType::*};
+use super::{AliasDef, FlagDef, FlagType::*};
 
 pub const FLAGS: &[FlagDef] = &[
     // Storage and the event pipeline.
@@ -38,6 +38,27 @@ pub const FLAGS: &[FlagDef] = &[
         ty: Bool,
         default: "false",
         description: "Turn every event publisher off",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "enable_file_events",
+        ty: Bool,
+        default: "false",
+        description: "The one switch for file integrity monitoring (file_events over the config's file_paths); osquery's other FIM switches are aliases of it",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "read_max",
+        ty: Int,
+        default: "52428800",
+        description: "Largest file (bytes) that is read, e.g. hashed for file_events; larger files are not hashed (hashed = 0)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "hash_cache_max",
+        ty: Int,
+        default: "500",
+        description: "Most file hashes kept in the cache keyed by (device, inode, mtime, size) (0 = no cache)",
         shell_only: false,
     },
     FlagDef {
@@ -105,6 +126,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "config_refresh",
+        ty: Int,
+        default: "0",
+        description: "Seconds between re-reads of the config (0 = only at start-up and on SIGHUP); a bad config keeps the last good one",
+        shell_only: false,
+    },
+    FlagDef {
         name: "flagfile",
         ty: Path,
         default: "",
@@ -153,5 +181,35 @@ pub const FLAGS: &[FlagDef] = &[
         default: "true",
         description: "Print column names in csv and pretty modes",
         shell_only: true,
+    },
+];
+
+/// osquery's other names for an existing flag. Each is accepted from every source (command
+/// line, environment, flagfile, config `options`), sets its target, and logs a deprecation
+/// warning, so that no two names can silently start or stop the same subsystem.
+pub const ALIASES: &[AliasDef] = &[
+    // osquery's Linux audit-based FIM switch (process_file_events).
+    AliasDef {
+        name: "audit_allow_fim_events",
+        target: "enable_file_events",
+        inverted: false,
+    },
+    // osquery's Windows FIM switch (ntfs_journal_events).
+    AliasDef {
+        name: "enable_ntfs_event_publisher",
+        target: "enable_file_events",
+        inverted: false,
+    },
+    // osquery's macOS EndpointSecurity FIM switch: `true` means off.
+    AliasDef {
+        name: "disable_endpointsecurity_fim",
+        target: "enable_file_events",
+        inverted: true,
+    },
+    // osquery declares this one itself with FLAG_ALIAS (config/config.cpp).
+    AliasDef {
+        name: "config_tls_refresh",
+        target: "config_refresh",
+        inverted: false,
     },
 ];

@@ -3,12 +3,17 @@
 //!
 //! Precedence, highest first: command line, environment (`OSPREY_<NAME>`), flagfile, config
 //! `options`, built-in default.
+//!
+//! osquery's older names for a flag ([`defs::ALIASES`]) are accepted from every source: they set
+//! their target (inverted where the old name meant "disable") and leave a deprecation warning in
+//! [`Flags::warnings`], so two names can never silently disagree about one switch.
 
 mod defs;
+pub mod persist;
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
-pub use defs::FLAGS;
+pub use defs::{ALIASES, FLAGS};
 
 /// The type of a flag's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,45 @@ pub struct FlagDef {
     pub description: &'static str,
     /// Only meaningful for `osprey shell` / `osprey query`.
     pub shell_only: bool,
+}
+
+/// An old (osquery) name for a registry flag.
+#[derive(Debug)]
+pub struct AliasDef {
+    pub name: &'static str,
+    /// The registry flag it sets; always a `Bool` when `inverted`.
+    pub target: &'static str,
+    /// `true` when the old name means the opposite of the target (`disable_*` for `enable_*`).
+    pub inverted: bool,
+}
+
+impl AliasDef {
+    /// The alias's value given its target's value (booleans flip when inverted).
+    pub fn value_from_target(&self, target_value: &str) -> String {
+        match (self.inverted, target_value) {
+            (true, "true") => "false".into(),
+            (true, "false") => "true".into(),
+            _ => target_value.to_owned(),
+        }
+    }
+
+    /// The deprecation text logged when the alias is used.
+    pub fn warning(&self, value: &str, source: Source) -> String {
+        let target_value = self.value_from_target(value);
+        format!(
+            "--{} is deprecated: it is an alias of --{}{}; {} set --{}={}",
+            self.name,
+            self.target,
+            if self.inverted { " (inverted)" } else { "" },
+            source,
+            self.target,
+            target_value
+        )
+    }
+}
+
+pub fn lookup_alias(name: &str) -> Option<&'static AliasDef> {
+    ALIASES.iter().find(|a| a.name == name)
 }
 
 /// Where a flag's effective value came from; later variants take precedence.
@@ -88,6 +132,13 @@ pub enum FlagError {
     },
     #[error("cannot read flagfile {path}: {reason}")]
     Unreadable { path: String, reason: String },
+    /// A config `options` entry, named by its key path (`options.<name>`).
+    #[error("options.{key}: {source}")]
+    InConfig {
+        key: String,
+        #[source]
+        source: Box<FlagError>,
+    },
 }
 
 fn suggestion_text(s: &Option<&'static str>) -> String {
@@ -98,31 +149,34 @@ fn suggestion_text(s: &Option<&'static str>) -> String {
 }
 
 /// Parsed, validated flag values.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Flags {
+    /// Only flags set by some source; the rest have their registry default.
     values: BTreeMap<&'static str, (String, Source)>,
-}
-
-impl Default for Flags {
-    fn default() -> Self {
-        Self {
-            values: FLAGS
-                .iter()
-                .map(|f| (f.name, (f.default.to_owned(), Source::Default)))
-                .collect(),
-        }
-    }
+    /// Deprecation notes from aliases, in the order they were used.
+    warnings: Vec<String>,
 }
 
 pub fn lookup(name: &str) -> Option<&'static FlagDef> {
     FLAGS.iter().find(|f| f.name == name)
 }
 
-/// The closest known flag name, for "did you mean".
+/// A name as any source may spell it: a registry flag, or an alias with its target.
+fn resolve(name: &str) -> Option<(&'static FlagDef, Option<&'static AliasDef>)> {
+    if let Some(def) = lookup(name) {
+        return Some((def, None));
+    }
+    let alias = lookup_alias(name)?;
+    lookup(alias.target).map(|def| (def, Some(alias)))
+}
+
+/// The closest known flag name (aliases included), for "did you mean".
 pub fn suggest(name: &str) -> Option<&'static str> {
     FLAGS
         .iter()
-        .map(|f| (edit_distance(name, f.name), f.name))
+        .map(|f| f.name)
+        .chain(ALIASES.iter().map(|a| a.name))
+        .map(|n| (edit_distance(name, n), n))
         .filter(|(d, n)| *d <= 3.max(n.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
@@ -171,28 +225,88 @@ pub fn validate(def: &'static FlagDef, value: &str) -> Result<String, FlagError>
 }
 
 impl Flags {
-    /// Sets `name` from `source` unless a higher-precedence source already set it.
+    /// Sets `name` (a flag or an alias) from `source` unless a higher-precedence source already
+    /// set it. An alias sets its target and records a deprecation warning.
     pub fn set(&mut self, name: &str, value: &str, source: Source) -> Result<(), FlagError> {
-        let def = lookup(name).ok_or_else(|| FlagError::Unknown {
+        let (def, alias) = resolve(name).ok_or_else(|| FlagError::Unknown {
             name: name.to_owned(),
             suggestion: suggest(name),
         })?;
-        let value = validate(def, value)?;
-        let slot = self
-            .values
-            .entry(def.name)
-            .or_insert_with(|| (def.default.to_owned(), Source::Default));
-        if source >= slot.1 {
-            *slot = (value, source);
+        let value = match alias {
+            // Validate against the target's type, but under the name the user wrote.
+            Some(a) => {
+                let v = validate(def, value).map_err(|e| match e {
+                    FlagError::BadValue { value, reason, .. } => FlagError::BadValue {
+                        name: a.name,
+                        value,
+                        reason,
+                    },
+                    other => other,
+                })?;
+                self.warnings.push(a.warning(&v, source));
+                a.value_from_target(&v)
+            }
+            None => validate(def, value)?,
+        };
+        let current = self.source(def.name);
+        if source >= current {
+            self.values.insert(def.name, (value, source));
         }
         Ok(())
     }
 
+    /// The effective value; an unknown name (a programming error) reads as empty.
     pub fn get(&self, name: &str) -> &str {
-        self.values
-            .get(name)
-            .map(|(v, _)| v.as_str())
-            .unwrap_or_else(|| panic!("flag {name} is not in the registry"))
+        match self.values.get(name) {
+            Some((v, _)) => v.as_str(),
+            None => {
+                debug_assert!(lookup(name).is_some(), "flag {name} is not in the registry");
+                lookup(name).map_or("", |d| d.default)
+            }
+        }
+    }
+
+    /// Deprecation notes left by aliases, oldest first (the daemon logs them).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Applies a config's `options` with [`Source::Config`] precedence (above defaults only).
+    /// All-or-nothing: on a bad value nothing is applied and the error names `options.<key>`.
+    /// Unknown options are skipped with a warning (osquery configs carry many options Osprey
+    /// does not implement; rejecting them would reject whole fleets' configs).
+    pub fn apply_config_options(
+        &mut self,
+        options: &[(String, String)],
+    ) -> Result<Vec<String>, FlagError> {
+        let mut next = self.clone();
+        let mut warnings = Vec::new();
+        for (key, value) in options {
+            match next.set(key, value, Source::Config) {
+                Ok(()) => {}
+                Err(FlagError::Unknown { name, suggestion }) => warnings.push(format!(
+                    "options.{key}: unknown flag --{name}{}; ignored",
+                    suggestion_text(&suggestion)
+                )),
+                Err(e) => {
+                    return Err(FlagError::InConfig {
+                        key: key.clone(),
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        *self = next;
+        Ok(warnings)
+    }
+
+    /// Names of flags whose value differs between `self` and `other`, in registry order.
+    pub fn changed(&self, other: &Flags) -> Vec<&'static str> {
+        FLAGS
+            .iter()
+            .filter(|d| self.get(d.name) != other.get(d.name))
+            .map(|d| d.name)
+            .collect()
     }
 
     pub fn source(&self, name: &str) -> Source {
@@ -251,20 +365,20 @@ impl Flags {
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (body, None),
             };
-            let (def, value) = match (lookup(name), inline) {
-                (Some(def), Some(v)) => (def, v),
-                (Some(def), None) if def.ty == FlagType::Bool => (def, "true".to_owned()),
-                (Some(def), None) => {
-                    let v = args
-                        .get(i)
-                        .cloned()
-                        .ok_or(FlagError::MissingValue { name: def.name })?;
+            // `name` stays as written: an alias goes through `set` to leave its warning.
+            let (name, value) = match (resolve(name), inline) {
+                (Some(_), Some(v)) => (name, v),
+                (Some((def, _)), None) if def.ty == FlagType::Bool => (name, "true".to_owned()),
+                (Some((def, alias)), None) => {
+                    let v = args.get(i).cloned().ok_or(FlagError::MissingValue {
+                        name: alias.map_or(def.name, |a| a.name),
+                    })?;
                     i += 1;
-                    (def, v)
+                    (name, v)
                 }
-                (None, inline) => match name.strip_prefix("no").and_then(lookup) {
-                    Some(def) if def.ty == FlagType::Bool && inline.is_none() => {
-                        (def, "false".to_owned())
+                (None, inline) => match name.strip_prefix("no").and_then(resolve) {
+                    Some((def, alias)) if def.ty == FlagType::Bool && inline.is_none() => {
+                        (alias.map_or(def.name, |a| a.name), "false".to_owned())
                     }
                     _ => {
                         return Err(FlagError::Unknown {
@@ -274,7 +388,7 @@ impl Flags {
                     }
                 },
             };
-            self.set(def.name, &value, source)?;
+            self.set(name, &value, source)?;
         }
         Ok(rest)
     }
@@ -321,7 +435,7 @@ impl Flags {
                 continue;
             };
             let name = name.to_ascii_lowercase();
-            if lookup(&name).is_some() {
+            if resolve(&name).is_some() {
                 self.set(&name, &value, Source::Environment)
                     .map_err(|e| FlagError::InFile {
                         origin: format!("environment variable {key}"),
@@ -370,6 +484,14 @@ pub fn help_text() -> String {
             ));
         }
     }
+    out.push_str("\ndeprecated osquery names (accepted, with a warning):\n");
+    for a in ALIASES {
+        out.push_str(&format!(
+            "  --{}\n      {}\n",
+            a.name,
+            persist::alias_description(a)
+        ));
+    }
     out
 }
 
@@ -391,6 +513,20 @@ pub fn markdown() -> String {
             f.default,
             if f.shell_only { "yes" } else { "no" },
             f.description
+        ));
+    }
+    out.push_str(
+        "\n## Deprecated osquery names\n\n\
+         Accepted from every source with a deprecation warning; each sets its target flag. \
+         `osquery_flags` lists them too, showing the value they read as.\n\n\
+         | name | alias of | inverted |\n|---|---|---|\n",
+    );
+    for a in ALIASES {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} |\n",
+            a.name,
+            a.target,
+            if a.inverted { "yes" } else { "no" }
         ));
     }
     out
@@ -511,6 +647,218 @@ mod tests {
             .parse_flagfile_text("--events_max=1\n\n--bogus=2\n", "ff")
             .unwrap_err();
         assert_eq!(err.to_string(), "ff:3: unknown flag --bogus");
+    }
+
+    #[test]
+    fn aliases_set_their_target_from_every_source_with_a_warning() {
+        let mut f = Flags::default();
+        f.parse_args(&args(&["--audit_allow_fim_events"]), Source::CommandLine)
+            .unwrap();
+        assert_eq!(
+            (f.get("enable_file_events"), f.source("enable_file_events")),
+            ("true", Source::CommandLine)
+        );
+        assert_eq!(
+            f.warnings(),
+            ["--audit_allow_fim_events is deprecated: it is an alias of --enable_file_events; \
+              command line set --enable_file_events=true"]
+        );
+
+        let mut f = Flags::default();
+        f.parse_flagfile_text("--enable_ntfs_event_publisher=true\n", "ff")
+            .unwrap();
+        assert_eq!(
+            (f.get("enable_file_events"), f.source("enable_file_events")),
+            ("true", Source::Flagfile)
+        );
+
+        let mut f = Flags::default();
+        f.parse_env(
+            vec![(
+                "OSPREY_DISABLE_ENDPOINTSECURITY_FIM".to_owned(),
+                "true".to_owned(),
+            )]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            (f.get("enable_file_events"), f.source("enable_file_events")),
+            ("false", Source::Environment)
+        );
+        assert_eq!(
+            f.warnings(),
+            ["--disable_endpointsecurity_fim is deprecated: it is an alias of \
+              --enable_file_events (inverted); environment set --enable_file_events=false"]
+        );
+
+        let mut f = Flags::default();
+        let w = f
+            .apply_config_options(&[("config_tls_refresh".into(), "30".into())])
+            .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            (f.u64("config_refresh"), f.source("config_refresh")),
+            (30, Source::Config)
+        );
+        assert_eq!(f.warnings().len(), 1);
+    }
+
+    #[test]
+    fn inverted_alias_forms() {
+        for (arg, want) in [
+            ("--disable_endpointsecurity_fim=false", true),
+            ("--disable_endpointsecurity_fim", false),
+            ("--nodisable_endpointsecurity_fim", true),
+            ("--noaudit_allow_fim_events", false),
+            ("--disable_endpointsecurity_fim=0", true),
+        ] {
+            let mut f = Flags::default();
+            // Start from "on" so that every row has to move or keep the value on purpose.
+            f.set("enable_file_events", "true", Source::Default).unwrap();
+            f.parse_args(&args(&[arg]), Source::CommandLine).unwrap();
+            assert_eq!(f.bool("enable_file_events"), want, "{arg}");
+        }
+    }
+
+    #[test]
+    fn alias_errors_use_the_name_written() {
+        let err = Flags::default()
+            .parse_args(
+                &args(&["--disable_endpointsecurity_fim=maybe"]),
+                Source::CommandLine,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad value \"maybe\" for --disable_endpointsecurity_fim: expected true or false"
+        );
+        let err = Flags::default()
+            .parse_args(&args(&["--audit_allow_fim_event"]), Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown flag --audit_allow_fim_event (did you mean --audit_allow_fim_events?)"
+        );
+        let err = Flags::default()
+            .parse_args(&args(&["--config_tls_refresh"]), Source::CommandLine)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "--config_tls_refresh needs a value");
+    }
+
+    #[test]
+    fn alias_and_target_in_one_source_last_wins() {
+        let mut f = Flags::default();
+        f.parse_args(
+            &args(&["--enable_file_events", "--disable_endpointsecurity_fim"]),
+            Source::CommandLine,
+        )
+        .unwrap();
+        assert!(!f.bool("enable_file_events"));
+        // A lower source cannot undo it, whichever name it uses.
+        f.parse_flagfile_text("--audit_allow_fim_events=true\n", "ff")
+            .unwrap();
+        assert_eq!(
+            (f.get("enable_file_events"), f.source("enable_file_events")),
+            ("false", Source::CommandLine)
+        );
+    }
+
+    #[test]
+    fn precedence_of_all_five_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let ff = dir.path().join("flags");
+        std::fs::write(
+            &ff,
+            "--events_max=1\n--events_expiry=2\n--storage_batch_ms=3\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("OSPREY_EVENTS_EXPIRY".to_owned(), "20".to_owned()),
+            ("OSPREY_STORAGE_BATCH_MS".to_owned(), "30".to_owned()),
+        ];
+        let (mut f, _) = Flags::from_sources(
+            &args(&[
+                &format!("--flagfile={}", ff.display()),
+                "--storage_batch_ms=300",
+            ]),
+            env.into_iter(),
+        )
+        .unwrap();
+        let options: Vec<(String, String)> = [
+            ("events_max", "1000"),
+            ("events_expiry", "2000"),
+            ("storage_batch_ms", "3000"),
+            ("ring_buffer_bytes", "65536"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(f.apply_config_options(&options).unwrap().is_empty());
+        let got: Vec<(u64, String)> = [
+            "storage_batch_ms",
+            "events_expiry",
+            "events_max",
+            "ring_buffer_bytes",
+            "event_queue_size",
+        ]
+        .iter()
+        .map(|n| (f.u64(n), f.source(n).to_string()))
+        .collect();
+        assert_eq!(
+            got,
+            vec![
+                (300, "command line".to_owned()),
+                (20, "environment".to_owned()),
+                (1, "flagfile".to_owned()),
+                (65536, "config".to_owned()),
+                (65536, "default".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn config_options_are_all_or_nothing_and_named_by_key() {
+        let mut f = Flags::default();
+        let err = f
+            .apply_config_options(&[
+                ("events_max".into(), "5".into()),
+                ("storage_sync".into(), "always".into()),
+            ])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "options.storage_sync: bad value \"always\" for --storage_sync: expected one of none, batch"
+        );
+        assert_eq!(
+            (f.u64("events_max"), f.source("events_max")),
+            (50000, Source::Default)
+        );
+        let w = f
+            .apply_config_options(&[
+                ("events_maxx".into(), "5".into()),
+                ("host_identifier".into(), "uuid".into()),
+            ])
+            .unwrap();
+        assert_eq!(
+            w,
+            [
+                "options.events_maxx: unknown flag --events_maxx (did you mean --events_max?); ignored",
+                "options.host_identifier: unknown flag --host_identifier; ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn changed_lists_differences_in_registry_order() {
+        let a = Flags::default();
+        let mut b = Flags::default();
+        b.apply_config_options(&[
+            ("verbose".into(), "true".into()),
+            ("events_max".into(), "50000".into()),
+            ("events_expiry".into(), "1".into()),
+        ])
+        .unwrap();
+        assert_eq!(a.changed(&b), ["events_expiry", "verbose"]);
     }
 
     #[test]

@@ -1,0 +1,381 @@
+//! md5, sha1 and sha256 of a file in one streaming pass, with osquery's `hashed` meaning and a
+//! cache keyed by what identifies one version of a file's content: (device, inode, mtime, size).
+//!
+//! `hashed` (the `file_events` column): 1 = hashed; 0 = not hashed on purpose (not a regular
+//! file, or larger than `--read_max`); -1 = tried and failed (unreadable, vanished). osquery
+//! itself reports -1 for a file over `read_max`, because its read fails; Osprey says 0 there,
+//! since nothing failed, and keeps the reason in [`Skipped`].
+//!
+//! The cache is only trusted after re-checking the file's metadata: every lookup stats the path
+//! first, and a hit needs the same (device, inode, mtime in ns, size). A file that changes while
+//! it is read is hashed but not cached, since its digest may mix two versions.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{ErrorKind, Read},
+    os::unix::fs::MetadataExt,
+    path::Path,
+};
+
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// The three digests, lowercase hex, as osquery prints them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashes {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+/// Why a file was not hashed (`hashed = 0`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    NotRegularFile,
+    TooLarge { size: u64, read_max: u64 },
+}
+
+/// The outcome of hashing one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hashed {
+    Done(Hashes),
+    Skipped(Skipped),
+    Failed(String),
+}
+
+impl Hashed {
+    /// osquery's `hashed` column.
+    pub fn code(&self) -> i64 {
+        match self {
+            Self::Done(_) => 1,
+            Self::Skipped(_) => 0,
+            Self::Failed(_) => -1,
+        }
+    }
+
+    pub fn hashes(&self) -> Option<&Hashes> {
+        match self {
+            Self::Done(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// What identifies one version of a file's content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub size: u64,
+}
+
+impl FileKey {
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            size: m.size(),
+        }
+    }
+}
+
+/// Hashes `path` (following symlinks, as osquery does) without a cache.
+pub fn hash_file(path: &Path, read_max: u64) -> Hashed {
+    match hash_uncached(path, read_max) {
+        Ok((h, _)) => h,
+        Err(e) => Hashed::Failed(e),
+    }
+}
+
+/// The hash and, when the file did not change while it was read, the key to cache it under.
+fn hash_uncached(path: &Path, read_max: u64) -> Result<(Hashed, Option<FileKey>), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = File::open(path).map_err(err)?;
+    let before = file.metadata().map_err(err)?;
+    if !before.is_file() {
+        return Ok((Hashed::Skipped(Skipped::NotRegularFile), None));
+    }
+    if before.size() > read_max {
+        return Ok((
+            Hashed::Skipped(Skipped::TooLarge {
+                size: before.size(),
+                read_max,
+            }),
+            None,
+        ));
+    }
+    let (mut md5, mut sha1, mut sha256) = (Md5::new(), Sha1::new(), Sha256::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(e)),
+        };
+        total += n as u64;
+        // A file that grows past the limit while it is read is treated like one that was
+        // already too large: the limit bounds the work, whatever the file does.
+        if total > read_max {
+            return Ok((
+                Hashed::Skipped(Skipped::TooLarge {
+                    size: total,
+                    read_max,
+                }),
+                None,
+            ));
+        }
+        md5.update(&buf[..n]);
+        sha1.update(&buf[..n]);
+        sha256.update(&buf[..n]);
+    }
+    let after = file.metadata().map_err(err)?;
+    let key = FileKey::of(&before);
+    let stable = FileKey::of(&after) == key && total == key.size;
+    let hashes = Hashes {
+        md5: hex(&md5.finalize()),
+        sha1: hex(&sha1.finalize()),
+        sha256: hex(&sha256.finalize()),
+    };
+    Ok((Hashed::Done(hashes), stable.then_some(key)))
+}
+
+/// sha1 of `bytes` in lowercase hex (osquery's `config_hash`).
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    hex(&Sha1::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// A bounded cache of [`Hashes`] by [`FileKey`], least recently used evicted first.
+#[derive(Debug, Default)]
+pub struct HashCache {
+    max: usize,
+    entries: HashMap<FileKey, (Hashes, u64)>,
+    clock: u64,
+    hits: u64,
+    misses: u64,
+}
+
+impl HashCache {
+    /// `max` = `--hash_cache_max`; 0 disables caching.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            ..Self::default()
+        }
+    }
+
+    /// Hashes `path`, from the cache when its current metadata matches a cached version.
+    pub fn hash(&mut self, path: &Path, read_max: u64) -> Hashed {
+        // The re-check: the cache is consulted only with the metadata the file has now.
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => return Hashed::Failed(format!("{}: {e}", path.display())),
+        };
+        if !meta.is_file() {
+            return Hashed::Skipped(Skipped::NotRegularFile);
+        }
+        if meta.size() > read_max {
+            return Hashed::Skipped(Skipped::TooLarge {
+                size: meta.size(),
+                read_max,
+            });
+        }
+        self.clock += 1;
+        let key = FileKey::of(&meta);
+        if let Some((h, used)) = self.entries.get_mut(&key) {
+            *used = self.clock;
+            self.hits += 1;
+            return Hashed::Done(h.clone());
+        }
+        self.misses += 1;
+        match hash_uncached(path, read_max) {
+            Ok((Hashed::Done(h), Some(k))) => {
+                self.insert(k, h.clone());
+                Hashed::Done(h)
+            }
+            Ok((other, _)) => other,
+            Err(e) => Hashed::Failed(e),
+        }
+    }
+
+    fn insert(&mut self, key: FileKey, h: Hashes) {
+        if self.max == 0 {
+            return;
+        }
+        if self.entries.len() >= self.max
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+        {
+            self.entries.remove(&oldest);
+        }
+        self.entries.insert(key, (h, self.clock));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// (hits, misses) since creation.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: (&str, &str, &str) = (
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    );
+    const ABC: (&str, &str, &str) = (
+        "900150983cd24fb0d6963f7d28e17f72",
+        "a9993e364706816aba3e25717850c26c9cd0d89d",
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    );
+    const FOX: (&str, &str, &str) = (
+        "9e107d9d372bb6826bd81d3542a419d6",
+        "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12",
+        "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592",
+    );
+
+    fn digests(h: &Hashed) -> (&str, &str, &str) {
+        let h = h.hashes().unwrap_or_else(|| panic!("not hashed: {h:?}"));
+        (&h.md5, &h.sha1, &h.sha256)
+    }
+
+    #[test]
+    fn known_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, want) in [
+            (&b""[..], EMPTY),
+            (b"abc", ABC),
+            (b"The quick brown fox jumps over the lazy dog", FOX),
+        ] {
+            let p = dir.path().join("f");
+            std::fs::write(&p, content).unwrap();
+            let h = hash_file(&p, 1 << 20);
+            assert_eq!(h.code(), 1);
+            assert_eq!(digests(&h), want);
+        }
+    }
+
+    #[test]
+    fn streams_files_larger_than_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        // 1,000,000 × 'a': the classic long test vector, 15 buffers and a bit.
+        std::fs::write(&p, vec![b'a'; 1_000_000]).unwrap();
+        let h = hash_file(&p, 1 << 30);
+        assert_eq!(
+            digests(&h),
+            (
+                "7707d6ae4e027c70eea2a935c2296f21",
+                "34aa973cd4c4daa4f61eeb2bdbad27316534016f",
+                "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+            )
+        );
+    }
+
+    #[test]
+    fn hashed_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abcd").unwrap();
+        assert_eq!(
+            hash_file(&p, 3),
+            Hashed::Skipped(Skipped::TooLarge {
+                size: 4,
+                read_max: 3
+            })
+        );
+        assert_eq!(hash_file(&p, 4).code(), 1);
+        assert_eq!(
+            hash_file(dir.path(), 1 << 20),
+            Hashed::Skipped(Skipped::NotRegularFile)
+        );
+        let missing = hash_file(&dir.path().join("nope"), 1 << 20);
+        assert_eq!(missing.code(), -1);
+        let mut cache = HashCache::new(4);
+        assert_eq!(cache.hash(&dir.path().join("nope"), 1 << 20).code(), -1);
+        assert_eq!(cache.hash(dir.path(), 1 << 20).code(), 0);
+        assert_eq!(cache.hash(&p, 3).code(), 0);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn cache_hits_only_while_metadata_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let mut cache = HashCache::new(10);
+        assert_eq!(digests(&cache.hash(&p, 100)), ABC);
+        assert_eq!(digests(&cache.hash(&p, 100)), ABC);
+        assert_eq!(cache.stats(), (1, 1));
+        // New content and size: a miss, never the stale digest.
+        std::fs::write(&p, b"The quick brown fox jumps over the lazy dog").unwrap();
+        assert_eq!(digests(&cache.hash(&p, 100)), FOX);
+        assert_eq!(cache.stats(), (1, 2));
+        // Same size, different content, mtime moved explicitly (coarse clocks may not move).
+        std::fs::write(&p, b"abd").unwrap();
+        let f = File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        drop(f);
+        let h = cache.hash(&p, 100);
+        assert_eq!(h.hashes().unwrap().md5, "4911e516e5aa21d327512e0c8b197616");
+        assert_eq!(cache.stats(), (1, 3));
+    }
+
+    #[test]
+    fn cache_is_bounded_and_evicts_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<_> = (0..3)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                std::fs::write(&p, format!("content {i}")).unwrap();
+                p
+            })
+            .collect();
+        let mut cache = HashCache::new(2);
+        cache.hash(&paths[0], 100);
+        cache.hash(&paths[1], 100);
+        cache.hash(&paths[0], 100); // 0 is now more recent than 1
+        cache.hash(&paths[2], 100); // evicts 1
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.stats(), (1, 3));
+        cache.hash(&paths[0], 100);
+        assert_eq!(cache.stats(), (2, 3));
+        cache.hash(&paths[1], 100);
+        assert_eq!(cache.stats(), (2, 4));
+
+        let mut off = HashCache::new(0);
+        off.hash(&paths[0], 100);
+        off.hash(&paths[0], 100);
+        assert_eq!((off.len(), off.stats()), (0, (0, 2)));
+    }
+}
