@@ -25,6 +25,12 @@ use crate::{
 };
 
 pub fn run(flags: &Flags) -> Result<()> {
+    // The config's `options` sit under the command line, environment and flagfile; from here
+    // on `flags` are the effective ones. `config.handle()` gives a component the live config
+    // and a change notification (see config::live); SIGHUP and --config_refresh reload it.
+    let mut config = crate::config::Service::start(flags).map_err(anyhow::Error::msg)?;
+    let live = config.current();
+    let flags: &Flags = &live.flags;
     let db_path = flags
         .path("database_path")
         .context("--database_path must not be empty")?;
@@ -121,6 +127,8 @@ pub fn run(flags: &Flags) -> Result<()> {
         process_on,
     );
     reporter.tick(true);
+    // Before the pidfile: `osprey query` may look at osquery_flags as soon as it exists.
+    config.persist(&store, true);
 
     let pidfile = flags
         .path("pidfile")
@@ -137,6 +145,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     let mut last_tick = Instant::now();
     while !shutdown.is_set() {
         thread::sleep(Duration::from_millis(100));
+        config.poll(Some(&store));
         if last_tick.elapsed() >= Duration::from_secs(1) {
             reporter.tick(true);
             last_tick = Instant::now();
@@ -152,6 +161,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     let _ = retention.join();
     reporter.running = false;
     reporter.tick(true);
+    config.persist(&store, false);
     if let Err(e) = store.flush_wal() {
         log::error!("final WAL sync failed: {e}");
     }

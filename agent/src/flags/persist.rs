@@ -106,6 +106,23 @@ impl Source {
     }
 }
 
+/// What `osquery_flags` shows, and the FIM status line for it: with a live daemon writing to
+/// `store`, the daemon's flags (shell-only ones stay `local`) and its status; otherwise
+/// `local` with the options of the config it names (or the embedded default) applied.
+pub fn view(store: Option<&Store>, local: &Flags) -> (Flags, String) {
+    if let Some(d) = store.and_then(DaemonFlags::load).filter(DaemonFlags::is_live) {
+        let status = d.fim_status.clone();
+        return (d.overlay(local), status);
+    }
+    match crate::config::live::build(local, local.path("config_path").as_deref()) {
+        Ok((live, _)) => {
+            let status = live.fim.to_string();
+            (live.flags, status)
+        }
+        Err(e) => (local.clone(), format!("FIM unknown: {e}")),
+    }
+}
+
 /// One row of `osquery_flags`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlagRow {

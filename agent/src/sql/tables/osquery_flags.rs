@@ -1,8 +1,9 @@
-//! `osquery_flags`: every flag in the registry with its effective value. Osprey adds
-//! `source` (where the value came from).
+//! `osquery_flags`: every flag in the registry with its effective value, then osquery's
+//! deprecated names (aliases) with the value they read as. Osprey adds `source` (where the
+//! value came from); the `enable_file_events` description ends with the FIM status line.
 
 use crate::{
-    flags::FLAGS,
+    flags::persist,
     sql::{
         Sources,
         tables::util::{int, text},
@@ -39,18 +40,22 @@ impl Table for OsqueryFlags {
         COLUMNS
     }
     fn generate(&self, _ctx: &QueryContext) -> Result<Rows, String> {
-        let flags = self.sources.flags.clone();
-        let rows: Vec<_> = FLAGS
-            .iter()
-            .map(|d| {
+        // With a daemon running on this database, its effective flags (config options
+        // included) rather than this process's; alias rows and the FIM status line come from
+        // the flag registry (flags::persist).
+        let (flags, fim_status) =
+            persist::view(self.sources.store.as_deref(), &self.sources.flags);
+        let rows: Vec<_> = persist::rows(&flags, &fim_status)
+            .into_iter()
+            .map(|r| {
                 Ok(vec![
-                    text(d.name),
-                    text(d.ty.name()),
-                    text(d.description),
-                    text(d.default),
-                    text(flags.get(d.name)),
-                    int(i64::from(d.shell_only)),
-                    text(flags.source(d.name).to_string()),
+                    text(r.name),
+                    text(r.ty),
+                    text(r.description),
+                    text(r.default_value),
+                    text(r.value),
+                    int(i64::from(r.shell_only)),
+                    text(r.source),
                 ])
             })
             .collect();
