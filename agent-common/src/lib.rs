@@ -5,6 +5,7 @@
 //! a retired id stays reserved so that old stored records keep their meaning.
 #![no_std]
 
+pub mod file;
 pub mod offsets;
 pub mod process;
 
@@ -16,6 +17,14 @@ pub mod maps {
     pub const PROCESS_RING: &str = "PROCESS_RING";
     /// Per-CPU array of loss counters, indexed by [`crate::DropSlot`].
     pub const DROPS: &str = "DROPS";
+    /// Ring buffer carrying file records.
+    pub const FILE_RING: &str = "FILE_RING";
+    /// Array of [`crate::file::FileSpec`] indexed by syscall number.
+    pub const FILE_SPECS: &str = "FILE_SPECS";
+    /// LPM trie of watched path prefixes.
+    pub const WATCHED_PATHS: &str = "WATCHED_PATHS";
+    /// Files opened for writing in watched paths: `struct file *` -> written?
+    pub const FD_STATE: &str = "FD_STATE";
 }
 
 /// Names of the read-only globals userspace fills in before loading.
@@ -26,6 +35,10 @@ pub mod globals {
     pub const AGENT_TGID: &str = "AGENT_TGID";
     /// Bit set of enabled [`crate::EventKind`]s (bit = kind as u32).
     pub const ENABLED_KINDS: &str = "ENABLED_KINDS";
+    /// 1 = report file operations on every path (no prefix filter).
+    pub const WATCH_ALL: &str = "WATCH_ALL";
+    /// 1 = also report read-only opens (osquery's file_accesses).
+    pub const REPORT_READS: &str = "REPORT_READS";
 }
 
 /// What a record is. Stored inside every record header; values are never reused.
@@ -34,6 +47,8 @@ pub mod globals {
 pub enum EventKind {
     ProcessExec = 1,
     ProcessExit = 2,
+    File = 3,
+    FileFd = 4,
 }
 
 impl EventKind {
@@ -41,6 +56,8 @@ impl EventKind {
         match v {
             1 => Some(Self::ProcessExec),
             2 => Some(Self::ProcessExit),
+            3 => Some(Self::File),
+            4 => Some(Self::FileFd),
             _ => None,
         }
     }
@@ -58,16 +75,25 @@ pub enum DropSlot {
     ExecReadError = 2,
     /// An exit record was sent, but a kernel read failed.
     ExitReadError = 3,
+    /// A file record was lost: the ring buffer was full.
+    FileRingFull = 4,
+    /// A file record was sent with a path that could not be (fully) resolved.
+    FileReadError = 5,
+    /// A file syscall's entry could not be kept until its exit (pending map full).
+    FilePendingFull = 6,
 }
 
 impl DropSlot {
     /// Number of slots; the size of the `DROPS` array.
-    pub const COUNT: u32 = 4;
-    pub const ALL: [DropSlot; 4] = [
+    pub const COUNT: u32 = 7;
+    pub const ALL: [DropSlot; 7] = [
         Self::ExecRingFull,
         Self::ExitRingFull,
         Self::ExecReadError,
         Self::ExitReadError,
+        Self::FileRingFull,
+        Self::FileReadError,
+        Self::FilePendingFull,
     ];
 
     /// The event kind this slot counts for.
@@ -75,14 +101,16 @@ impl DropSlot {
         match self {
             Self::ExecRingFull | Self::ExecReadError => EventKind::ProcessExec,
             Self::ExitRingFull | Self::ExitReadError => EventKind::ProcessExit,
+            Self::FileRingFull | Self::FileReadError | Self::FilePendingFull => EventKind::File,
         }
     }
 
     /// Short reason, as shown in the drops table.
     pub const fn reason(self) -> &'static str {
         match self {
-            Self::ExecRingFull | Self::ExitRingFull => "ring_buffer_full",
-            Self::ExecReadError | Self::ExitReadError => "kernel_read_error",
+            Self::ExecRingFull | Self::ExitRingFull | Self::FileRingFull => "ring_buffer_full",
+            Self::ExecReadError | Self::ExitReadError | Self::FileReadError => "kernel_read_error",
+            Self::FilePendingFull => "pending_map_full",
         }
     }
 }

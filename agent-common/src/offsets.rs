@@ -39,10 +39,52 @@ pub struct KernelOffsets {
     pub cred_egid: u32,
     /// Offset of the `__data_loc char[] filename` field in the `sched_process_exec` record.
     pub tp_exec_filename: u32,
-    /// Reserved; keeps the size a multiple of 8.
+    /// Offset of the first argument in a `syscalls/sys_enter_*` record (args are 8 bytes each).
+    pub tp_syscall_args: u32,
+    /// Offset of `ret` in a `syscalls/sys_exit_*` record.
+    pub tp_syscall_ret: u32,
+    /// Offset of `__syscall_nr` in `syscalls/sys_{enter,exit}_*` records.
+    pub tp_syscall_nr: u32,
+    /// `task_struct.fs` (pointer).
+    pub task_fs: u32,
+    /// `task_struct.files` (pointer).
+    pub task_files: u32,
+    /// `fs_struct.pwd` (embedded `struct path`).
+    pub fs_pwd: u32,
+    /// `path.mnt` (pointer to `struct vfsmount`).
+    pub path_mnt: u32,
+    /// `path.dentry` (pointer).
+    pub path_dentry: u32,
+    /// `dentry.d_parent` (pointer).
+    pub dentry_parent: u32,
+    /// `dentry.d_name.name` (pointer), summed through `d_name`.
+    pub dentry_name: u32,
+    /// `dentry.d_name.len` (u32), summed through `d_name`.
+    pub dentry_name_len: u32,
+    /// `vfsmount.mnt_root` (pointer).
+    pub vfsmount_root: u32,
+    /// `mount.mnt` (the embedded `struct vfsmount`).
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent` (pointer).
+    pub mount_parent: u32,
+    /// `mount.mnt_mountpoint` (pointer to dentry).
+    pub mount_mountpoint: u32,
+    /// `files_struct.fdt` (pointer).
+    pub files_fdt: u32,
+    /// `fdtable.fd` (pointer to an array of `struct file *`).
+    pub fdtable_fd: u32,
+    /// `fdtable.max_fds` (unsigned int).
+    pub fdtable_max_fds: u32,
+    /// `file.f_path` (embedded `struct path`).
+    pub file_path: u32,
+    /// `file.f_inode` (pointer).
+    pub file_inode: u32,
+    /// `inode.i_ino` (unsigned long).
+    pub inode_ino: u32,
+    /// Reserved.
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 64);
+const _: () = assert!(size_of::<KernelOffsets>() == 148);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -66,6 +108,27 @@ impl KernelOffsets {
             cred_euid: Self::MISSING,
             cred_egid: Self::MISSING,
             tp_exec_filename: Self::MISSING,
+            tp_syscall_args: Self::MISSING,
+            tp_syscall_ret: Self::MISSING,
+            tp_syscall_nr: Self::MISSING,
+            task_fs: Self::MISSING,
+            task_files: Self::MISSING,
+            fs_pwd: Self::MISSING,
+            path_mnt: Self::MISSING,
+            path_dentry: Self::MISSING,
+            dentry_parent: Self::MISSING,
+            dentry_name: Self::MISSING,
+            dentry_name_len: Self::MISSING,
+            vfsmount_root: Self::MISSING,
+            mount_mnt: Self::MISSING,
+            mount_parent: Self::MISSING,
+            mount_mountpoint: Self::MISSING,
+            files_fdt: Self::MISSING,
+            fdtable_fd: Self::MISSING,
+            fdtable_max_fds: Self::MISSING,
+            file_path: Self::MISSING,
+            file_inode: Self::MISSING,
+            inode_ino: Self::MISSING,
             _pad: 0,
         }
     }

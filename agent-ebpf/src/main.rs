@@ -6,6 +6,8 @@
 #![no_std]
 #![no_main]
 
+mod file;
+
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,
     process::{ARGS_MAX, ExecRecord, ExitRecord, PATH_MAX, exec_flags},
@@ -40,27 +42,27 @@ static PROCESS_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropSlot::COUNT, 0);
 
 #[inline(always)]
-fn offsets() -> KernelOffsets {
+pub(crate) fn offsets() -> KernelOffsets {
     // SAFETY: a plain read of a global the loader fills before the program runs; volatile so
     // the compiler does not fold the compile-time placeholder into the code.
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
 
 #[inline(always)]
-fn agent_tgid() -> u32 {
+pub(crate) fn agent_tgid() -> u32 {
     // SAFETY: as in `offsets`.
     unsafe { core::ptr::read_volatile(&AGENT_TGID) }
 }
 
 #[inline(always)]
-fn enabled(kind: EventKind) -> bool {
+pub(crate) fn enabled(kind: EventKind) -> bool {
     // SAFETY: as in `offsets`.
     let bits = unsafe { core::ptr::read_volatile(&ENABLED_KINDS) };
     bits & (1 << (kind as u32)) != 0
 }
 
 #[inline(always)]
-fn count_drop(slot: DropSlot) {
+pub(crate) fn count_drop(slot: DropSlot) {
     if let Some(p) = DROPS.get_ptr_mut(slot as u32) {
         // SAFETY: the pointer comes from a successful per-CPU array lookup; tracepoint programs
         // run with migration disabled, so no other writer uses this CPU's slot concurrently.
@@ -71,7 +73,7 @@ fn count_drop(slot: DropSlot) {
 /// Reads a `T` at `base + off` in kernel memory. `Err` when the field is missing on this
 /// kernel or the read faults.
 #[inline(always)]
-fn read_field<T>(base: *const u8, off: u32) -> Result<T, ()> {
+pub(crate) fn read_field<T>(base: *const u8, off: u32) -> Result<T, ()> {
     if off == KernelOffsets::MISSING || base.is_null() {
         return Err(());
     }
@@ -80,7 +82,7 @@ fn read_field<T>(base: *const u8, off: u32) -> Result<T, ()> {
 }
 
 #[inline(always)]
-fn header(kind: EventKind, pid_tgid: u64) -> RecordHeader {
+pub(crate) fn header(kind: EventKind, pid_tgid: u64) -> RecordHeader {
     RecordHeader {
         kind: kind as u32,
         // SAFETY: helper without preconditions.

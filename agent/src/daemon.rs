@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     ebpf::{self, DropCounters},
     flags::Flags,
-    pipeline::{self, Shutdown, WhenFull, WriterConfig, process},
+    pipeline::{self, Shutdown, WhenFull, WriterConfig, file, process},
     stats::{self, DropCount, DropWindow, PublisherCounters, Snapshot, Stats, SubscriberCounters},
     storage::{
         self, CF_DROPS, Store, event_key,
@@ -44,57 +44,97 @@ pub fn run(flags: &Flags) -> Result<()> {
         signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;
     }
 
-    let process_on = !flags.bool("disable_events") && flags.bool("enable_process_events");
+    let events_on = !flags.bool("disable_events");
+    let process_on = events_on && flags.bool("enable_process_events");
+    let file_watch = file_watch_list();
+    let file_on = events_on && !file_watch.is_empty();
     let mut stats = Stats::default();
     let mut threads = Vec::new();
     let mut kernel = None;
     let mut drop_counters = None;
-    let mut queues = Vec::new();
 
-    let pub_counters = Arc::new(PublisherCounters::default());
-    let sub_counters = Arc::new(SubscriberCounters::default());
+    let proc_counters = Arc::new(PublisherCounters::default());
+    let file_counters = Arc::new(PublisherCounters::default());
+    let proc_sub = Arc::new(SubscriberCounters::default());
+    let file_sub = Arc::new(SubscriberCounters::default());
     stats
         .publishers
-        .push((process::PUBLISHER, pub_counters.clone()));
+        .push((process::PUBLISHER, proc_counters.clone()));
+    stats
+        .publishers
+        .push((file::PUBLISHER, file_counters.clone()));
     stats
         .subscribers
-        .push((process::TABLE, process::PUBLISHER, sub_counters.clone()));
-    let (queue, rx) = pipeline::queue(
+        .push((process::TABLE, process::PUBLISHER, proc_sub.clone()));
+    stats
+        .subscribers
+        .push((file::TABLE, file::PUBLISHER, file_sub.clone()));
+    let (proc_queue, rx) = pipeline::queue(
         flags.u64("event_queue_size") as usize,
         WhenFull::from_flag(flags.get("event_queue_policy")),
-        pub_counters.clone(),
+        proc_counters.clone(),
     );
+    let file_queue = proc_queue.for_publisher(file_counters.clone());
+    let categories: file::SharedCategories = Arc::new(std::sync::RwLock::new(
+        file::Categories::new(file_watch.clone()),
+    ));
 
-    if process_on {
+    if process_on || file_on {
         let ring_bytes = u32::try_from(flags.u64("ring_buffer_bytes"))
             .context("--ring_buffer_bytes is too large")?;
+        let mut enabled = Vec::new();
+        if process_on {
+            enabled.extend([EventKind::ProcessExec, EventKind::ProcessExit]);
+        }
+        if file_on {
+            enabled.extend([EventKind::File, EventKind::FileFd]);
+        }
         let mut k = ebpf::Kernel::load(&ebpf::LoadOptions {
             ring_buffer_bytes: ring_bytes,
-            enabled: vec![EventKind::ProcessExec, EventKind::ProcessExit],
+            enabled,
+            watched_prefixes: file_watch.iter().map(|(p, _)| p.clone()).collect(),
+            watch_all: false,
+            report_reads: false,
         })?;
-        log::info!("kernel offsets resolved from BTF: {:?}", k.offsets);
-        let ring = k.take_process_ring()?;
+        log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
         drop_counters = Some(k.take_drops()?);
-        let (q, c, s) = (queue.clone(), pub_counters.clone(), shutdown.clone());
-        threads.push(
-            thread::Builder::new()
-                .name("pub-process".into())
-                .spawn(move || process::run_publisher(ring, q, c, s))?,
-        );
+        if process_on {
+            let ring = k.take_process_ring()?;
+            let (q, c, s) = (proc_queue.clone(), proc_counters.clone(), shutdown.clone());
+            threads.push(
+                thread::Builder::new()
+                    .name("pub-process".into())
+                    .spawn(move || process::run_publisher(ring, q, c, s))?,
+            );
+        }
+        if file_on {
+            let ring = k.take_file_ring()?;
+            let (q, c, s) = (file_queue.clone(), file_counters.clone(), shutdown.clone());
+            threads.push(
+                thread::Builder::new()
+                    .name("pub-file".into())
+                    .spawn(move || file::run_publisher(ring, q, c, s))?,
+            );
+        }
         kernel = Some(k);
-    } else {
+    }
+    if !process_on {
         log::warn!("process events are off (disable_events or enable_process_events=false)");
     }
-    queues.push(queue);
+    let queues = vec![proc_queue, file_queue];
 
     let writer_cfg = WriterConfig {
         batch_events: flags.u64("storage_batch_events").max(1) as usize,
         batch_time: Duration::from_millis(flags.u64("storage_batch_ms")),
         sync: flags.get("storage_sync") == "batch",
     };
-    let subs: Vec<Box<dyn pipeline::Subscriber>> = vec![Box::new(
-        process::ProcessEventsSubscriber::new(sub_counters),
-    )];
+    let subs: Vec<Box<dyn pipeline::Subscriber>> = vec![
+        Box::new(process::ProcessEventsSubscriber::new(proc_sub)),
+        Box::new(file::FileEventsSubscriber::new(
+            file_sub,
+            categories.clone(),
+        )),
+    ];
     let writer = {
         let store = store.clone();
         thread::Builder::new()
@@ -210,13 +250,14 @@ impl Reporter {
             match k.read() {
                 Ok(slots) => {
                     for (slot, per_cpu) in slots {
-                        let event_type = match slot.kind() {
-                            EventKind::ProcessExec => "exec",
-                            EventKind::ProcessExit => "exit",
+                        let (publisher, event_type) = match slot.kind() {
+                            EventKind::ProcessExec => (process::PUBLISHER, "exec"),
+                            EventKind::ProcessExit => (process::PUBLISHER, "exit"),
+                            EventKind::File | EventKind::FileFd => (file::PUBLISHER, "file"),
                         };
                         for (cpu, count) in per_cpu.into_iter().enumerate() {
                             out.push(DropCount {
-                                publisher: process::PUBLISHER.into(),
+                                publisher: publisher.into(),
                                 event_type: event_type.into(),
                                 reason: slot.reason().into(),
                                 cpu: cpu as i64,
@@ -331,4 +372,15 @@ impl Reporter {
         self.last_totals = totals;
         self.last_tick_ns = now;
     }
+}
+
+/// Watched (prefix, category) pairs. Temporary until the configuration's FIM matcher is wired:
+/// `OSPREY_DEV_FILE_PATHS=category:/prefix,...`.
+fn file_watch_list() -> Vec<(String, String)> {
+    std::env::var("OSPREY_DEV_FILE_PATHS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|e| e.split_once(':'))
+        .map(|(c, p)| (p.to_owned(), c.to_owned()))
+        .collect()
 }

@@ -249,3 +249,201 @@ mod tests {
         );
     }
 }
+
+/// One row of `file_events` (a rename gives two: MOVED_FROM and MOVED_TO).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct FileEvent {
+    pub time_ns: u64,
+    pub uptime: u64,
+    /// osquery's action: CREATED, UPDATED, DELETED, MOVED_FROM, MOVED_TO, ATTRIBUTES_MODIFIED,
+    /// OPENED, ACCESSED.
+    pub action: String,
+    /// The exact operation (`open`, `write`, `close_write`, `unlink`, `rename`, …).
+    pub operation: String,
+    pub target_path: String,
+    /// The other path of a rename/link, the target of a symlink, the name of an xattr.
+    pub other_path: String,
+    pub category: String,
+    /// Links the MOVED_FROM/MOVED_TO rows of one rename (0 otherwise).
+    pub transaction_id: u64,
+    /// The syscall's return value (fd, 0, or -errno); `success` is `result >= 0`.
+    pub result: i64,
+    pub syscall: String,
+    pub pid: u32,
+    pub tid: u32,
+    /// The acting process's uid/gid.
+    pub process_uid: u32,
+    pub process_gid: u32,
+    pub flags: u32,
+    /// The mode/uid/gid arguments of chmod/chown/open/mkdir (u32::MAX = none).
+    pub arg_mode: u32,
+    pub arg_uid: u32,
+    pub arg_gid: u32,
+    pub fd: i32,
+    /// Target file metadata at ingest (None when it no longer exists).
+    pub inode: u64,
+    pub file: Option<FileStat>,
+    /// md5, sha1, sha256 (empty when not hashed) and osquery's `hashed` (1, 0, -1).
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub hashed: i8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileStat {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub atime: i64,
+    pub mtime: i64,
+    pub ctime: i64,
+}
+
+impl FileEvent {
+    pub const FORMAT: u8 = 1;
+
+    pub fn success(&self) -> bool {
+        self.result >= 0
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_version(Self::FORMAT);
+        w.u64(self.time_ns)
+            .u64(self.uptime)
+            .str(&self.action)
+            .str(&self.operation)
+            .str(&self.target_path)
+            .str(&self.other_path)
+            .str(&self.category)
+            .u64(self.transaction_id)
+            .i64(self.result)
+            .str(&self.syscall)
+            .u64(self.pid.into())
+            .u64(self.tid.into())
+            .u64(self.process_uid.into())
+            .u64(self.process_gid.into())
+            .u64(self.flags.into())
+            .u64(self.arg_mode.into())
+            .u64(self.arg_uid.into())
+            .u64(self.arg_gid.into())
+            .i64(self.fd.into())
+            .u64(self.inode);
+        match &self.file {
+            None => {
+                w.u64(0);
+            }
+            Some(f) => {
+                w.u64(1)
+                    .u64(f.mode.into())
+                    .u64(f.uid.into())
+                    .u64(f.gid.into())
+                    .u64(f.size)
+                    .i64(f.atime)
+                    .i64(f.mtime)
+                    .i64(f.ctime);
+            }
+        }
+        w.str(&self.md5)
+            .str(&self.sha1)
+            .str(&self.sha256)
+            .i64(self.hashed.into());
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let (version, mut r) = Reader::new(buf)?;
+        if version != Self::FORMAT {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        let mut e = FileEvent {
+            time_ns: r.u64()?,
+            uptime: r.u64()?,
+            action: r.string()?,
+            operation: r.string()?,
+            target_path: r.string()?,
+            other_path: r.string()?,
+            category: r.string()?,
+            transaction_id: r.u64()?,
+            result: r.i64()?,
+            syscall: r.string()?,
+            pid: r.u32()?,
+            tid: r.u32()?,
+            process_uid: r.u32()?,
+            process_gid: r.u32()?,
+            flags: r.u32()?,
+            arg_mode: r.u32()?,
+            arg_uid: r.u32()?,
+            arg_gid: r.u32()?,
+            fd: i32::try_from(r.i64()?).unwrap_or(-1),
+            inode: r.u64()?,
+            ..Default::default()
+        };
+        if r.u64()? == 1 {
+            e.file = Some(FileStat {
+                mode: r.u32()?,
+                uid: r.u32()?,
+                gid: r.u32()?,
+                size: r.u64()?,
+                atime: r.i64()?,
+                mtime: r.i64()?,
+                ctime: r.i64()?,
+            });
+        }
+        e.md5 = r.string()?;
+        e.sha1 = r.string()?;
+        e.sha256 = r.string()?;
+        e.hashed = i8::try_from(r.i64()?).unwrap_or(-1);
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn file_event_round_trip_and_truncation() {
+        let e = FileEvent {
+            time_ns: 5,
+            uptime: 1,
+            action: "MOVED_TO".into(),
+            operation: "rename".into(),
+            target_path: "/tmp/x/b".into(),
+            other_path: "/tmp/x/a".into(),
+            category: "tmp".into(),
+            transaction_id: 77,
+            result: -2,
+            syscall: "renameat2".into(),
+            pid: 10,
+            tid: 11,
+            process_uid: 1000,
+            process_gid: 1000,
+            flags: 0,
+            arg_mode: u32::MAX,
+            arg_uid: u32::MAX,
+            arg_gid: u32::MAX,
+            fd: -1,
+            inode: 42,
+            file: Some(FileStat {
+                mode: 0o100644,
+                uid: 1,
+                gid: 2,
+                size: 3,
+                atime: 4,
+                mtime: 5,
+                ctime: 6,
+            }),
+            md5: String::new(),
+            sha1: String::new(),
+            sha256: String::new(),
+            hashed: 0,
+        };
+        let buf = e.encode();
+        assert_eq!(FileEvent::decode(&buf).unwrap(), e);
+        for cut in 0..buf.len() {
+            assert!(FileEvent::decode(&buf[..cut]).is_err());
+        }
+    }
+}

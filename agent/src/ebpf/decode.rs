@@ -3,6 +3,7 @@
 
 use agent_common::{
     EventKind, RecordHeader,
+    file::{FdRecord, FileRecord},
     process::{ExecRecord, ExitRecord},
 };
 use thiserror::Error;
@@ -22,6 +23,8 @@ pub enum RecordError {
 pub enum RawRecord {
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
+    File(Box<FileRecord>),
+    Fd(FdRecord),
 }
 
 impl std::fmt::Debug for RawRecord {
@@ -29,6 +32,8 @@ impl std::fmt::Debug for RawRecord {
         match self {
             Self::Exec(r) => write!(f, "Exec(pid {})", r.header.pid),
             Self::Exit(r) => write!(f, "Exit({r:?})"),
+            Self::File(r) => write!(f, "File(pid {}, op {})", r.header.pid, r.op),
+            Self::Fd(r) => write!(f, "Fd({r:?})"),
         }
     }
 }
@@ -59,6 +64,13 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, RecordError> {
             Ok(RawRecord::Exec(rec))
         }
         Some(EventKind::ProcessExit) => Ok(RawRecord::Exit(read(bytes, "exit")?)),
+        Some(EventKind::File) => {
+            let mut rec: Box<FileRecord> = Box::new(read(bytes, "file")?);
+            rec.path_len = rec.path_len.min(rec.path.len() as u32);
+            rec.path2_len = rec.path2_len.min(rec.path2.len() as u32);
+            Ok(RawRecord::File(rec))
+        }
+        Some(EventKind::FileFd) => Ok(RawRecord::Fd(read(bytes, "fd")?)),
         None => Err(RecordError::UnknownKind(header.kind)),
     }
 }

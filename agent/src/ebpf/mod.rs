@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod decode;
+pub mod files;
 pub mod tracefs;
 
 use agent_common::{DropSlot, EventKind, KernelOffsets, globals, maps};
@@ -27,12 +28,20 @@ pub fn resolve_offsets(btf: &btf::Btf) -> Result<KernelOffsets> {
     tracefs::ensure_mounted()?;
     let exec = tracefs::field_offsets("sched", "sched_process_exec")
         .context("reading the sched_process_exec tracepoint format")?;
-    offsets_from(btf, &exec)
+    let enter = tracefs::field_offsets("syscalls", "sys_enter_openat")
+        .context("reading the sys_enter_openat tracepoint format (CONFIG_FTRACE_SYSCALLS)")?;
+    let exit = tracefs::field_offsets("syscalls", "sys_exit_openat")
+        .context("reading the sys_exit_openat tracepoint format")?;
+    offsets_from(btf, &exec, &enter, &exit)
 }
+
+type Format = std::collections::HashMap<String, u32>;
 
 pub fn offsets_from(
     btf: &btf::Btf,
-    exec_format: &std::collections::HashMap<String, u32>,
+    exec_format: &Format,
+    enter: &Format,
+    exit: &Format,
 ) -> Result<KernelOffsets> {
     let m = |s: &str, f: &str| btf.member_offset(s, f).unwrap_or(KernelOffsets::MISSING);
     let o = KernelOffsets {
@@ -56,6 +65,36 @@ pub fn offsets_from(
             .get("filename")
             .copied()
             .unwrap_or(KernelOffsets::MISSING),
+        // sys_enter_openat's first argument is `dfd`; every syscall record lays its arguments
+        // out as consecutive 8-byte slots from there.
+        tp_syscall_args: enter.get("dfd").copied().unwrap_or(KernelOffsets::MISSING),
+        tp_syscall_ret: exit.get("ret").copied().unwrap_or(KernelOffsets::MISSING),
+        tp_syscall_nr: enter
+            .get("__syscall_nr")
+            .copied()
+            .unwrap_or(KernelOffsets::MISSING),
+        task_fs: m("task_struct", "fs"),
+        task_files: m("task_struct", "files"),
+        fs_pwd: m("fs_struct", "pwd"),
+        path_mnt: m("path", "mnt"),
+        path_dentry: m("path", "dentry"),
+        dentry_parent: m("dentry", "d_parent"),
+        dentry_name: btf
+            .path_offset("dentry", "d_name.name")
+            .unwrap_or(KernelOffsets::MISSING),
+        dentry_name_len: btf
+            .path_offset("dentry", "d_name.len")
+            .unwrap_or(KernelOffsets::MISSING),
+        vfsmount_root: m("vfsmount", "mnt_root"),
+        mount_mnt: m("mount", "mnt"),
+        mount_parent: m("mount", "mnt_parent"),
+        mount_mountpoint: m("mount", "mnt_mountpoint"),
+        files_fdt: m("files_struct", "fdt"),
+        fdtable_fd: m("fdtable", "fd"),
+        fdtable_max_fds: m("fdtable", "max_fds"),
+        file_path: m("file", "f_path"),
+        file_inode: m("file", "f_inode"),
+        inode_ino: m("inode", "i_ino"),
         _pad: 0,
     };
     // Without these the core columns would be empty: refuse to run half-blind.
@@ -73,16 +112,51 @@ pub fn offsets_from(
     Ok(o)
 }
 
+/// The offsets file events need; None when all are there.
+pub fn missing_file_offsets(o: &KernelOffsets) -> Option<&'static str> {
+    [
+        ("sys_enter_openat args", o.tp_syscall_args),
+        ("sys_exit_openat.ret", o.tp_syscall_ret),
+        ("__syscall_nr", o.tp_syscall_nr),
+        ("task_struct.fs", o.task_fs),
+        ("task_struct.files", o.task_files),
+        ("fs_struct.pwd", o.fs_pwd),
+        ("path.mnt", o.path_mnt),
+        ("path.dentry", o.path_dentry),
+        ("dentry.d_parent", o.dentry_parent),
+        ("dentry.d_name.name", o.dentry_name),
+        ("dentry.d_name.len", o.dentry_name_len),
+        ("vfsmount.mnt_root", o.vfsmount_root),
+        ("mount.mnt", o.mount_mnt),
+        ("mount.mnt_parent", o.mount_parent),
+        ("mount.mnt_mountpoint", o.mount_mountpoint),
+        ("files_struct.fdt", o.files_fdt),
+        ("fdtable.fd", o.fdtable_fd),
+        ("fdtable.max_fds", o.fdtable_max_fds),
+        ("file.f_path", o.file_path),
+    ]
+    .into_iter()
+    .find(|(_, v)| *v == KernelOffsets::MISSING)
+    .map(|(n, _)| n)
+}
+
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     pub enabled: Vec<EventKind>,
+    /// Path prefixes whose file activity is reported (`/` or `watch_all` = everything).
+    pub watched_prefixes: Vec<String>,
+    pub watch_all: bool,
+    /// Report read-only opens too (file_accesses).
+    pub report_reads: bool,
 }
 
 /// Loaded and attached programs. Dropping it detaches them.
 pub struct Kernel {
     ebpf: Ebpf,
     pub offsets: KernelOffsets,
+    /// Tracepoints that exist in tracefs but could not be attached, with the reason.
+    pub skipped: Vec<String>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -91,6 +165,27 @@ impl std::fmt::Debug for Kernel {
             .field("offsets", &self.offsets)
             .finish_non_exhaustive()
     }
+}
+
+fn attach(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> Result<()> {
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
+        .try_into()
+        .with_context(|| format!("{prog} is not a tracepoint program"))?;
+    p.attach(category, name)
+        .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+    Ok(())
+}
+
+fn load_program(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
+    let p: &mut TracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
+        .try_into()
+        .with_context(|| format!("{prog} is not a tracepoint program"))?;
+    p.load()
+        .with_context(|| format!("verifier rejected {prog}"))
 }
 
 impl Kernel {
@@ -106,38 +201,97 @@ impl Kernel {
             .context("reading /sys/kernel/btf/vmlinux (the kernel needs CONFIG_DEBUG_INFO_BTF)")?
             .context("parsing the kernel's BTF")?;
         let offsets = resolve_offsets(&btf)?;
+        let files_on = opts.enabled.contains(&EventKind::File);
+        if files_on && let Some(missing) = missing_file_offsets(&offsets) {
+            bail!("the running kernel has no {missing}; file events cannot be captured");
+        }
         let tgid = std::process::id();
         let kinds: u32 = opts
             .enabled
             .iter()
             .fold(0, |acc, k| acc | (1 << (*k as u32)));
+        let watch_all = u32::from(opts.watch_all || opts.watched_prefixes.iter().any(|p| p == "/"));
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::OFFSETS, &offsets, true)
             .override_global(globals::AGENT_TGID, &tgid, true)
             .override_global(globals::ENABLED_KINDS, &kinds, true)
+            .override_global(globals::WATCH_ALL, &watch_all, true)
+            .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
+            .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)
             .load(PROGRAMS)
             .context("loading the eBPF programs (this needs root or CAP_BPF + CAP_PERFMON)")?;
         for (prog, category, name) in TRACEPOINTS {
-            let p: &mut TracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
-                .try_into()
-                .with_context(|| format!("{prog} is not a tracepoint program"))?;
-            p.load()
-                .with_context(|| format!("verifier rejected {prog}"))?;
-            p.attach(category, name)
-                .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+            load_program(&mut ebpf, prog)?;
+            attach(&mut ebpf, prog, category, name)?;
         }
-        Ok(Self { ebpf, offsets })
+        let mut skipped = Vec::new();
+        if files_on {
+            files::fill_specs(&mut ebpf)?;
+            files::set_watched(&mut ebpf, &opts.watched_prefixes)?;
+            for prog in [
+                "sys_enter_file",
+                "sys_enter_file2",
+                "sys_exit_file",
+                "sys_enter_fd",
+            ] {
+                load_program(&mut ebpf, prog)?;
+            }
+            for (name, _) in files::syscalls() {
+                let exists = tracefs::tracefs_root().is_some_and(|r| {
+                    r.join("events/syscalls")
+                        .join(format!("sys_enter_{name}"))
+                        .is_dir()
+                });
+                if !exists {
+                    // Older kernels lack newer syscalls (openat2, fchmodat2): nothing to watch.
+                    log::debug!("no tracepoint for syscall {name} on this kernel");
+                    continue;
+                }
+                let (enter, exit) = if files::is_fd_op(name) {
+                    ("sys_enter_fd", None)
+                } else {
+                    (files::enter_program(name), Some("sys_exit_file"))
+                };
+                let res = attach(&mut ebpf, enter, "syscalls", &format!("sys_enter_{name}"))
+                    .and_then(|()| match exit {
+                        Some(exit) => {
+                            attach(&mut ebpf, exit, "syscalls", &format!("sys_exit_{name}"))
+                        }
+                        None => Ok(()),
+                    });
+                if let Err(e) = res {
+                    skipped.push(format!("{name}: {e:#}"));
+                }
+            }
+            if !skipped.is_empty() {
+                bail!(
+                    "file syscall tracepoints could not be attached: {}",
+                    skipped.join("; ")
+                );
+            }
+        }
+        Ok(Self {
+            ebpf,
+            offsets,
+            skipped,
+        })
     }
 
     pub fn take_process_ring(&mut self) -> Result<RingBuf<MapData>> {
+        self.take_ring(maps::PROCESS_RING)
+    }
+
+    pub fn take_file_ring(&mut self) -> Result<RingBuf<MapData>> {
+        self.take_ring(maps::FILE_RING)
+    }
+
+    fn take_ring(&mut self, name: &str) -> Result<RingBuf<MapData>> {
         let map = self
             .ebpf
-            .take_map(maps::PROCESS_RING)
-            .ok_or_else(|| anyhow!("no {} map", maps::PROCESS_RING))?;
-        RingBuf::try_from(map).context("PROCESS_RING is not a ring buffer")
+            .take_map(name)
+            .ok_or_else(|| anyhow!("no {name} map"))?;
+        RingBuf::try_from(map).with_context(|| format!("{name} is not a ring buffer"))
     }
 
     pub fn take_drops(&mut self) -> Result<DropCounters> {
@@ -148,6 +302,11 @@ impl Kernel {
         Ok(DropCounters {
             map: PerCpuArray::try_from(map).context("DROPS is not a per-CPU array")?,
         })
+    }
+
+    /// Replaces the watched prefixes while the programs run (config reload).
+    pub fn set_watched(&mut self, prefixes: &[String]) -> Result<()> {
+        files::set_watched(&mut self.ebpf, prefixes)
     }
 }
 

@@ -6,6 +6,7 @@
 //! ```
 //! Every hand-off counts what it passes and what it loses ([`crate::stats`]).
 
+pub mod file;
 pub mod process;
 
 use std::{
@@ -19,7 +20,7 @@ use std::{
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::{
-    events::ProcessEvent,
+    events::{FileEvent, ProcessEvent},
     stats::{PublisherCounters, SubscriberCounters},
     storage::{EventBatch, SeqAllocator, Store, event_key},
 };
@@ -28,6 +29,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub enum Event {
     Process(ProcessEvent),
+    File(FileEvent),
 }
 
 /// What a full queue does with a new event.
@@ -75,6 +77,15 @@ pub fn queue(
 }
 
 impl Queue {
+    /// Another sender into the same writer queue, counting for another publisher.
+    pub fn for_publisher(&self, counters: Arc<PublisherCounters>) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            policy: self.policy,
+            counters,
+        }
+    }
+
     /// Hands an event on. Returns false once the writer has gone away (then the event is
     /// counted as lost too).
     pub fn push(&self, ev: Event) -> bool {
@@ -306,5 +317,40 @@ impl Shutdown {
     }
     pub fn flag(&self) -> Arc<AtomicBool> {
         self.0.clone()
+    }
+}
+
+/// Polls a kernel ring buffer and hands every record to `each` until `shutdown` is set, then
+/// drains what is left. Stops early when `each` returns false (the writer is gone).
+pub fn drain_ring(
+    mut ring: aya::maps::RingBuf<aya::maps::MapData>,
+    shutdown: &Shutdown,
+    mut each: impl FnMut(&[u8]) -> bool,
+) {
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        let stopping = shutdown.is_set();
+        {
+            let mut fds = [rustix::event::PollFd::new(
+                &ring,
+                rustix::event::PollFlags::IN,
+            )];
+            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
+                && e != rustix::io::Errno::INTR
+            {
+                log::error!("poll on a ring buffer failed: {e}");
+            }
+        }
+        while let Some(item) = ring.next() {
+            if !each(&item) {
+                return;
+            }
+        }
+        if stopping {
+            return;
+        }
     }
 }

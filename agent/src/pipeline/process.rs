@@ -37,6 +37,7 @@ impl Clock {
 
 pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
     match raw {
+        RawRecord::File(_) | RawRecord::Fd(_) => ProcessEvent::default(),
         RawRecord::Exec(r) => {
             let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
             let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);
@@ -83,47 +84,30 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
 
 /// Reads the process ring buffer until `shutdown`, then drains what is left.
 pub fn run_publisher(
-    mut ring: RingBuf<MapData>,
+    ring: RingBuf<MapData>,
     queue: Queue,
     counters: Arc<PublisherCounters>,
     shutdown: Shutdown,
 ) {
     let clock = Clock::now();
-    let timeout = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 100_000_000,
-    };
-    loop {
-        let stopping = shutdown.is_set();
-        {
-            let mut fds = [rustix::event::PollFd::new(
-                &ring,
-                rustix::event::PollFlags::IN,
-            )];
-            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
-                && e != rustix::io::Errno::INTR
-            {
-                log::error!("poll on the process ring buffer failed: {e}");
+    super::drain_ring(ring, &shutdown, |bytes| {
+        counters.events.add(1);
+        match decode(bytes) {
+            Ok(raw @ (RawRecord::Exec(_) | RawRecord::Exit(_))) => {
+                queue.push(Event::Process(to_event(raw, &clock)))
+            }
+            Ok(other) => {
+                counters.decode_errors.add(1);
+                log::debug!("unexpected record on the process ring: {other:?}");
+                true
+            }
+            Err(e) => {
+                counters.decode_errors.add(1);
+                log::debug!("undecodable process record: {e}");
+                true
             }
         }
-        while let Some(item) = ring.next() {
-            counters.events.add(1);
-            match decode(&item) {
-                Ok(raw) => {
-                    if !queue.push(Event::Process(to_event(raw, &clock))) {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    counters.decode_errors.add(1);
-                    log::debug!("undecodable process record: {e}");
-                }
-            }
-        }
-        if stopping {
-            return;
-        }
-    }
+    });
 }
 
 /// Fills `process_events`. Adds the executable's file metadata, and gives exit events the
@@ -174,7 +158,7 @@ impl Subscriber for ProcessEventsSubscriber {
         self.counters.clone()
     }
     fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
-        let Event::Process(p) = ev;
+        let Event::Process(p) = ev else { return None };
         let mut p = p.clone();
         match p.syscall {
             Some(ProcessSyscall::Execve) => {

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod event_drops;
+pub mod event_scan;
+mod file_events;
 mod groups;
 mod host;
 mod kernel_info;
@@ -30,6 +32,7 @@ use super::{Sources, vtab::Table};
 pub fn all(sources: &Sources) -> Vec<Arc<dyn Table>> {
     vec![
         Arc::new(ProcessEventsTable::new(sources.clone())),
+        Arc::new(file_events::FileEventsTable::new(sources.clone())),
         Arc::new(osquery_events::OsqueryEvents::new(sources.clone())),
         Arc::new(event_drops::EventDrops::new(sources.clone())),
         Arc::new(osquery_flags::OsqueryFlags::new(sources.clone())),

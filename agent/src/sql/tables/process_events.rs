@@ -7,10 +7,10 @@ use crate::{
     events::{ProcessEvent, ProcessSyscall},
     sql::{
         Sources,
-        tables::util::{int, secs_to_ns_range, text, uint},
+        tables::event_scan::{EventScan, time_range},
+        tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
     },
-    storage::Store,
 };
 
 pub const COLUMNS: &[Column] = &[
@@ -122,80 +122,6 @@ pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
     ]
 }
 
-/// Streams rows from the store in chunks, so no more than a chunk is read past a LIMIT.
-struct Scan {
-    store: std::sync::Arc<Store>,
-    next_from: Option<(u64, u64)>,
-    to_ns: u64,
-    pids: Vec<i64>,
-    buf: std::collections::VecDeque<Vec<Value>>,
-    errors: Vec<String>,
-}
-
-const CHUNK: usize = 256;
-
-impl Scan {
-    fn refill(&mut self) {
-        let Some((from_t, from_seq)) = self.next_from.take() else {
-            return;
-        };
-        let mut last = None;
-        let mut n = 0;
-        let pids = &self.pids;
-        let buf = &mut self.buf;
-        let res = self.store.scan(
-            crate::pipeline::process::TABLE,
-            from_t,
-            self.to_ns,
-            |t, s, v| {
-                if t == from_t && s < from_seq {
-                    return true;
-                }
-                last = Some((t, s));
-                n += 1;
-                match ProcessEvent::decode(v) {
-                    Ok(e) if pids.is_empty() || pids.contains(&i64::from(e.pid)) => {
-                        buf.push_back(row(&e, s))
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        log::warn!("skipping undecodable process_events row {t}/{s}: {err}")
-                    }
-                }
-                n < CHUNK
-            },
-        );
-        if let Err(e) = res {
-            self.errors.push(e.to_string());
-            return;
-        }
-        if n >= CHUNK
-            && let Some((t, s)) = last
-        {
-            self.next_from = s
-                .checked_add(1)
-                .map(|s| (t, s))
-                .or_else(|| t.checked_add(1).map(|t| (t, 0)));
-        }
-    }
-}
-
-impl Iterator for Scan {
-    type Item = Result<Vec<Value>, String>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(e) = self.errors.pop() {
-                return Some(Err(e));
-            }
-            if let Some(r) = self.buf.pop_front() {
-                return Some(Ok(r));
-            }
-            self.next_from.as_ref()?;
-            self.refill();
-        }
-    }
-}
-
 impl Table for ProcessEventsTable {
     fn name(&self) -> &'static str {
         "process_events"
@@ -217,9 +143,9 @@ impl Table for ProcessEventsTable {
         let Some(store) = self.sources.store.clone() else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let (lo, hi) = ctx.int_range(TIME);
-        let (from_ns, to_ns) = secs_to_ns_range(lo, hi);
-        let pids = ctx
+        let (from_ns, to_ns) = time_range(ctx, TIME);
+        // `pid = N` is checked while decoding, before a row is built.
+        let pids: Vec<i64> = ctx
             .equals(PID)
             .into_iter()
             .filter_map(|v| {
@@ -230,13 +156,15 @@ impl Table for ProcessEventsTable {
                 }
             })
             .collect();
-        Ok(Box::new(Scan {
+        Ok(Box::new(EventScan::new(
             store,
-            next_from: (from_ns <= to_ns).then_some((from_ns, 0)),
+            "process_events",
+            from_ns,
             to_ns,
-            pids,
-            buf: Default::default(),
-            errors: Vec::new(),
-        }))
+            move |seq, v| {
+                let e = ProcessEvent::decode(v).map_err(|e| e.to_string())?;
+                Ok((pids.is_empty() || pids.contains(&i64::from(e.pid))).then(|| row(&e, seq)))
+            },
+        )))
     }
 }

@@ -1,0 +1,190 @@
+//! File records: path-based syscalls (open, unlink, rename, chmod, …) captured at
+//! `sys_enter_*` (arguments, resolved absolute paths) and completed at `sys_exit_*` (result),
+//! plus small fd records for the first write after an open and the close after a write.
+
+use crate::RecordHeader;
+
+/// Bytes kept of each path. Longer paths are cut and flagged ([`file_flags::PATH_TRUNCATED`]).
+pub const FILE_PATH_MAX: usize = 1024;
+/// Bytes of a path the in-kernel prefix filter compares (the LPM trie's key size).
+pub const FILTER_KEY_MAX: usize = 256;
+/// Directory levels walked when resolving a relative path or an fd in the kernel.
+pub const MAX_PATH_DEPTH: u32 = 40;
+/// Size of the per-syscall spec table ([`FileSpec`] indexed by syscall number).
+pub const MAX_SYSCALL_NR: u32 = 512;
+
+/// The exact operation. Values are stored and never reused.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileOp {
+    Open = 1,
+    Truncate = 2,
+    Unlink = 3,
+    Rmdir = 4,
+    Mkdir = 5,
+    Rename = 6,
+    Link = 7,
+    Symlink = 8,
+    Chmod = 9,
+    Chown = 10,
+    SetXattr = 11,
+    RemoveXattr = 12,
+    /// The first write through an fd opened for writing in a watched path.
+    Write = 13,
+    /// Closing an fd that was written to.
+    CloseWrite = 14,
+}
+
+impl FileOp {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => Self::Open,
+            2 => Self::Truncate,
+            3 => Self::Unlink,
+            4 => Self::Rmdir,
+            5 => Self::Mkdir,
+            6 => Self::Rename,
+            7 => Self::Link,
+            8 => Self::Symlink,
+            9 => Self::Chmod,
+            10 => Self::Chown,
+            11 => Self::SetXattr,
+            12 => Self::RemoveXattr,
+            13 => Self::Write,
+            14 => Self::CloseWrite,
+            _ => return None,
+        })
+    }
+}
+
+/// How a syscall's arguments map onto a [`FileRecord`]. Userspace fills one per syscall
+/// number (they differ per architecture); an argument index of -1 means "not present".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    /// A [`FileOp`] as u8; 0 = not a file syscall we handle.
+    pub op: u8,
+    /// Index of the dirfd argument for the first path; -1 = relative to the cwd.
+    pub dfd: i8,
+    /// Index of the first path argument; -1 = the path comes from `fd`.
+    pub path: i8,
+    /// Index of an fd argument whose file is the target (fchmod, ftruncate, …); -1 = none.
+    pub fd: i8,
+    pub dfd2: i8,
+    /// Index of the second path (rename/link new path, symlink target, xattr name).
+    pub path2: i8,
+    /// 1 = copy the second string as is (symlink target, xattr name), never resolve it.
+    pub path2_raw: u8,
+    pub flags: i8,
+    pub mode: i8,
+    pub uid: i8,
+    pub gid: i8,
+    /// Index of a `struct open_how *` (openat2) whose first u64 is the flags.
+    pub how: i8,
+    /// Flags implied by the syscall itself (creat: O_CREAT|O_WRONLY|O_TRUNC).
+    pub fixed_flags: u32,
+}
+const _: () = assert!(size_of::<FileSpec>() == 16);
+
+impl FileSpec {
+    pub const NONE: Self = Self {
+        op: 0,
+        dfd: -1,
+        path: -1,
+        fd: -1,
+        dfd2: -1,
+        path2: -1,
+        path2_raw: 0,
+        flags: -1,
+        mode: -1,
+        uid: -1,
+        gid: -1,
+        how: -1,
+        fixed_flags: 0,
+    };
+}
+
+/// Flag bits in [`FileRecord::rflags`].
+pub mod file_flags {
+    pub const PATH_TRUNCATED: u32 = 1;
+    pub const PATH2_TRUNCATED: u32 = 2;
+    /// The first path could not be resolved (bad fd, fault); `path` holds what was read.
+    pub const PATH_UNRESOLVED: u32 = 4;
+    /// More directory levels than the walk allows; the path lacks its leading part.
+    pub const PATH_TOO_DEEP: u32 = 8;
+    /// Internal: the first path is watched (two-path syscalls decide at exit).
+    pub const WATCHED: u32 = 16;
+    /// Internal: resolve the second path at exit from `p2_ptr`/`p2_dfd`.
+    pub const RESOLVE_PATH2: u32 = 32;
+}
+
+/// A path-based file syscall with its result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileRecord {
+    /// `ktime_ns` is the syscall's entry time.
+    pub header: RecordHeader,
+    /// Syscall return value (fd, 0, or -errno).
+    pub ret: i64,
+    /// Inode of the opened file (open only; 0 otherwise).
+    pub inode: u64,
+    /// The `struct file *` an open returned (an identity, never dereferenced by userspace):
+    /// fd records carry the same value, so a write through a dup'ed fd still names its file.
+    pub file: u64,
+    pub op: u8,
+    pub _pad0: [u8; 3],
+    /// The syscall number.
+    pub nr: u32,
+    pub flags: u32,
+    pub mode: u32,
+    pub arg_uid: u32,
+    pub arg_gid: u32,
+    /// The fd argument for fd-based calls, else -1.
+    pub fd: i32,
+    /// Caller's uid/gid.
+    pub uid: u32,
+    pub gid: u32,
+    pub rflags: u32,
+    pub path_len: u32,
+    pub path2_len: u32,
+    /// The user pointer and dirfd of a second path still to resolve (rename, link).
+    pub p2_ptr: u64,
+    pub p2_dfd: i32,
+    pub _pad1: u32,
+    pub path: [u8; FILE_PATH_MAX],
+    pub path2: [u8; FILE_PATH_MAX],
+}
+const _: () = assert!(size_of::<FileRecord>() == 24 + 16 + 16 + 40 + 16 + 2 * FILE_PATH_MAX);
+
+/// First write after an open, or close after a write, on a tracked fd.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FdRecord {
+    pub header: RecordHeader,
+    /// [`FileOp::Write`] or [`FileOp::CloseWrite`].
+    pub op: u32,
+    pub fd: i32,
+    /// The `struct file *` written to (see [`FileRecord::file`]).
+    pub file: u64,
+}
+const _: () = assert!(size_of::<FdRecord>() == 40);
+
+/// The LPM-trie key of the in-kernel path filter.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PathKey {
+    pub data: [u8; FILTER_KEY_MAX],
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no padding (size asserted above).
+unsafe impl aya::Pod for FileSpec {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers and byte arrays, explicit padding field (size asserted above).
+unsafe impl aya::Pod for FileRecord {}
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only (size asserted above).
+unsafe impl aya::Pod for FdRecord {}
+#[cfg(feature = "user")]
+// SAFETY: a byte array.
+unsafe impl aya::Pod for PathKey {}

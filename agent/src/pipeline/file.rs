@@ -1,0 +1,428 @@
+//! The file publisher (kernel file ring -> [`FileEvent`]s, with osquery's actions) and the
+//! `file_events` subscriber (category, file metadata, creation check).
+
+use std::{
+    collections::HashMap,
+    os::unix::fs::MetadataExt as _,
+    sync::{Arc, RwLock},
+};
+
+use agent_common::file::{FdRecord, FileOp, FileRecord};
+use aya::maps::{MapData, RingBuf};
+
+use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
+use crate::{
+    ebpf::decode::{RawRecord, decode},
+    events::{FileEvent, FileStat},
+    stats::{PublisherCounters, SubscriberCounters},
+};
+
+pub const PUBLISHER: &str = "ebpf_file";
+pub const TABLE: &str = "file_events";
+
+const AT_REMOVEDIR: u32 = libc::AT_REMOVEDIR as u32;
+const O_CREAT: u32 = libc::O_CREAT as u32;
+const O_EXCL: u32 = libc::O_EXCL as u32;
+const O_TRUNC: u32 = libc::O_TRUNC as u32;
+
+/// Which watched category a path belongs to. Until the configuration's FIM matcher is wired
+/// in, it is a list of (path prefix, category).
+#[derive(Debug, Default)]
+pub struct Categories {
+    prefixes: Vec<(String, String)>,
+}
+
+impl Categories {
+    pub fn new(prefixes: Vec<(String, String)>) -> Self {
+        Self { prefixes }
+    }
+
+    pub fn category(&self, path: &str) -> Option<&str> {
+        self.prefixes
+            .iter()
+            .filter(|(p, _)| {
+                p == "/" || path == p.trim_end_matches('/') || path.starts_with(p.as_str())
+            })
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+pub type SharedCategories = Arc<RwLock<Categories>>;
+
+/// Syscall number -> name, for the `syscall` column.
+fn syscall_names() -> HashMap<u32, &'static str> {
+    crate::ebpf::files::syscalls()
+        .into_iter()
+        .filter_map(|(name, (nr, _))| u32::try_from(nr).ok().map(|nr| (nr, name)))
+        .collect()
+}
+
+fn text(buf: &[u8], len: u32) -> String {
+    String::from_utf8_lossy(&buf[..(len as usize).min(buf.len())]).into_owned()
+}
+
+/// Normalises `.` and `..` lexically (the kernel resolved the directory part; the user's
+/// relative tail may still hold them).
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Turns kernel records into events. Keeps the path of every fd opened for writing, so the
+/// first write and the close after it can name their file.
+#[derive(Debug)]
+pub struct FileDecoder {
+    clock: Clock,
+    names: HashMap<u32, &'static str>,
+    /// `struct file *` -> (path, inode) of files opened for writing.
+    files: HashMap<u64, (String, u64)>,
+    next_transaction: u64,
+}
+
+const FILES_MAX: usize = 65536;
+
+impl Default for FileDecoder {
+    fn default() -> Self {
+        Self::new(Clock::now())
+    }
+}
+
+impl FileDecoder {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            names: syscall_names(),
+            files: HashMap::new(),
+            next_transaction: 1,
+        }
+    }
+
+    fn base(&self, pid: u32, tid: u32, ktime: u64) -> FileEvent {
+        FileEvent {
+            time_ns: self.clock.wall_ns(ktime),
+            uptime: ktime / 1_000_000_000,
+            pid,
+            tid,
+            arg_mode: u32::MAX,
+            arg_uid: u32::MAX,
+            arg_gid: u32::MAX,
+            fd: -1,
+            ..Default::default()
+        }
+    }
+
+    pub fn file(&mut self, r: &FileRecord) -> Vec<FileEvent> {
+        let Some(op) = FileOp::from_u8(r.op) else {
+            return Vec::new();
+        };
+        let mut e = self.base(r.header.pid, r.header.tid, r.header.ktime_ns);
+        e.target_path = normalize(&text(&r.path, r.path_len));
+        e.other_path = text(&r.path2, r.path2_len);
+        e.result = r.ret;
+        e.syscall = self
+            .names
+            .get(&r.nr)
+            .copied()
+            .unwrap_or("unknown")
+            .to_owned();
+        e.process_uid = r.uid;
+        e.process_gid = r.gid;
+        e.flags = r.flags;
+        e.fd = r.fd;
+        e.inode = r.inode;
+        let (action, operation) = match op {
+            FileOp::Open => {
+                e.arg_mode = if r.flags & O_CREAT != 0 {
+                    r.mode
+                } else {
+                    u32::MAX
+                };
+                e.fd = i32::try_from(r.ret).unwrap_or(-1);
+                if r.file != 0 {
+                    if self.files.len() >= FILES_MAX {
+                        self.files.clear();
+                    }
+                    self.files.insert(r.file, (e.target_path.clone(), r.inode));
+                }
+                // CREATED vs UPDATED/OPENED is settled by the subscriber (see `settle_open`).
+                ("OPENED", "open")
+            }
+            FileOp::Truncate => ("UPDATED", "truncate"),
+            FileOp::Unlink if r.flags & AT_REMOVEDIR != 0 => ("DELETED", "rmdir"),
+            FileOp::Unlink => ("DELETED", "unlink"),
+            FileOp::Rmdir => ("DELETED", "rmdir"),
+            FileOp::Mkdir => {
+                e.arg_mode = r.mode;
+                ("CREATED", "mkdir")
+            }
+            FileOp::Rename => {
+                let txn = self.next_transaction;
+                self.next_transaction += 1;
+                let new_path = normalize(&e.other_path);
+                let mut from = e.clone();
+                from.action = "MOVED_FROM".into();
+                from.operation = "rename".into();
+                from.other_path = new_path.clone();
+                from.transaction_id = txn;
+                let mut to = e;
+                to.action = "MOVED_TO".into();
+                to.operation = "rename".into();
+                to.other_path = from.target_path.clone();
+                to.target_path = new_path;
+                to.transaction_id = txn;
+                return vec![from, to];
+            }
+            FileOp::Link => {
+                e.other_path = normalize(&e.other_path);
+                ("CREATED", "link")
+            }
+            FileOp::Symlink => ("CREATED", "symlink"),
+            FileOp::Chmod => {
+                e.arg_mode = r.mode;
+                ("ATTRIBUTES_MODIFIED", "chmod")
+            }
+            FileOp::Chown => {
+                e.arg_uid = r.arg_uid;
+                e.arg_gid = r.arg_gid;
+                ("ATTRIBUTES_MODIFIED", "chown")
+            }
+            FileOp::SetXattr => ("ATTRIBUTES_MODIFIED", "setxattr"),
+            FileOp::RemoveXattr => ("ATTRIBUTES_MODIFIED", "removexattr"),
+            FileOp::Write | FileOp::CloseWrite => return Vec::new(),
+        };
+        e.action = action.into();
+        e.operation = operation.into();
+        vec![e]
+    }
+
+    pub fn fd(&mut self, r: &FdRecord) -> Vec<FileEvent> {
+        let op = FileOp::from_u8(r.op as u8);
+        let known = if op == Some(FileOp::CloseWrite) {
+            self.files.remove(&r.file)
+        } else {
+            self.files.get(&r.file).cloned()
+        };
+        let Some((path, inode)) = known else {
+            // Opened before the agent started, or its open record was lost (counted there).
+            return Vec::new();
+        };
+        let mut e = self.base(r.header.pid, r.header.tid, r.header.ktime_ns);
+        e.target_path = path;
+        e.inode = inode;
+        e.fd = r.fd;
+        e.action = "UPDATED".into();
+        let (operation, syscall) = if op == Some(FileOp::CloseWrite) {
+            ("close_write", "close")
+        } else {
+            ("write", "write")
+        };
+        e.operation = operation.into();
+        e.syscall = syscall.into();
+        vec![e]
+    }
+}
+
+/// Reads the file ring buffer until `shutdown`, then drains what is left.
+pub fn run_publisher(
+    ring: RingBuf<MapData>,
+    queue: Queue,
+    counters: Arc<PublisherCounters>,
+    shutdown: Shutdown,
+) {
+    let mut decoder = FileDecoder::new(Clock::now());
+    super::drain_ring(ring, &shutdown, |bytes| {
+        counters.events.add(1);
+        let events = match decode(bytes) {
+            Ok(RawRecord::File(r)) => decoder.file(&r),
+            Ok(RawRecord::Fd(r)) => decoder.fd(&r),
+            Ok(other) => {
+                counters.decode_errors.add(1);
+                log::debug!("unexpected record on the file ring: {other:?}");
+                Vec::new()
+            }
+            Err(e) => {
+                counters.decode_errors.add(1);
+                log::debug!("undecodable file record: {e}");
+                Vec::new()
+            }
+        };
+        events.into_iter().all(|e| queue.push(Event::File(e)))
+    });
+}
+
+/// Fills `file_events`: keeps rows whose path is in a watched category, adds the category
+/// and the target's metadata, and decides whether an open created its file.
+#[derive(Debug)]
+pub struct FileEventsSubscriber {
+    counters: Arc<SubscriberCounters>,
+    categories: SharedCategories,
+    /// Inodes already reported CREATED, so a second open right after the creation (within the
+    /// birth-time slack) is not called a creation again.
+    created: HashMap<u64, u64>,
+}
+
+impl FileEventsSubscriber {
+    pub fn new(counters: Arc<SubscriberCounters>, categories: SharedCategories) -> Self {
+        Self {
+            counters,
+            categories,
+            created: HashMap::new(),
+        }
+    }
+}
+
+fn stat(path: &str) -> Option<(FileStat, u64, Option<u64>)> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    let btime_ns = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as u64);
+    Some((
+        FileStat {
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            size: m.size(),
+            atime: m.atime(),
+            mtime: m.mtime(),
+            ctime: m.ctime(),
+        },
+        m.ino(),
+        btime_ns,
+    ))
+}
+
+/// How long before the syscall's entry a birth time may lie and still count as "created by
+/// it": inode times come from the coarse clock (one scheduler tick).
+const BIRTH_SLACK_NS: u64 = 20_000_000;
+
+/// CREATED when the open made the file: O_EXCL succeeded, or the file's birth time (same
+/// inode) is not older than the syscall. Otherwise UPDATED for O_TRUNC, else OPENED.
+fn settle_open(e: &mut FileEvent, birth: Option<(u64, Option<u64>)>) {
+    if e.result < 0 {
+        return;
+    }
+    let created = e.flags & O_CREAT != 0
+        && (e.flags & O_EXCL != 0
+            || birth.is_some_and(|(ino, b)| {
+                (e.inode == 0 || ino == e.inode)
+                    && b.is_some_and(|b| b + BIRTH_SLACK_NS >= e.time_ns)
+            }));
+    if created {
+        e.action = "CREATED".into();
+    } else if e.flags & O_TRUNC != 0 {
+        e.action = "UPDATED".into();
+    }
+}
+
+impl Subscriber for FileEventsSubscriber {
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+    fn publisher(&self) -> &'static str {
+        PUBLISHER
+    }
+    fn counters(&self) -> Arc<SubscriberCounters> {
+        self.counters.clone()
+    }
+    fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
+        let Event::File(f) = ev else { return None };
+        let category = {
+            let cats = self.categories.read().ok()?;
+            cats.category(&f.target_path)?.to_owned()
+        };
+        let mut e = f.clone();
+        e.category = category;
+        let st = stat(&e.target_path);
+        if e.operation == "open" {
+            settle_open(&mut e, st.map(|(_, ino, b)| (ino, b)));
+            if e.action == "CREATED" && e.flags & O_EXCL == 0 && e.inode != 0 {
+                if self
+                    .created
+                    .get(&e.inode)
+                    .is_some_and(|t| t + BIRTH_SLACK_NS >= e.time_ns)
+                {
+                    e.action = if e.flags & O_TRUNC != 0 {
+                        "UPDATED"
+                    } else {
+                        "OPENED"
+                    }
+                    .into();
+                } else {
+                    if self.created.len() >= FILES_MAX {
+                        self.created.clear();
+                    }
+                    self.created.insert(e.inode, e.time_ns);
+                }
+            }
+        }
+        if let Some((s, ino, _)) = st {
+            e.file = Some(s);
+            if e.inode == 0 {
+                e.inode = ino;
+            }
+        }
+        Some((e.time_ns, e.encode()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(normalize("/tmp/x/./a"), "/tmp/x/a");
+        assert_eq!(normalize("/tmp/x/../y"), "/tmp/y");
+        assert_eq!(normalize("/../.."), "/");
+        assert_eq!(normalize("/"), "/");
+    }
+
+    #[test]
+    fn categories_by_longest_prefix() {
+        let c = Categories::new(vec![
+            ("/tmp/".into(), "tmp".into()),
+            ("/tmp/x/".into(), "x".into()),
+        ]);
+        assert_eq!(c.category("/tmp/x/a"), Some("x"));
+        assert_eq!(c.category("/tmp/x"), Some("x"));
+        assert_eq!(c.category("/tmp/y"), Some("tmp"));
+        assert_eq!(c.category("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn open_settles_to_created_only_for_new_files() {
+        let mut e = FileEvent {
+            flags: O_CREAT,
+            time_ns: 1_000_000_000,
+            inode: 5,
+            ..Default::default()
+        };
+        settle_open(&mut e.clone(), None);
+        let mut old = e.clone();
+        old.action = "OPENED".into();
+        settle_open(&mut old, Some((5, Some(1))));
+        assert_eq!(old.action, "OPENED");
+        e.action = "OPENED".into();
+        settle_open(&mut e, Some((5, Some(999_000_000))));
+        assert_eq!(e.action, "CREATED");
+        let mut t = FileEvent {
+            flags: O_TRUNC,
+            action: "OPENED".into(),
+            ..Default::default()
+        };
+        settle_open(&mut t, None);
+        assert_eq!(t.action, "UPDATED");
+    }
+}

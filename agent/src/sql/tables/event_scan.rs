@@ -1,0 +1,107 @@
+//! The one scan that every event table shares: a time range of a column family, read in
+//! chunks so that a `LIMIT` stops it early, each value decoded by the table.
+
+use std::{collections::VecDeque, sync::Arc};
+
+use rusqlite::types::Value;
+
+use crate::{
+    sql::{
+        tables::util::secs_to_ns_range,
+        vtab::{QueryContext, Row},
+    },
+    storage::Store,
+};
+
+/// Rows read from RocksDB per refill: the most a `LIMIT` can over-read.
+pub const CHUNK: usize = 256;
+
+/// Decodes one stored value (with its seq) into a row; `Ok(None)` skips it.
+pub type DecodeRow = Box<dyn Fn(u64, &[u8]) -> Result<Option<Row>, String> + Send>;
+
+/// The ns range the constraints on the `time` column (seconds) allow.
+pub fn time_range(ctx: &QueryContext, time_column: usize) -> (u64, u64) {
+    let (lo, hi) = ctx.int_range(time_column);
+    secs_to_ns_range(lo, hi)
+}
+
+pub struct EventScan {
+    store: Arc<Store>,
+    table: &'static str,
+    next_from: Option<(u64, u64)>,
+    to_ns: u64,
+    decode: DecodeRow,
+    buf: VecDeque<Row>,
+    errors: Vec<String>,
+}
+
+impl EventScan {
+    pub fn new(
+        store: Arc<Store>,
+        table: &'static str,
+        from_ns: u64,
+        to_ns: u64,
+        decode: impl Fn(u64, &[u8]) -> Result<Option<Row>, String> + Send + 'static,
+    ) -> Self {
+        Self {
+            store,
+            table,
+            next_from: (from_ns <= to_ns).then_some((from_ns, 0)),
+            to_ns,
+            decode: Box::new(decode),
+            buf: VecDeque::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let Some((from_t, from_seq)) = self.next_from.take() else {
+            return;
+        };
+        let mut last = None;
+        let mut n = 0;
+        let (buf, decode, table) = (&mut self.buf, &self.decode, self.table);
+        let res = self.store.scan(table, from_t, self.to_ns, |t, s, v| {
+            if t == from_t && s < from_seq {
+                return true;
+            }
+            last = Some((t, s));
+            n += 1;
+            match decode(s, v) {
+                Ok(Some(row)) => buf.push_back(row),
+                Ok(None) => {}
+                // A damaged row must not hide the others; it is logged and skipped.
+                Err(err) => log::warn!("skipping undecodable {table} row {t}/{s}: {err}"),
+            }
+            n < CHUNK
+        });
+        if let Err(e) = res {
+            self.errors.push(e.to_string());
+            return;
+        }
+        if n >= CHUNK
+            && let Some((t, s)) = last
+        {
+            self.next_from = s
+                .checked_add(1)
+                .map(|s| (t, s))
+                .or_else(|| t.checked_add(1).map(|t| (t, 0)));
+        }
+    }
+}
+
+impl Iterator for EventScan {
+    type Item = Result<Vec<Value>, String>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(e) = self.errors.pop() {
+                return Some(Err(e));
+            }
+            if let Some(r) = self.buf.pop_front() {
+                return Some(Ok(r));
+            }
+            self.next_from.as_ref()?;
+            self.refill();
+        }
+    }
+}
