@@ -51,15 +51,52 @@ pub fn privileged() -> bool {
 pub struct Daemon {
     pub child: Option<Child>,
     pub db: PathBuf,
+    /// The folder of the log, and of the database unless the caller chose its place.
     _dir: tempfile::TempDir,
     log: PathBuf,
+}
+
+/// What is left of a daemon stopped with [`Daemon::kill9`] or [`Daemon::stop_keep`]: its
+/// database, to read or to restart on. The folder is removed when this is dropped.
+pub struct Stopped {
+    pub db: PathBuf,
+    dir: tempfile::TempDir,
+    /// The stopped daemon's log.
+    pub log: String,
+}
+
+impl Stopped {
+    /// Starts a new daemon on the same database (and the same temporary folder).
+    pub fn restart(self, extra: &[&str]) -> Daemon {
+        // The killed daemon could not remove its pidfile; readiness is its reappearance.
+        let _ = std::fs::remove_file(self.db.join("osprey.pid"));
+        Daemon::spawn(self.dir, self.db, extra)
+    }
 }
 
 impl Daemon {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("db");
-        let log = dir.path().join("daemon.log");
+        Self::spawn(dir, db, extra)
+    }
+
+    /// Starts a daemon on the database folder `db`, which the caller owns (e.g. a mount point).
+    pub fn start_on(db: &Path, extra: &[&str]) -> Self {
+        let _ = std::fs::remove_file(db.join("osprey.pid"));
+        Self::spawn(tempfile::tempdir().expect("tempdir"), db.to_owned(), extra)
+    }
+
+    fn spawn(dir: tempfile::TempDir, db: PathBuf, extra: &[&str]) -> Self {
+        // One log per start, so a restart keeps the first daemon's log.
+        let mut n = 0;
+        let log = loop {
+            let p = dir.path().join(format!("daemon.{n}.log"));
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(osprey_bin())
             .arg("daemon")
@@ -116,28 +153,11 @@ impl Daemon {
 
     /// `osprey query --json` against this daemon's database.
     pub fn query_raw(&self, sql: &str, extra: &[&str]) -> Output {
-        Command::new(osprey_bin())
-            .arg("query")
-            .arg(format!("--database_path={}", self.db.display()))
-            .args(extra)
-            .arg(sql)
-            .output()
-            .expect("run osprey query")
+        query_raw_at(&self.db, sql, extra)
     }
 
     pub fn query(&self, sql: &str) -> Vec<Map<String, Value>> {
-        let out = self.query_raw(sql, &["--json"]);
-        assert!(
-            out.status.success(),
-            "query failed: {sql}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("query printed JSON");
-        v.as_array()
-            .expect("an array")
-            .iter()
-            .map(|r| r.as_object().expect("objects").clone())
-            .collect()
+        query_at(&self.db, sql)
     }
 
     /// Polls `sql` until it returns at least `n` rows (the writer batches for a few ms).
@@ -164,6 +184,78 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// SIGKILL, no shutdown at all (no final flush, no final counters); waits for the exit.
+    pub fn kill9(mut self) -> Stopped {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill with a pid we own and a valid signal number.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let status = child.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "daemon exited on its own before the kill: {status}\n{}",
+            self.log()
+        );
+        let log = self.log();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"));
+        Stopped {
+            db: self.db.clone(),
+            dir,
+            log,
+        }
+    }
+
+    /// SIGTERM, expect a clean exit 0, and keep the database.
+    pub fn stop_keep(mut self) -> Stopped {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill with a pid we own and a valid signal number.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().expect("wait");
+        let log = self.log();
+        assert!(status.success(), "daemon exited with {status}:\n{log}");
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"));
+        Stopped {
+            db: self.db.clone(),
+            dir,
+            log,
+        }
+    }
+
+    /// True while the daemon process has not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+/// A command started by a test and killed (by pid) when dropped, e.g. a load generator.
+pub struct Background(Child);
+
+impl Background {
+    /// `sh -c script`, with stdout and stderr discarded.
+    pub fn sh(script: &str) -> Self {
+        let child = Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sh");
+        Self(child)
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -171,6 +263,33 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// `osprey query` against the database at `db`, with or without a daemon running on it.
+pub fn query_raw_at(db: &Path, sql: &str, extra: &[&str]) -> Output {
+    Command::new(osprey_bin())
+        .arg("query")
+        .arg(format!("--database_path={}", db.display()))
+        .args(extra)
+        .arg(sql)
+        .output()
+        .expect("run osprey query")
+}
+
+/// `osprey query --json` against the database at `db`; panics when the query fails.
+pub fn query_at(db: &Path, sql: &str) -> Vec<Map<String, Value>> {
+    let out = query_raw_at(db, sql, &["--json"]);
+    assert!(
+        out.status.success(),
+        "query failed: {sql}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("query printed JSON");
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r.as_object().expect("objects").clone())
+        .collect()
 }
 
 /// A marker unique to this test run.

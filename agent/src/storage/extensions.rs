@@ -212,6 +212,13 @@ impl ExtensionStore<'_> {
     /// Applies `batch` atomically through the WAL.
     pub fn write(&self, batch: &ExtensionBatch) -> Result<(), StorageError> {
         let cf = self.store.cf(&self.cf)?;
+        let bytes: usize = batch
+            .ops
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.store
+            .ensure_space(bytes as u64, super::WriteKind::Data)?;
         let mut b = WriteBatch::default();
         for (k, v) in &batch.ops {
             match v {

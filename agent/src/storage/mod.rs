@@ -58,6 +58,14 @@ pub enum StorageError {
     },
     #[error("unknown column family {0}")]
     UnknownTable(String),
+    #[error(
+        "not writing to {path}: the disk is almost full ({free} bytes free, {reserve} kept free so that RocksDB itself never runs out of space)"
+    )]
+    DiskFull {
+        path: String,
+        free: u64,
+        reserve: u64,
+    },
     #[error("stored value of {key} is malformed: {what}")]
     Corrupt { key: String, what: &'static str },
     #[error("cannot create the secondary instance folder {path}: {source}")]
@@ -92,6 +100,32 @@ pub struct Store {
     rows_visited: AtomicU64,
     /// Serialises creating and dropping extension column families.
     ext_lock: std::sync::Mutex<()>,
+    /// Free bytes event writes leave on the file system (see [`Store::ensure_space`]).
+    reserve: AtomicU64,
+}
+
+/// What a write is for, which decides how much of the reserve it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Event rows and extension data: stop at the full reserve.
+    Data,
+    /// Counters, seq reservations, markers, retention deletes: small, and needed to report
+    /// and to recover, so they may use three quarters of the reserve.
+    Bookkeeping,
+}
+
+/// The reserve for a file system of `total` bytes: a quarter of it, at most 64 MiB.
+pub fn default_reserve(total: u64) -> u64 {
+    (total / 4).min(64 << 20)
+}
+
+/// (free bytes for unprivileged users, total bytes) of the file system holding `path`.
+fn fs_space(path: &Path) -> Option<(u64, u64)> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some((
+        st.f_bavail.saturating_mul(st.f_frsize),
+        st.f_blocks.saturating_mul(st.f_frsize),
+    ))
 }
 
 impl std::fmt::Debug for Store {
@@ -158,6 +192,7 @@ impl Store {
             secondary_dir: None,
             rows_visited: AtomicU64::new(0),
             ext_lock: std::sync::Mutex::new(()),
+            reserve: AtomicU64::new(fs_space(path).map_or(0, |(_, total)| default_reserve(total))),
         })
     }
 
@@ -196,6 +231,7 @@ impl Store {
             secondary_dir: Some(dir),
             rows_visited: AtomicU64::new(0),
             ext_lock: std::sync::Mutex::new(()),
+            reserve: AtomicU64::new(fs_space(path).map_or(0, |(_, total)| default_reserve(total))),
         })
     }
 
@@ -225,6 +261,43 @@ impl Store {
         Ok(())
     }
 
+    /// Fails with [`StorageError::DiskFull`] when writing `bytes` would leave less free space
+    /// than the reserve allows for `kind`.
+    ///
+    /// Why: the librocksdb 7.8 this links aborts the process (a failed assertion in
+    /// `WritableFileWriter`) when it writes to a WAL after a failed WAL write, and it cannot
+    /// leave that state without a reopen (fixed upstream in 9.x). So RocksDB must never see
+    /// ENOSPC on its WAL: Osprey stops writing events first, counts them as `write_error`,
+    /// and writes again on its own once space is back.
+    pub fn ensure_space(&self, bytes: u64, kind: WriteKind) -> Result<(), StorageError> {
+        let reserve = match kind {
+            WriteKind::Data => self.reserve.load(Ordering::Relaxed),
+            WriteKind::Bookkeeping => self.reserve.load(Ordering::Relaxed) / 4,
+        };
+        if reserve == 0 {
+            return Ok(());
+        }
+        match fs_space(&self.path) {
+            Some((free, _)) if free < reserve.saturating_add(bytes) => {
+                Err(StorageError::DiskFull {
+                    path: self.path.display().to_string(),
+                    free,
+                    reserve,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes the free space event writes leave (0: no check).
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn reserve(&self) -> u64 {
+        self.reserve.load(Ordering::Relaxed)
+    }
+
     fn err(&self, source: rocksdb::Error) -> StorageError {
         StorageError::Rocks {
             path: self.path.display().to_string(),
@@ -245,6 +318,7 @@ impl Store {
     }
 
     pub fn put_meta(&self, key: &[u8], value: &[u8], sync: bool) -> Result<(), StorageError> {
+        self.ensure_space((key.len() + value.len()) as u64, WriteKind::Bookkeeping)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         let mut b = WriteBatch::default();
@@ -254,6 +328,7 @@ impl Store {
 
     /// Deletes a `meta` key (synced when `sync`).
     pub fn delete_meta(&self, key: &[u8], sync: bool) -> Result<(), StorageError> {
+        self.ensure_space(key.len() as u64, WriteKind::Bookkeeping)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         let mut b = WriteBatch::default();
@@ -267,6 +342,8 @@ impl Store {
         items: &[(&str, [u8; 16], Vec<u8>)],
         sync: bool,
     ) -> Result<(), StorageError> {
+        let bytes: usize = items.iter().map(|(_, k, v)| k.len() + v.len()).sum();
+        self.ensure_space(bytes as u64, WriteKind::Data)?;
         let mut b = WriteBatch::default();
         // One handle lookup per run of rows for the same table, not one per row.
         let mut current: Option<(&str, Arc<BoundColumnFamily<'_>>)> = None;
@@ -293,6 +370,7 @@ impl Store {
 
     /// Writes `batch` atomically through the WAL (fsynced when `sync`).
     pub fn commit(&self, batch: EventBatch, sync: bool) -> Result<(), StorageError> {
+        self.ensure_space(batch.batch.size_in_bytes() as u64, WriteKind::Data)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         self.db.write_opt(batch.batch, &wo).map_err(|e| self.err(e))
@@ -513,6 +591,49 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn reserve_is_a_quarter_of_the_disk_at_most_64_mib() {
+        assert_eq!(default_reserve(4 << 20), 1 << 20);
+        assert_eq!(default_reserve(1 << 40), 64 << 20);
+        assert_eq!(default_reserve(0), 0);
+    }
+
+    #[test]
+    fn writes_stop_at_the_reserve_and_resume_when_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_primary(dir.path()).unwrap();
+        let (free, total) = fs_space(dir.path()).unwrap();
+        assert_eq!(s.reserve(), default_reserve(total));
+        // As if the disk were full: the reserve is larger than the free space.
+        s.set_reserve(free.saturating_mul(2));
+        let row = [("process_events", event_key(1, 1), vec![1u8])];
+        let err = s.write(&row, false).unwrap_err();
+        assert!(
+            matches!(err, StorageError::DiskFull { reserve, .. } if reserve == free.saturating_mul(2)),
+            "{err}"
+        );
+        let mut b = EventBatch::default();
+        s.batch_builder()
+            .put(&mut b, "process_events", &event_key(2, 2), &[2])
+            .unwrap();
+        assert!(matches!(
+            s.commit(b, false),
+            Err(StorageError::DiskFull { .. })
+        ));
+        // Counters may still be saved: bookkeeping uses a quarter of the reserve.
+        s.put_meta(b"stats", b"{}", false).unwrap();
+        // Room again.
+        s.set_reserve(0);
+        s.write(&row, false).unwrap();
+        let mut n = 0;
+        s.scan("process_events", 0, u64::MAX, |_, _, _| {
+            n += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -185,6 +185,7 @@ pub fn enforce(
     let Some(first) = first else {
         return Ok(None);
     };
+    store.ensure_space(2 * cut.len() as u64, super::WriteKind::Bookkeeping)?;
     store
         .db
         .delete_range_cf(&cf, &first[..], &cut[..])
