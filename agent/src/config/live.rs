@@ -153,11 +153,7 @@ impl Service {
     pub fn start(base: &Flags) -> Result<Self, String> {
         let path = base.path("config_path");
         let (live, warnings) = build(base, path.as_deref())?;
-        log::info!(
-            "config: {} (sha1 {})",
-            live.config.origin,
-            live.config.hash
-        );
+        log::info!("config: {} (sha1 {})", live.config.origin, live.config.hash);
         for w in &warnings {
             log::warn!("config: {w}");
         }
@@ -224,7 +220,12 @@ impl Service {
                 for w in &warnings {
                     log::warn!("config: {w}");
                 }
-                for w in live.flags.warnings().iter().skip(self.base.warnings().len()) {
+                for w in live
+                    .flags
+                    .warnings()
+                    .iter()
+                    .skip(self.base.warnings().len())
+                {
                     log::warn!("{w}");
                 }
                 let changed = old.flags.changed(&live.flags);
@@ -306,7 +307,10 @@ mod tests {
         );
         assert_eq!(svc.last_error(), Some(err.as_str()));
         assert_eq!(handle.current().flags.u64("events_max"), 7);
-        assert!(rx.try_recv().is_err(), "no notification for a failed reload");
+        assert!(
+            rx.try_recv().is_err(),
+            "no notification for a failed reload"
+        );
 
         std::fs::write(&path, "{\n  \"options\": {\n    \"events_max\": 8,\n  }\n}").unwrap();
         let err = svc.reload().unwrap_err();
@@ -342,7 +346,11 @@ mod tests {
     fn command_line_beats_config_options_across_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.json");
-        std::fs::write(&path, r#"{"options": {"events_max": 7, "events_expiry": 5}}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"options": {"events_max": 7, "events_expiry": 5}}"#,
+        )
+        .unwrap();
         let svc = Service::start(&base(&[
             format!("--config_path={}", path.display()),
             "--events_max=3".into(),
@@ -350,7 +358,10 @@ mod tests {
         .unwrap();
         let live = svc.current();
         assert_eq!(
-            (live.flags.u64("events_max"), live.flags.source("events_max")),
+            (
+                live.flags.u64("events_max"),
+                live.flags.source("events_max")
+            ),
             (3, Source::CommandLine)
         );
         assert_eq!(

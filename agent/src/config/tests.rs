@@ -30,7 +30,10 @@ fn embedded_default_is_valid_and_round_trips() {
     assert_eq!(parsed.warnings, Vec::<String>::new());
     let c = &parsed.config;
     assert_eq!(c.origin, EMBEDDED_ORIGIN);
-    assert_eq!(c.hash, crate::fim::hash::sha1_hex(DEFAULT_CONFIG.as_bytes()));
+    assert_eq!(
+        c.hash,
+        crate::fim::hash::sha1_hex(DEFAULT_CONFIG.as_bytes())
+    );
     assert_eq!(c.options, [("config_refresh".to_owned(), "0".to_owned())]);
     let names: Vec<(&str, u64)> = c
         .schedule
@@ -39,7 +42,11 @@ fn embedded_default_is_valid_and_round_trips() {
         .collect();
     assert_eq!(
         names,
-        [("process_events", 60), ("event_drops", 300), ("osquery_info", 3600)]
+        [
+            ("process_events", 60),
+            ("event_drops", 300),
+            ("osquery_info", 3600)
+        ]
     );
     assert!(c.file_paths.is_empty(), "FIM is off by default");
     assert_eq!(round_trip(c), *c);
@@ -103,7 +110,7 @@ fn every_key_is_typed() {
         (Some("linux"), Some(10), 1)
     );
     assert_eq!(pack.queries[0].1.interval, 10);
-    assert_eq!(pack.queries[0].1.removed, true, "osquery's default");
+    assert!(pack.queries[0].1.removed, "osquery's default");
     assert_eq!(
         c.decorators,
         Decorators {
@@ -116,7 +123,9 @@ fn every_key_is_typed() {
     assert_eq!(c.file_accesses, ["homes"]);
     assert_eq!(
         p.warnings,
-        ["file_paths_query: parsed, but Osprey does not run these queries yet; list the paths in file_paths"]
+        [
+            "file_paths_query: parsed, but Osprey does not run these queries yet; list the paths in file_paths"
+        ]
     );
     assert_eq!(round_trip(c), *c);
     let m = c.fim_matcher();
@@ -200,7 +209,10 @@ fn errors_name_the_key_path() {
             r#"{"exclude_paths": {"etc": [null]}}"#,
             "t.conf: exclude_paths.etc[0]: expected a string, got null",
         ),
-        ("[1, 2]", "t.conf: (top level): expected a JSON object, got an array"),
+        (
+            "[1, 2]",
+            "t.conf: (top level): expected a JSON object, got an array",
+        ),
         (
             r#"{"schedule": {"a": {"query": "SELECT 1", "interval": "x"}, "b": {}}, "file_accesses": 1}"#,
             "t.conf: schedule.a.interval: expected a positive integer, got \"x\"; \
@@ -273,7 +285,10 @@ fn pack_files_resolve_relative_to_the_config() {
     let p = load(Some(&conf)).unwrap();
     let (name, pack) = &p.config.packs[0];
     assert_eq!(name, "net");
-    assert_eq!(pack.file.as_deref(), Some(dir.path().join("packs/net.conf").as_path()));
+    assert_eq!(
+        pack.file.as_deref(),
+        Some(dir.path().join("packs/net.conf").as_path())
+    );
     assert_eq!(pack.queries[0].0, "listening");
     assert_eq!(pack.queries[0].1.interval, 120);
 

@@ -102,8 +102,7 @@ impl<'a> Validator<'a> {
             file_paths: self.string_lists("file_paths", raw.file_paths.as_ref()),
             exclude_paths: self.string_lists("exclude_paths", raw.exclude_paths.as_ref()),
             file_accesses: self.strings("file_accesses", raw.file_accesses.as_ref()),
-            file_paths_query: self
-                .string_lists("file_paths_query", raw.file_paths_query.as_ref()),
+            file_paths_query: self.string_lists("file_paths_query", raw.file_paths_query.as_ref()),
             ..Config::default()
         };
         self.fim(&mut c);
@@ -115,10 +114,7 @@ impl<'a> Validator<'a> {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
             Some(other) => {
-                self.problem(
-                    key,
-                    format!("expected an object, got {}", describe(other)),
-                );
+                self.problem(key, format!("expected an object, got {}", describe(other)));
                 None
             }
         }
@@ -138,7 +134,10 @@ impl<'a> Validator<'a> {
         match v {
             Value::Bool(b) => Some(*b),
             other => {
-                self.problem(key, format!("expected true or false, got {}", describe(other)));
+                self.problem(
+                    key,
+                    format!("expected true or false, got {}", describe(other)),
+                );
                 None
             }
         }
@@ -380,7 +379,7 @@ impl<'a> Validator<'a> {
                         let key = join(&path, &secs);
                         match secs.parse::<u64>() {
                             Ok(n) if n > 0 => {
-                                if n % 60 != 0 {
+                                if !n.is_multiple_of(60) {
                                     self.warn(
                                         &key,
                                         "osquery runs interval decorators on minute boundaries; use a multiple of 60",
@@ -390,7 +389,9 @@ impl<'a> Validator<'a> {
                             }
                             _ => self.problem(
                                 &key,
-                                format!("expected a positive number of seconds as the key, got {secs:?}"),
+                                format!(
+                                    "expected a positive number of seconds as the key, got {secs:?}"
+                                ),
                             ),
                         }
                     }

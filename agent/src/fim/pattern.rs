@@ -463,10 +463,15 @@ mod tests {
             // Whatever matches must get through the kernel filter.
             if got {
                 assert!(
-                    m.kernel_prefixes()
-                        .iter()
-                        .any(|(p, r)| covers(p, *r, &path.replace("//", "/"))
-                            || covers(p, *r, path.trim_end_matches('/'))),
+                    m.kernel_prefixes().iter().any(|(p, r)| covers(
+                        p,
+                        *r,
+                        &path.replace("//", "/")
+                    ) || covers(
+                        p,
+                        *r,
+                        path.trim_end_matches('/')
+                    )),
                     "{pattern}: {path} not covered by {:?}",
                     m.kernel_prefixes()
                 );
@@ -567,7 +572,9 @@ mod tests {
         );
         assert_eq!(
             compile("/etc/%.conf").unwrap().warning.as_deref(),
-            Some("\"/etc/%.conf\": osquery does not filter names on Linux; every entry of /etc/ is watched")
+            Some(
+                "\"/etc/%.conf\": osquery does not filter names on Linux; every entry of /etc/ is watched"
+            )
         );
         assert_eq!(
             compile("/Users/%%/Configuration.conf")
@@ -592,7 +599,10 @@ mod tests {
     fn kernel_prefixes_are_literal_and_minimal() {
         let m = matcher(
             &[
-                ("a", &["/etc/%%", "/etc/ssh/%", "/home/%/.ssh/%%", "/var/log/%.log"]),
+                (
+                    "a",
+                    &["/etc/%%", "/etc/ssh/%", "/home/%/.ssh/%%", "/var/log/%.log"],
+                ),
                 ("b", &["/var/log/%", "/opt/app/config.json", "/srv/a%/b"]),
             ],
             &[],

@@ -660,8 +660,10 @@ mod tests {
         );
         assert_eq!(
             f.warnings(),
-            ["--audit_allow_fim_events is deprecated: it is an alias of --enable_file_events; \
-              command line set --enable_file_events=true"]
+            [
+                "--audit_allow_fim_events is deprecated: it is an alias of --enable_file_events; \
+              command line set --enable_file_events=true"
+            ]
         );
 
         let mut f = Flags::default();
@@ -687,8 +689,10 @@ mod tests {
         );
         assert_eq!(
             f.warnings(),
-            ["--disable_endpointsecurity_fim is deprecated: it is an alias of \
-              --enable_file_events (inverted); environment set --enable_file_events=false"]
+            [
+                "--disable_endpointsecurity_fim is deprecated: it is an alias of \
+              --enable_file_events (inverted); environment set --enable_file_events=false"
+            ]
         );
 
         let mut f = Flags::default();
@@ -714,7 +718,8 @@ mod tests {
         ] {
             let mut f = Flags::default();
             // Start from "on" so that every row has to move or keep the value on purpose.
-            f.set("enable_file_events", "true", Source::Default).unwrap();
+            f.set("enable_file_events", "true", Source::Default)
+                .unwrap();
             f.parse_args(&args(&[arg]), Source::CommandLine).unwrap();
             assert_eq!(f.bool("enable_file_events"), want, "{arg}");
         }

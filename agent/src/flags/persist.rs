@@ -110,7 +110,10 @@ impl Source {
 /// `store`, the daemon's flags (shell-only ones stay `local`) and its status; otherwise
 /// `local` with the options of the config it names (or the embedded default) applied.
 pub fn view(store: Option<&Store>, local: &Flags) -> (Flags, String) {
-    if let Some(d) = store.and_then(DaemonFlags::load).filter(DaemonFlags::is_live) {
+    if let Some(d) = store
+        .and_then(DaemonFlags::load)
+        .filter(DaemonFlags::is_live)
+    {
         let status = d.fim_status.clone();
         return (d.overlay(local), status);
     }
@@ -181,10 +184,7 @@ pub(super) fn alias_description(a: &AliasDef) -> String {
         Some(FlagType::Bool) if a.inverted => " (inverted: true turns it off)",
         _ => "",
     };
-    format!(
-        "Deprecated osquery name; alias of --{}{kind}",
-        a.target
-    )
+    format!("Deprecated osquery name; alias of --{}{kind}", a.target)
 }
 
 #[cfg(test)]
@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(seen.get("events_max"), "50000");
         assert_eq!(seen.get("events_expiry"), "3600");
         assert_eq!(
-            (seen.get("storage_batch_ms"), seen.source("storage_batch_ms")),
+            (
+                seen.get("storage_batch_ms"),
+                seen.source("storage_batch_ms")
+            ),
             ("5", Source::Flagfile)
         );
     }
@@ -285,13 +288,19 @@ mod tests {
             "Deprecated osquery name; alias of --enable_file_events (inverted: true turns it off)"
         );
         let audit = get("audit_allow_fim_events");
-        assert_eq!((audit.value.as_str(), audit.default_value.as_str()), ("true", "false"));
+        assert_eq!(
+            (audit.value.as_str(), audit.default_value.as_str()),
+            ("true", "false")
+        );
         assert_eq!(rows.len(), FLAGS.len() + super::super::ALIASES.len());
     }
 
     #[test]
     fn round_trips_through_json() {
-        let p = DaemonFlags::new(&Flags::default(), "FIM off: enable_file_events=false".into());
+        let p = DaemonFlags::new(
+            &Flags::default(),
+            "FIM off: enable_file_events=false".into(),
+        );
         let back: DaemonFlags = serde_json::from_slice(&serde_json::to_vec(&p).unwrap()).unwrap();
         assert_eq!(back, p);
         assert!(serde_json::from_slice::<DaemonFlags>(b"{\"pid\":").is_err());

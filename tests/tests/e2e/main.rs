@@ -2,5 +2,6 @@
 //! One test binary, one module per area.
 
 mod cli;
+mod config;
 mod process;
 mod storage;

@@ -43,8 +43,7 @@ impl Table for OsqueryFlags {
         // With a daemon running on this database, its effective flags (config options
         // included) rather than this process's; alias rows and the FIM status line come from
         // the flag registry (flags::persist).
-        let (flags, fim_status) =
-            persist::view(self.sources.store.as_deref(), &self.sources.flags);
+        let (flags, fim_status) = persist::view(self.sources.store.as_deref(), &self.sources.flags);
         let rows: Vec<_> = persist::rows(&flags, &fim_status)
             .into_iter()
             .map(|r| {
