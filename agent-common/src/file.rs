@@ -150,7 +150,8 @@ pub struct FileRecord {
     /// The user pointer and dirfd of a second path still to resolve (rename, link).
     pub p2_ptr: u64,
     pub p2_dfd: i32,
-    pub _pad1: u32,
+    /// `file->f_mode` of an opened file (open only): tells whether this open created it.
+    pub f_mode: u32,
     pub path: [u8; FILE_PATH_MAX],
     pub path2: [u8; FILE_PATH_MAX],
 }

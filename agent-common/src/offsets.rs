@@ -81,8 +81,8 @@ pub struct KernelOffsets {
     pub file_inode: u32,
     /// `inode.i_ino` (unsigned long).
     pub inode_ino: u32,
-    /// Reserved.
-    pub _pad: u32,
+    /// `file.f_mode` (fmode_t, u32).
+    pub file_mode: u32,
 }
 const _: () = assert!(size_of::<KernelOffsets>() == 148);
 
@@ -129,7 +129,7 @@ impl KernelOffsets {
             file_path: Self::MISSING,
             file_inode: Self::MISSING,
             inode_ino: Self::MISSING,
-            _pad: 0,
+            file_mode: Self::MISSING,
         }
     }
 }

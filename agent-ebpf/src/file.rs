@@ -530,6 +530,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
         );
         (*out).ret = ret;
         (*out).file = 0;
+        (*out).f_mode = 0;
         if parked_flags & file_flags::RESOLVE_PATH2 != 0 {
             let mut rflags = parked_flags;
             let mut watched2 = false;
@@ -565,6 +566,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
                     read_field(file, off.file_inode).unwrap_or(core::ptr::null());
                 (*out).inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
                 (*out).file = file as u64;
+                (*out).f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
                 if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
                     let _ = FD_STATE.insert(&(file as u64), &0u8, 0);
                 }

@@ -46,8 +46,16 @@ pub fn run(flags: &Flags) -> Result<()> {
 
     let events_on = !flags.bool("disable_events");
     let process_on = events_on && flags.bool("enable_process_events");
-    let file_watch = file_watch_list();
-    let file_on = events_on && !file_watch.is_empty();
+    // FIM: the one switch (enable_file_events, aliases, disable_events) decides; the kernel
+    // filter gets the matcher's literal prefixes, the subscriber the exact matcher.
+    let file_on = events_on && live.fim.on && !live.matcher.is_empty();
+    let kernel_prefixes = |l: &crate::config::Live| -> Vec<String> {
+        l.matcher
+            .kernel_prefixes()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    };
     let mut stats = Stats::default();
     let mut threads = Vec::new();
     let mut kernel = None;
@@ -75,9 +83,6 @@ pub fn run(flags: &Flags) -> Result<()> {
         proc_counters.clone(),
     );
     let file_queue = proc_queue.for_publisher(file_counters.clone());
-    let categories: file::SharedCategories = Arc::new(std::sync::RwLock::new(
-        file::Categories::new(file_watch.clone()),
-    ));
 
     if process_on || file_on {
         let ring_bytes = u32::try_from(flags.u64("ring_buffer_bytes"))
@@ -92,9 +97,9 @@ pub fn run(flags: &Flags) -> Result<()> {
         let mut k = ebpf::Kernel::load(&ebpf::LoadOptions {
             ring_buffer_bytes: ring_bytes,
             enabled,
-            watched_prefixes: file_watch.iter().map(|(p, _)| p.clone()).collect(),
+            watched_prefixes: kernel_prefixes(&live),
             watch_all: false,
-            report_reads: false,
+            report_reads: !live.config.file_accesses.is_empty(),
         })?;
         log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
         drop_counters = Some(k.take_drops()?);
@@ -132,7 +137,9 @@ pub fn run(flags: &Flags) -> Result<()> {
         Box::new(process::ProcessEventsSubscriber::new(proc_sub)),
         Box::new(file::FileEventsSubscriber::new(
             file_sub,
-            categories.clone(),
+            config.handle(),
+            flags.u64("read_max"),
+            flags.u64("hash_cache_max") as usize,
         )),
     ];
     let writer = {
@@ -185,7 +192,22 @@ pub fn run(flags: &Flags) -> Result<()> {
     let mut last_tick = Instant::now();
     while !shutdown.is_set() {
         thread::sleep(Duration::from_millis(100));
-        config.poll(Some(&store));
+        if config.poll(Some(&store)) {
+            // A reload: new prefixes go in before old ones go out, so nothing still watched is
+            // uncovered in between.
+            let now = config.current();
+            match kernel.as_mut() {
+                Some(k) if file_on => {
+                    if let Err(e) = k.set_watched(&kernel_prefixes(&now)) {
+                        log::error!("updating the watched paths: {e:#}");
+                    }
+                }
+                _ if now.fim.on && !now.matcher.is_empty() => {
+                    log::warn!("FIM was off when the daemon started; turning it on takes a restart")
+                }
+                _ => {}
+            }
+        }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             reporter.tick(true);
             last_tick = Instant::now();
@@ -372,15 +394,4 @@ impl Reporter {
         self.last_totals = totals;
         self.last_tick_ns = now;
     }
-}
-
-/// Watched (prefix, category) pairs. Temporary until the configuration's FIM matcher is wired:
-/// `OSPREY_DEV_FILE_PATHS=category:/prefix,...`.
-fn file_watch_list() -> Vec<(String, String)> {
-    std::env::var("OSPREY_DEV_FILE_PATHS")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|e| e.split_once(':'))
-        .map(|(c, p)| (p.to_owned(), c.to_owned()))
-        .collect()
 }

@@ -95,7 +95,7 @@ pub fn offsets_from(
         file_path: m("file", "f_path"),
         file_inode: m("file", "f_inode"),
         inode_ino: m("inode", "i_ino"),
-        _pad: 0,
+        file_mode: m("file", "f_mode"),
     };
     // Without these the core columns would be empty: refuse to run half-blind.
     for (name, v) in [

@@ -1,19 +1,17 @@
 //! The file publisher (kernel file ring -> [`FileEvent`]s, with osquery's actions) and the
 //! `file_events` subscriber (category, file metadata, creation check).
 
-use std::{
-    collections::HashMap,
-    os::unix::fs::MetadataExt as _,
-    sync::{Arc, RwLock},
-};
+use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
 
 use agent_common::file::{FdRecord, FileOp, FileRecord};
 use aya::maps::{MapData, RingBuf};
 
 use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
 use crate::{
+    config::ConfigHandle,
     ebpf::decode::{RawRecord, decode},
     events::{FileEvent, FileStat},
+    fim::hash::HashCache,
     stats::{PublisherCounters, SubscriberCounters},
 };
 
@@ -22,33 +20,10 @@ pub const TABLE: &str = "file_events";
 
 const AT_REMOVEDIR: u32 = libc::AT_REMOVEDIR as u32;
 const O_CREAT: u32 = libc::O_CREAT as u32;
-const O_EXCL: u32 = libc::O_EXCL as u32;
 const O_TRUNC: u32 = libc::O_TRUNC as u32;
-
-/// Which watched category a path belongs to. Until the configuration's FIM matcher is wired
-/// in, it is a list of (path prefix, category).
-#[derive(Debug, Default)]
-pub struct Categories {
-    prefixes: Vec<(String, String)>,
-}
-
-impl Categories {
-    pub fn new(prefixes: Vec<(String, String)>) -> Self {
-        Self { prefixes }
-    }
-
-    pub fn category(&self, path: &str) -> Option<&str> {
-        self.prefixes
-            .iter()
-            .filter(|(p, _)| {
-                p == "/" || path == p.trim_end_matches('/') || path.starts_with(p.as_str())
-            })
-            .max_by_key(|(p, _)| p.len())
-            .map(|(_, c)| c.as_str())
-    }
-}
-
-pub type SharedCategories = Arc<RwLock<Categories>>;
+/// `FMODE_CREATED` in `file->f_mode`: set when this open created the file (bit 20 since
+/// Linux 4.19; checked on every kernel the VM tests boot).
+const FMODE_CREATED: u32 = 1 << 20;
 
 /// Syscall number -> name, for the `syscall` column.
 fn syscall_names() -> HashMap<u32, &'static str> {
@@ -154,8 +129,13 @@ impl FileDecoder {
                     }
                     self.files.insert(r.file, (e.target_path.clone(), r.inode));
                 }
-                // CREATED vs UPDATED/OPENED is settled by the subscriber (see `settle_open`).
-                ("OPENED", "open")
+                if r.ret >= 0 && r.f_mode & FMODE_CREATED != 0 {
+                    ("CREATED", "open")
+                } else if r.ret >= 0 && r.flags & O_TRUNC != 0 {
+                    ("UPDATED", "open")
+                } else {
+                    ("OPENED", "open")
+                }
             }
             FileOp::Truncate => ("UPDATED", "truncate"),
             FileOp::Unlink if r.flags & AT_REMOVEDIR != 0 => ("DELETED", "rmdir"),
@@ -265,29 +245,29 @@ pub fn run_publisher(
 #[derive(Debug)]
 pub struct FileEventsSubscriber {
     counters: Arc<SubscriberCounters>,
-    categories: SharedCategories,
-    /// Inodes already reported CREATED, so a second open right after the creation (within the
-    /// birth-time slack) is not called a creation again.
-    created: HashMap<u64, u64>,
+    config: ConfigHandle,
+    hashes: HashCache,
+    read_max: u64,
 }
 
 impl FileEventsSubscriber {
-    pub fn new(counters: Arc<SubscriberCounters>, categories: SharedCategories) -> Self {
+    pub fn new(
+        counters: Arc<SubscriberCounters>,
+        config: ConfigHandle,
+        read_max: u64,
+        hash_cache_max: usize,
+    ) -> Self {
         Self {
             counters,
-            categories,
-            created: HashMap::new(),
+            config,
+            hashes: HashCache::new(hash_cache_max),
+            read_max,
         }
     }
 }
 
-fn stat(path: &str) -> Option<(FileStat, u64, Option<u64>)> {
+fn stat(path: &str) -> Option<(FileStat, u64)> {
     let m = std::fs::symlink_metadata(path).ok()?;
-    let btime_ns = m
-        .created()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64);
     Some((
         FileStat {
             mode: m.mode(),
@@ -299,31 +279,7 @@ fn stat(path: &str) -> Option<(FileStat, u64, Option<u64>)> {
             ctime: m.ctime(),
         },
         m.ino(),
-        btime_ns,
     ))
-}
-
-/// How long before the syscall's entry a birth time may lie and still count as "created by
-/// it": inode times come from the coarse clock (one scheduler tick).
-const BIRTH_SLACK_NS: u64 = 20_000_000;
-
-/// CREATED when the open made the file: O_EXCL succeeded, or the file's birth time (same
-/// inode) is not older than the syscall. Otherwise UPDATED for O_TRUNC, else OPENED.
-fn settle_open(e: &mut FileEvent, birth: Option<(u64, Option<u64>)>) {
-    if e.result < 0 {
-        return;
-    }
-    let created = e.flags & O_CREAT != 0
-        && (e.flags & O_EXCL != 0
-            || birth.is_some_and(|(ino, b)| {
-                (e.inode == 0 || ino == e.inode)
-                    && b.is_some_and(|b| b + BIRTH_SLACK_NS >= e.time_ns)
-            }));
-    if created {
-        e.action = "CREATED".into();
-    } else if e.flags & O_TRUNC != 0 {
-        e.action = "UPDATED".into();
-    }
 }
 
 impl Subscriber for FileEventsSubscriber {
@@ -338,39 +294,34 @@ impl Subscriber for FileEventsSubscriber {
     }
     fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
         let Event::File(f) = ev else { return None };
-        let category = {
-            let cats = self.categories.read().ok()?;
-            cats.category(&f.target_path)?.to_owned()
-        };
+        let live = self.config.current();
+        let category = live.matcher.category(&f.target_path)?.to_owned();
+        let is_read_only_open = f.operation == "open"
+            && f.flags & libc::O_ACCMODE as u32 == 0
+            && f.flags & (O_CREAT | O_TRUNC) == 0;
+        if is_read_only_open && !live.matcher.wants_accesses(&category) {
+            return None;
+        }
         let mut e = f.clone();
         e.category = category;
         let st = stat(&e.target_path);
-        if e.operation == "open" {
-            settle_open(&mut e, st.map(|(_, ino, b)| (ino, b)));
-            if e.action == "CREATED" && e.flags & O_EXCL == 0 && e.inode != 0 {
-                if self
-                    .created
-                    .get(&e.inode)
-                    .is_some_and(|t| t + BIRTH_SLACK_NS >= e.time_ns)
-                {
-                    e.action = if e.flags & O_TRUNC != 0 {
-                        "UPDATED"
-                    } else {
-                        "OPENED"
-                    }
-                    .into();
-                } else {
-                    if self.created.len() >= FILES_MAX {
-                        self.created.clear();
-                    }
-                    self.created.insert(e.inode, e.time_ns);
-                }
-            }
-        }
-        if let Some((s, ino, _)) = st {
+        if let Some((s, ino)) = st {
             e.file = Some(s);
             if e.inode == 0 {
                 e.inode = ino;
+            }
+        }
+        // osquery hashes what was created or changed in watched categories, never for
+        // file_accesses; everything else says "not hashed".
+        if e.success() && (e.action == "CREATED" || e.action == "UPDATED") {
+            let h = self
+                .hashes
+                .hash(std::path::Path::new(&e.target_path), self.read_max);
+            e.hashed = h.code() as i8;
+            if let Some(d) = h.hashes() {
+                e.md5 = d.md5.clone();
+                e.sha1 = d.sha1.clone();
+                e.sha256 = d.sha256.clone();
             }
         }
         Some((e.time_ns, e.encode()))
@@ -390,39 +341,23 @@ mod tests {
     }
 
     #[test]
-    fn categories_by_longest_prefix() {
-        let c = Categories::new(vec![
-            ("/tmp/".into(), "tmp".into()),
-            ("/tmp/x/".into(), "x".into()),
-        ]);
-        assert_eq!(c.category("/tmp/x/a"), Some("x"));
-        assert_eq!(c.category("/tmp/x"), Some("x"));
-        assert_eq!(c.category("/tmp/y"), Some("tmp"));
-        assert_eq!(c.category("/etc/passwd"), None);
-    }
-
-    #[test]
-    fn open_settles_to_created_only_for_new_files() {
-        let mut e = FileEvent {
-            flags: O_CREAT,
-            time_ns: 1_000_000_000,
-            inode: 5,
-            ..Default::default()
-        };
-        settle_open(&mut e.clone(), None);
-        let mut old = e.clone();
-        old.action = "OPENED".into();
-        settle_open(&mut old, Some((5, Some(1))));
-        assert_eq!(old.action, "OPENED");
-        e.action = "OPENED".into();
-        settle_open(&mut e, Some((5, Some(999_000_000))));
-        assert_eq!(e.action, "CREATED");
-        let mut t = FileEvent {
-            flags: O_TRUNC,
-            action: "OPENED".into(),
-            ..Default::default()
-        };
-        settle_open(&mut t, None);
-        assert_eq!(t.action, "UPDATED");
+    fn open_actions_follow_the_kernel() {
+        let mut d = FileDecoder::default();
+        // SAFETY: FileRecord is plain data; all-zero is a valid value.
+        let mut r: FileRecord = unsafe { std::mem::zeroed() };
+        r.op = FileOp::Open as u8;
+        r.ret = 3;
+        r.path[..6].copy_from_slice(b"/tmp/a");
+        r.path_len = 6;
+        r.flags = O_CREAT | O_TRUNC | 1;
+        r.f_mode = FMODE_CREATED;
+        assert_eq!(d.file(&r)[0].action, "CREATED");
+        r.f_mode = 0;
+        assert_eq!(d.file(&r)[0].action, "UPDATED");
+        r.flags = 1;
+        assert_eq!(d.file(&r)[0].action, "OPENED");
+        r.ret = -13;
+        r.f_mode = FMODE_CREATED;
+        assert_eq!(d.file(&r)[0].action, "OPENED");
     }
 }

@@ -3,5 +3,6 @@
 
 mod cli;
 mod config;
+mod file;
 mod process;
 mod storage;

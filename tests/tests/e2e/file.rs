@@ -1,0 +1,253 @@
+//! File events end to end: a `%%` watch on a test folder, every operation the kernel source
+//! covers performed inside and outside it, then the exact rows. The test folder is unique to
+//! this test run, and rows are selected by its path, so other activity on the machine is
+//! never counted.
+
+use std::{
+    ffi::CString,
+    os::unix::{ffi::OsStrExt, fs::PermissionsExt},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Map, Value};
+use tests::{Daemon, privileged, s};
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).expect("no NUL in test paths")
+}
+
+fn config(path: &Path, watched: &Path, excluded: &Path, extra_watch: Option<&Path>) {
+    let mut paths = vec![format!("{}/%%", watched.display())];
+    if let Some(e) = extra_watch {
+        paths.push(format!("{}/%%", e.display()));
+    }
+    let text = serde_json::json!({
+        "options": {"enable_file_events": true},
+        "file_paths": {"e2e": paths},
+        "exclude_paths": {"e2e": [format!("{}/%%", excluded.display())]},
+    });
+    std::fs::write(path, text.to_string()).expect("write config");
+}
+
+fn rows_under(d: &Daemon, root: &Path, want: usize) -> Vec<Map<String, Value>> {
+    let sql = format!(
+        "SELECT target_path, category, action, operation, other_path, syscall, result, success, \
+         pid, process_uid, inode, mode, arg_mode, arg_uid, arg_gid, hashed, sha256 FROM file_events \
+         WHERE target_path LIKE '{}%' ORDER BY ntime, eid",
+        root.display()
+    );
+    d.wait_rows(&sql, want)
+}
+
+fn summary(rows: &[Map<String, Value>], root: &Path) -> Vec<String> {
+    let root = root.display().to_string();
+    rows.iter()
+        .map(|r| {
+            let rel = |p: &str| p.strip_prefix(&root).unwrap_or(p).to_owned();
+            format!(
+                "{} {} {} {}{}",
+                s(r, "action"),
+                s(r, "operation"),
+                rel(s(r, "target_path")),
+                if s(r, "other_path").is_empty() {
+                    String::new()
+                } else {
+                    format!("<{}> ", rel(s(r, "other_path")))
+                },
+                s(r, "result"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_file_operation_inside_the_watch_and_nothing_outside() {
+    if !privileged() {
+        return;
+    }
+    let base = tempfile::Builder::new()
+        .prefix("osprey-fim-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = base.path().to_path_buf();
+    let watched = root.join("watched");
+    let outside = root.join("outside");
+    let excluded = watched.join("skip");
+    std::fs::create_dir_all(&outside).unwrap();
+    let conf = root.join("osprey.conf");
+    // `watched` does not exist yet when the config names it: it is covered anyway.
+    config(&conf, &watched, &excluded, None);
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+
+    let me = std::process::id().to_string();
+    std::fs::create_dir(&watched).unwrap(); // mkdir
+    std::fs::create_dir(&excluded).unwrap(); // mkdir of the excluded folder itself: excluded
+    let a = watched.join("a");
+    std::fs::write(&a, b"hello").unwrap(); // open(O_CREAT|O_TRUNC) + write + close
+    std::fs::rename(&a, watched.join("b")).unwrap(); // rename
+    let b = watched.join("b");
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap(); // chmod
+    // SAFETY: valid NUL-terminated path; chown to the current owner (root) is allowed.
+    assert_eq!(unsafe { libc::chown(cstr(&b).as_ptr(), 0, 0) }, 0); // chown
+    let key = CString::new("user.osprey").unwrap();
+    // SAFETY: valid pointers and lengths for the duration of the call.
+    let rc = unsafe { libc::setxattr(cstr(&b).as_ptr(), key.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+    assert_eq!(rc, 0, "setxattr: {}", std::io::Error::last_os_error());
+    std::fs::hard_link(&b, watched.join("c")).unwrap(); // link
+    std::os::unix::fs::symlink("b", watched.join("d")).unwrap(); // symlink
+    // SAFETY: valid NUL-terminated path.
+    assert_eq!(unsafe { libc::truncate(cstr(&b).as_ptr(), 1) }, 0); // truncate
+    std::fs::remove_file(watched.join("c")).unwrap(); // unlink
+    let _ = std::fs::remove_file(watched.join("missing")); // failed unlink: ENOENT
+    std::fs::write(excluded.join("x"), b"x").unwrap(); // excluded path
+    std::fs::create_dir(watched.join("sub")).unwrap();
+    std::fs::remove_dir(watched.join("sub")).unwrap(); // rmdir
+    // Outside the watch: nothing may appear.
+    std::fs::write(outside.join("o"), b"o").unwrap();
+    std::fs::rename(outside.join("o"), outside.join("p")).unwrap();
+    std::fs::remove_file(outside.join("p")).unwrap();
+    // Relative to the cwd of a child process (resolved in the kernel).
+    let status = std::process::Command::new("/bin/sh")
+        .current_dir(&watched)
+        .args(["-c", "mkdir rel && rmdir rel"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let expected = [
+        "CREATED mkdir /watched 0",
+        "CREATED open /watched/a 3",
+        "UPDATED write /watched/a 0",
+        "UPDATED close_write /watched/a 0",
+        "MOVED_FROM rename /watched/a </watched/b> 0",
+        "MOVED_TO rename /watched/b </watched/a> 0",
+        "ATTRIBUTES_MODIFIED chmod /watched/b 0",
+        "ATTRIBUTES_MODIFIED chown /watched/b 0",
+        "ATTRIBUTES_MODIFIED setxattr /watched/b <user.osprey> 0",
+        "CREATED link /watched/c </watched/b> 0",
+        "CREATED symlink /watched/d <b> 0",
+        "UPDATED truncate /watched/b 0",
+        "DELETED unlink /watched/c 0",
+        "DELETED unlink /watched/missing -2",
+        "CREATED mkdir /watched/sub 0",
+        "DELETED rmdir /watched/sub 0",
+        "CREATED mkdir /watched/rel 0",
+        "DELETED rmdir /watched/rel 0",
+    ];
+    let rows = rows_under(&d, &root, expected.len());
+    let got = summary(&rows, &root);
+    // The write's fd number depends on the runtime; compare everything else exactly.
+    let got_norm: Vec<String> = got
+        .iter()
+        .map(|g| {
+            if g.starts_with("CREATED open ") {
+                g.rsplit_once(' ').map(|(a, _)| format!("{a} 3")).unwrap()
+            } else {
+                g.clone()
+            }
+        })
+        .collect();
+    assert_eq!(got_norm, expected, "rows:\n{got:#?}\n{}", d.log());
+    for r in &rows {
+        assert_eq!(s(r, "category"), "e2e");
+        assert_eq!(s(r, "process_uid"), "0");
+        if s(r, "target_path").contains("/rel") {
+            assert_ne!(s(r, "pid"), me, "the mkdir rel ran in a child");
+        } else {
+            assert_eq!(s(r, "pid"), me, "{r:?}");
+        }
+    }
+    let by = |action: &str, op: &str| {
+        rows.iter()
+            .find(|r| s(r, "action") == action && s(r, "operation") == op)
+            .unwrap()
+    };
+    assert_eq!(s(by("ATTRIBUTES_MODIFIED", "chmod"), "arg_mode"), "0600");
+    assert_eq!(s(by("ATTRIBUTES_MODIFIED", "chown"), "arg_uid"), "0");
+    assert_eq!(s(by("DELETED", "unlink"), "success"), "1");
+    let created = by("CREATED", "open");
+    let inode = std::fs::metadata(&b).unwrap().ito_inode();
+    assert_eq!(
+        s(created, "inode"),
+        inode.to_string(),
+        "the open's inode is the file's (same after rename)"
+    );
+    // Hashes: the truncate left "h" in the file.
+    let trunc = by("UPDATED", "truncate");
+    assert_eq!(s(trunc, "hashed"), "1");
+    assert_eq!(
+        s(trunc, "sha256"),
+        "aaa9402664f1a41f40ebbc52c9993eb66aeb366602958fdfaa283b71e64db123"
+    );
+    d.stop();
+}
+
+trait InodeExt {
+    fn ito_inode(&self) -> u64;
+}
+
+impl InodeExt for std::fs::Metadata {
+    fn ito_inode(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(self)
+    }
+}
+
+#[test]
+fn reload_changes_the_coverage_without_restart() {
+    if !privileged() {
+        return;
+    }
+    let base = tempfile::Builder::new()
+        .prefix("osprey-fim-reload-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root: PathBuf = base.path().to_path_buf();
+    let one = root.join("one");
+    let two = root.join("two");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    let conf = root.join("osprey.conf");
+    config(&conf, &one, &one.join("never"), None);
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    std::fs::write(one.join("x1"), b"1").unwrap();
+    std::fs::write(two.join("y1"), b"1").unwrap();
+    assert_eq!(
+        rows_under(&d, &root, 1)
+            .iter()
+            .filter(|r| s(r, "operation") == "open")
+            .count(),
+        1
+    );
+
+    // Watch `two` as well, then SIGHUP.
+    config(&conf, &one, &one.join("never"), Some(&two));
+    // SAFETY: kill with the pid of a child we started and a valid signal number.
+    assert_eq!(unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.log().contains("config reloaded from") {
+        assert!(Instant::now() < deadline, "no reload logged:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The trie is updated right after the reload is logged, in the same loop iteration.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(two.join("y2"), b"2").unwrap();
+    let rows = d.wait_rows(
+        &format!("SELECT target_path FROM file_events WHERE operation = 'open' AND target_path LIKE '{}%' ORDER BY ntime", root.display()),
+        2,
+    );
+    let paths: Vec<String> = rows
+        .iter()
+        .map(|r| s(r, "target_path").to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            one.join("x1").display().to_string(),
+            two.join("y2").display().to_string()
+        ],
+        "{}",
+        d.log()
+    );
+    d.stop();
+}
