@@ -251,3 +251,80 @@ fn reload_changes_the_coverage_without_restart() {
     );
     d.stop();
 }
+
+/// Overfills a one-page ring buffer with file events: every operation is either stored or
+/// counted as dropped, none vanishes.
+#[test]
+fn flood_received_plus_dropped_equals_generated() {
+    if !privileged() {
+        return;
+    }
+    let base = tempfile::Builder::new()
+        .prefix("osprey-flood-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = base.path().join("w");
+    std::fs::create_dir_all(&root).unwrap();
+    let conf = base.path().join("osprey.conf");
+    config(&conf, &root, &root.join("never"), None);
+    // One page of ring buffer and no process events: only this test's file records use it.
+    let d = Daemon::start(&[
+        &format!("--config_path={}", conf.display()),
+        "--ring_buffer_bytes=4096",
+        "--enable_process_events=false",
+    ]);
+    const N: usize = 20_000;
+    let target = root.join("f");
+    for _ in 0..N {
+        // One chmod = one record.
+        std::fs::set_permissions(
+            &target_or_create(&target),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    // Let the pipeline drain and the counters be persisted (once a second).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut stored, mut dropped) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1500));
+        stored = d
+            .query(&format!(
+                "SELECT count(*) AS n FROM file_events WHERE operation = 'chmod' AND target_path = '{}'",
+                target.display()
+            ))[0]
+            .get("n")
+            .and_then(Value::as_str)
+            .unwrap()
+            .parse()
+            .unwrap();
+        dropped = d
+            .query("SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'ebpf_file' AND window_start = 0")[0]
+            .get("n")
+            .and_then(Value::as_str)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if stored + dropped >= N as u64 {
+            break;
+        }
+    }
+    assert!(
+        dropped > 0,
+        "a one-page ring should overflow under {N} records (stored {stored})"
+    );
+    assert_eq!(
+        stored + dropped,
+        N as u64,
+        "stored {stored} + dropped {dropped}\n{}",
+        d.log()
+    );
+    d.stop();
+}
+
+fn target_or_create(p: &Path) -> PathBuf {
+    if !p.exists() {
+        std::fs::write(p, b"").unwrap();
+    }
+    p.to_path_buf()
+}
