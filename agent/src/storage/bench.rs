@@ -83,7 +83,7 @@ const ARGS: &[&str] = &[
 fn event(i: u64, base_ns: u64) -> ProcessEvent {
     let pid = 10_000 + (i / 2 % 4_000_000) as u32;
     let n = (i / 2) as usize;
-    let exec = i % 2 == 0;
+    let exec = i.is_multiple_of(2);
     let path = PATHS[n % PATHS.len()];
     let argc = 1 + n % 4;
     let mut argv = Vec::with_capacity(argc);
