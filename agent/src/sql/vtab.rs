@@ -124,6 +124,10 @@ pub struct Constraint {
 #[derive(Clone, Debug, Default)]
 pub struct QueryContext {
     pub constraints: Vec<Constraint>,
+    /// The columns the statement reads (SQLite's `colUsed`: bit i = column i, bit 63 = any
+    /// column from 63 on); `None` = unknown, treat every column as used. A table may leave an
+    /// unused column NULL and skip the work of computing it.
+    pub columns_used: Option<u64>,
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
@@ -136,6 +140,12 @@ fn as_i64(v: &Value) -> Option<i64> {
 }
 
 impl QueryContext {
+    /// Whether the statement reads `column` (true when unknown).
+    pub fn uses(&self, column: usize) -> bool {
+        self.columns_used
+            .is_none_or(|mask| mask & (1u64 << column.min(63)) != 0)
+    }
+
     /// The inclusive integer range that the constraints on `column` allow.
     pub fn int_range(&self, column: usize) -> (i64, i64) {
         let (mut lo, mut hi) = (i64::MIN, i64::MAX);
@@ -265,6 +275,8 @@ unsafe impl<'vtab> VTab<'vtab> for TableVTab {
                 return Ok(false);
             }
         }
+        // The columns the statement reads travel with the plan, as `u<mask>`.
+        plan.push_str(&format!("u{};", info.col_used()));
         info.set_idx_str(&plan);
         info.set_estimated_cost(self.table.cost(&used));
         Ok(true)
@@ -317,12 +329,15 @@ unsafe impl VTabCursor for TableCursor {
         args: &Filters<'_>,
     ) -> rusqlite::Result<()> {
         let mut ctx = QueryContext::default();
-        for (i, part) in idx_str
-            .unwrap_or("")
-            .split(';')
-            .filter(|p| !p.is_empty())
-            .enumerate()
-        {
+        let mut i = 0;
+        for part in idx_str.unwrap_or("").split(';').filter(|p| !p.is_empty()) {
+            if let Some(mask) = part.strip_prefix('u') {
+                let mask = mask
+                    .parse::<u64>()
+                    .map_err(|_| rusqlite::Error::ModuleError(format!("bad plan {part:?}")))?;
+                ctx.columns_used = Some(mask);
+                continue;
+            }
             let (column, op) = part
                 .split_once(':')
                 .and_then(|(c, o)| {
@@ -333,6 +348,7 @@ unsafe impl VTabCursor for TableCursor {
                 })
                 .ok_or_else(|| rusqlite::Error::ModuleError(format!("bad plan {part:?}")))?;
             let value: Value = args.get(i)?;
+            i += 1;
             ctx.constraints.push(Constraint { column, op, value });
         }
         self.rows =
@@ -381,4 +397,97 @@ pub fn is_complete_statement(sql: &str) -> bool {
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call; sqlite3_complete
     // only reads it.
     unsafe { ffi::sqlite3_complete(c.as_ptr()) != 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A table that records what each scan asked for.
+    struct Recorder {
+        seen: Mutex<Vec<QueryContext>>,
+    }
+
+    impl Table for Recorder {
+        fn name(&self) -> &'static str {
+            "rec"
+        }
+        fn columns(&self) -> &'static [Column] {
+            const C: &[Column] = &[
+                col("a", ColumnType::Integer),
+                col("b", ColumnType::Text),
+                hidden("c", ColumnType::Integer),
+            ];
+            C
+        }
+        fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
+            self.seen.lock().expect("lock").push(ctx.clone());
+            let rows = (1..=3).map(|i| {
+                Ok(vec![
+                    Value::Integer(i),
+                    Value::Text(format!("r{i}")),
+                    Value::Integer(i * 10),
+                ])
+            });
+            Ok(Box::new(rows.collect::<Vec<_>>().into_iter()))
+        }
+    }
+
+    fn run(sql: &str) -> (Vec<Vec<Value>>, Vec<QueryContext>) {
+        let t = Arc::new(Recorder {
+            seen: Mutex::new(Vec::new()),
+        });
+        let conn = Connection::open_in_memory().expect("sqlite");
+        register(&conn, t.clone()).expect("register");
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+            .expect("query")
+            .collect::<Result<Vec<Vec<Value>>, _>>()
+            .expect("rows");
+        let seen = t.seen.lock().expect("lock").clone();
+        (rows, seen)
+    }
+
+    #[test]
+    fn constraints_and_used_columns_reach_the_table() {
+        let (rows, seen) = run("SELECT b FROM rec WHERE c >= 20 AND a < 3");
+        assert_eq!(rows, vec![vec![Value::Text("r2".into())]]);
+        assert_eq!(seen.len(), 1);
+        let got: Vec<(usize, Op, Value)> = seen[0]
+            .constraints
+            .iter()
+            .map(|c| (c.column, c.op, c.value.clone()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains(&(2, Op::Ge, Value::Integer(20))), "{got:?}");
+        assert!(got.contains(&(0, Op::Lt, Value::Integer(3))), "{got:?}");
+        assert_eq!(seen[0].columns_used, Some(0b111));
+        assert_eq!(seen[0].int_range(2), (20, i64::MAX));
+        assert_eq!(seen[0].int_range(0), (i64::MIN, 2));
+    }
+
+    #[test]
+    fn used_columns_follow_the_statement() {
+        let (_, seen) = run("SELECT b FROM rec");
+        assert_eq!(seen[0].columns_used, Some(0b010));
+        assert!(seen[0].uses(1) && !seen[0].uses(0) && !seen[0].uses(2));
+        let (rows, seen) = run("SELECT count(*) FROM rec");
+        assert_eq!(rows, vec![vec![Value::Integer(3)]]);
+        assert_eq!(seen[0].columns_used, Some(0));
+        // `SELECT *` leaves hidden columns out.
+        let (_, seen) = run("SELECT * FROM rec");
+        assert_eq!(seen[0].columns_used, Some(0b011));
+        // Unknown (a direct `generate` call): everything counts as used.
+        let ctx = QueryContext::default();
+        assert!(ctx.uses(0) && ctx.uses(200));
+        let high = QueryContext {
+            columns_used: Some(1 << 63),
+            ..Default::default()
+        };
+        assert!(high.uses(63) && high.uses(100) && !high.uses(62));
+    }
 }

@@ -60,6 +60,8 @@ pub struct Processes {
     proc_root: PathBuf,
     /// `/proc/<pid>` entries read so far; proves that `pid = N` reads one entry.
     entries_read: Arc<AtomicU64>,
+    /// Files and links read under those entries; proves unused columns cost nothing.
+    files_read: Arc<AtomicU64>,
 }
 
 impl Processes {
@@ -72,12 +74,18 @@ impl Processes {
         Self {
             proc_root: proc_root.into(),
             entries_read: Arc::new(AtomicU64::new(0)),
+            files_read: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// How many `/proc/<pid>` entries this table has read since it was made.
     pub fn entries_read(&self) -> u64 {
         self.entries_read.load(Ordering::Relaxed)
+    }
+
+    /// How many files and links under `/proc/<pid>` this table has read since it was made.
+    pub fn files_read(&self) -> u64 {
+        self.files_read.load(Ordering::Relaxed)
     }
 }
 
@@ -219,35 +227,119 @@ fn boot_time(proc_root: &Path) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// One row for `/proc/<pid>`, or `None` when the process is gone (or never existed).
-fn read_process(proc_root: &Path, pid: i64, clock: Clock) -> Option<Vec<Value>> {
-    let dir = proc_root.join(pid.to_string());
+/// Which per-process files a scan needs, from the columns the statement reads: a query for
+/// `pid, name` reads `stat` alone instead of eight files per process.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    columns: Option<u64>,
+}
+
+impl Want {
+    fn any(&self, columns: &[usize]) -> bool {
+        columns.iter().any(|&c| {
+            self.columns
+                .is_none_or(|mask| mask & (1u64 << c.min(63)) != 0)
+        })
+    }
+}
+
+/// Reads the files of one `/proc/<pid>`, counting each read.
+struct ProcDir<'a> {
+    dir: PathBuf,
+    files_read: &'a AtomicU64,
+}
+
+impl ProcDir<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        self.files_read.fetch_add(1, Ordering::Relaxed);
+        read_text(&self.dir.join(name))
+    }
+
+    fn link(&self, name: &str) -> Option<String> {
+        self.files_read.fetch_add(1, Ordering::Relaxed);
+        read_link(&self.dir.join(name))
+    }
+}
+
+// Column numbers, for deciding which files to read.
+const PATH: usize = 2;
+const CMDLINE: usize = 3;
+const CWD: usize = 5;
+const ROOT: usize = 6;
+const STATUS_COLUMNS: [usize; 8] = [7, 8, 9, 10, 11, 12, 15, 16];
+const ON_DISK: usize = 13;
+const IO_COLUMNS: [usize; 2] = [19, 20];
+const CGROUP_PATH: usize = 26;
+
+/// One row for `/proc/<pid>`, or `None` when the process is gone (or never existed). Columns
+/// the statement does not read are NULL and their files are not opened.
+fn read_process(
+    proc_root: &Path,
+    pid: i64,
+    clock: Clock,
+    want: Want,
+    files_read: &AtomicU64,
+) -> Option<Vec<Value>> {
+    let p = ProcDir {
+        dir: proc_root.join(pid.to_string()),
+        files_read,
+    };
     // `stat` is the existence test: if it cannot be read the process has gone.
-    let stat = parse_stat(&read_text(&dir.join("stat"))?)?;
-    let status = read_text(&dir.join("status"))
-        .map(|s| parse_status(&s))
-        .unwrap_or_default();
-    let cmdline = std::fs::read(dir.join("cmdline"))
-        .map(|b| parse_cmdline(&b))
-        .unwrap_or_default();
-    let exe = read_link(&dir.join("exe"));
+    let stat = parse_stat(&p.text("stat")?)?;
+    let status = if want.any(&STATUS_COLUMNS) {
+        p.text("status")
+            .map(|s| parse_status(&s))
+            .unwrap_or_default()
+    } else {
+        Status::default()
+    };
+    let cmdline = if want.any(&[CMDLINE]) {
+        files_read.fetch_add(1, Ordering::Relaxed);
+        // Bytes, not text: arguments are NUL-separated and need not be UTF-8.
+        std::fs::read(p.dir.join("cmdline"))
+            .map(|b| parse_cmdline(&b))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let exe = if want.any(&[PATH, ON_DISK]) {
+        p.link("exe")
+    } else {
+        None
+    };
     let (path, on_disk) = match exe {
         // Kernel threads and processes we may not inspect have no readable exe.
         None => (String::new(), -1),
-        Some(p) => match p.strip_suffix(" (deleted)") {
+        Some(e) => match e.strip_suffix(" (deleted)") {
             Some(gone) => (gone.to_owned(), 0),
             None => {
-                let exists = Path::new(&p).exists();
-                (p, i64::from(exists))
+                let exists = Path::new(&e).exists();
+                (e, i64::from(exists))
             }
         },
     };
-    let (read_bytes, write_bytes) = read_text(&dir.join("io"))
-        .map(|s| parse_io(&s))
-        .unwrap_or((None, None));
-    let cgroup = read_text(&dir.join("cgroup"))
-        .map(|s| parse_cgroup(&s))
-        .unwrap_or_default();
+    let (read_bytes, write_bytes) = if want.any(&IO_COLUMNS) {
+        p.text("io").map(|s| parse_io(&s)).unwrap_or((None, None))
+    } else {
+        (None, None)
+    };
+    let cgroup = if want.any(&[CGROUP_PATH]) {
+        p.text("cgroup")
+            .map(|s| parse_cgroup(&s))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let cwd = if want.any(&[CWD]) {
+        p.link("cwd")
+    } else {
+        None
+    };
+    let root = if want.any(&[ROOT]) {
+        p.link("root")
+    } else {
+        None
+    };
     let ms = |ticks: u64| {
         let ms = u128::from(ticks) * 1000 / u128::from(clock.ticks_per_sec.max(1));
         int(i64::try_from(ms).unwrap_or(i64::MAX))
@@ -258,14 +350,14 @@ fn read_process(proc_root: &Path, pid: i64, clock: Clock) -> Option<Vec<Value>> 
     });
     let or_minus_one = |v: Option<i64>| int(v.unwrap_or(-1));
     let id = |ids: Option<[i64; 3]>, i: usize| int(ids.map_or(-1, |a| a[i]));
-    Some(vec![
+    let mut row = vec![
         int(pid),
         text(stat.comm),
         text(path),
         text(cmdline),
         text(stat.state),
-        text(read_link(&dir.join("cwd")).unwrap_or_default()),
-        text(read_link(&dir.join("root")).unwrap_or_default()),
+        text(cwd.unwrap_or_default()),
+        text(root.unwrap_or_default()),
         id(status.uids, 0),
         id(status.gids, 0),
         id(status.uids, 1),
@@ -287,7 +379,14 @@ fn read_process(proc_root: &Path, pid: i64, clock: Clock) -> Option<Vec<Value>> 
         int(stat.threads),
         int(stat.nice),
         text(cgroup),
-    ])
+    ];
+    // SQLite never reads these; NULL says plainly that they were not computed.
+    for (i, v) in row.iter_mut().enumerate() {
+        if !want.any(&[i]) {
+            *v = Value::Null;
+        }
+    }
+    Some(row)
 }
 
 /// The pids a query asks for with `pid = N`; `None` means every process.
@@ -345,11 +444,14 @@ impl Table for Processes {
             boot_time: boot_time(&self.proc_root),
         };
         let root = self.proc_root.clone();
-        let counter = self.entries_read.clone();
+        let (entries, files) = (self.entries_read.clone(), self.files_read.clone());
+        let want = Want {
+            columns: ctx.columns_used,
+        };
         // Lazy, so a LIMIT stops reading /proc early.
         Ok(Box::new(pids.into_iter().filter_map(move |pid| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            read_process(&root, pid, clock).map(Ok)
+            entries.fetch_add(1, Ordering::Relaxed);
+            read_process(&root, pid, clock, want, &files).map(Ok)
         })))
     }
 }
@@ -439,8 +541,7 @@ mod tests {
 
     /// A fake proc tree: pid 7 is whole, pid 8 has only a broken stat, pid 9 is listed but
     /// gone (no files), as when a process exits during the scan.
-    #[test]
-    fn fake_proc_tree_skips_vanished_and_broken_entries() {
+    fn fake_proc_tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path();
         std::fs::write(p.join("stat"), "cpu 1 2 3\nbtime 1700000000\n").expect("write");
@@ -459,7 +560,13 @@ mod tests {
         std::fs::write(p.join("8/stat"), "8 (broken").expect("write");
         std::fs::create_dir(p.join("9")).expect("mkdir");
         std::fs::create_dir(p.join("self")).expect("mkdir");
+        dir
+    }
 
+    #[test]
+    fn fake_proc_tree_skips_vanished_and_broken_entries() {
+        let dir = fake_proc_tree();
+        let p = dir.path();
         let t = Processes::with_root(p);
         let rows: Vec<_> = t
             .generate(&QueryContext::default())
@@ -467,6 +574,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(t.entries_read(), 3);
+        // pid 7: stat, status, cmdline, exe, io, cgroup, cwd, root; pids 8 and 9: stat.
+        assert_eq!(t.files_read(), 10);
         assert_eq!(rows.len(), 1);
         let ticks = rustix::param::clock_ticks_per_second();
         let want = vec![
@@ -499,6 +608,44 @@ mod tests {
             text("/test.scope"),
         ];
         assert_eq!(rows[0], want);
+    }
+
+    #[test]
+    fn unused_columns_open_no_files() {
+        let dir = fake_proc_tree();
+        let t = Arc::new(Processes::with_root(dir.path()));
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        vtab::register(&conn, t.clone()).expect("register");
+        let query = |sql: &str| -> (Vec<Vec<Value>>, u64) {
+            let before = t.files_read();
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+                .expect("query")
+                .collect::<Result<Vec<Vec<Value>>, _>>()
+                .expect("rows");
+            (rows, t.files_read() - before)
+        };
+        // `stat` alone, for each of the three entries.
+        assert_eq!(
+            query("SELECT pid, name, parent FROM processes"),
+            (vec![vec![int(7), text("fake"), int(1)]], 3)
+        );
+        assert_eq!(
+            query("SELECT cgroup_path FROM processes WHERE pid = 7"),
+            (vec![vec![text("/test.scope")]], 2)
+        );
+        assert_eq!(
+            query("SELECT euid, disk_bytes_read FROM processes WHERE pid = 7"),
+            (vec![vec![int(2), int(11)]], 3)
+        );
+        // A column used only in WHERE still counts as used.
+        assert_eq!(
+            query("SELECT pid FROM processes WHERE cmdline LIKE '%--flag%'"),
+            (vec![vec![int(7)]], 4)
+        );
+        assert_eq!(query("SELECT * FROM processes WHERE pid = 7").1, 8);
     }
 
     fn proc_field(pid: u32, name: &str) -> String {
@@ -674,6 +821,7 @@ mod tests {
                 op: Op::Eq,
                 value: Value::Integer(me),
             }],
+            ..Default::default()
         };
         let rows: Vec<_> = t.generate(&ctx).expect("generate").collect();
         assert_eq!(rows.len(), 1);
@@ -684,6 +832,7 @@ mod tests {
                 op: Op::Eq,
                 value: Value::Text("not a pid".into()),
             }],
+            ..Default::default()
         };
         assert_eq!(t.generate(&text_pid).expect("generate").count(), 0);
         assert_eq!(t.entries_read(), 1);
