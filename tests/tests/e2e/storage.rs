@@ -287,3 +287,50 @@ fn full_disk_is_counted_and_reported_and_the_daemon_recovers() {
     let log = d.stop();
     assert!(log.contains("stopped cleanly"), "{log}");
 }
+
+#[test]
+fn retention_keeps_events_max_rows_and_reports_them_as_expired_not_lost() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&["--events_max=50", "--events_expiry=0"]);
+    let m = marker("retention");
+    for _ in 0..150 {
+        let st = Command::new("/bin/true").arg(&m).status().expect("run");
+        assert!(st.success());
+    }
+    let expired_sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE window_start = 0 AND publisher = 'process_events' AND reason = 'expired'";
+    // 300 marked rows (exec and exit) and more from the machine; at most 50 are kept. The
+    // thread runs every 5 s and the counters are saved every second.
+    let marked_sql = format!(
+        "SELECT count(*) AS n FROM process_events WHERE path = '/bin/true' AND cmdline = '/bin/true {m}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (expired, marked) = loop {
+        let (e, k) = (count(&d, expired_sql), count(&d, &marked_sql));
+        if (e >= 250 && k <= 50) || Instant::now() > deadline {
+            break (e, k);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(expired >= 250, "expired {expired}\n{}", d.log());
+    assert!(marked <= 50, "{marked} marked rows kept");
+    // Retention is not loss: no per-second window (time ranges stay "complete"), nothing in
+    // the loss columns.
+    assert_eq!(
+        count(
+            &d,
+            "SELECT count(*) AS n FROM event_drops WHERE window_start > 0 AND reason = 'expired'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &d,
+            "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE reason NOT IN ('expired')"
+        ),
+        0
+    );
+    let log = d.stop();
+    assert!(log.contains("stopped cleanly"), "{log}");
+}
