@@ -86,6 +86,13 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     }
     let (flags, positional) = Flags::from_sources(rest, std::env::vars())?;
     init_logging(&flags);
+    // Deprecated names and conflicting values: the daemon logs them with its config
+    // (config::live); the other commands print them here.
+    if cmd != "daemon" {
+        for w in flags.warnings() {
+            eprintln!("osprey: warning: {w}");
+        }
+    }
     match cmd {
         "daemon" => {
             if let Some(extra) = positional.first() {

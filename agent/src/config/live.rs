@@ -259,6 +259,7 @@ impl Service {
         let mut p = DaemonFlags::new(&live.flags, live.fim.to_string());
         p.running = running;
         p.config_origin = live.config.origin.clone();
+        p.config_hash = live.config.hash.clone();
         p.config_generation = live.generation;
         p.config_error = self.last_error.clone();
         if let Err(e) = p.save(store) {

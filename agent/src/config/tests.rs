@@ -336,3 +336,32 @@ fn null_sections_are_absent_and_never_panic() {
         let _ = parse(text, "t", None);
     }
 }
+
+#[test]
+fn mangled_configs_never_panic() {
+    // Every single-byte deletion and a few substitutions of a config that uses every key.
+    let bytes = FULL.as_bytes();
+    let mut errors = 0;
+    for i in 0..bytes.len() {
+        for replacement in [None, Some(b'"'), Some(b'%'), Some(b'{'), Some(b'1')] {
+            let mut b = bytes.to_vec();
+            match replacement {
+                None => {
+                    b.remove(i);
+                }
+                Some(r) => b[i] = r,
+            }
+            let text = String::from_utf8_lossy(&b);
+            if let Ok(p) = parse(&text, "t", None) {
+                // Whatever parses must also build a matcher and answer.
+                let m = p.config.fim_matcher();
+                let _ = m.category("/home/a/.ssh/x");
+                let _ = m.kernel_prefixes();
+            } else {
+                errors += 1;
+            }
+        }
+    }
+    // Most mutations break the JSON; the loop must have exercised the error paths.
+    assert!(errors > bytes.len(), "{errors}");
+}

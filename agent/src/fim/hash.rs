@@ -12,9 +12,8 @@
 
 use std::{
     collections::HashMap,
-    fs::File,
     io::{ErrorKind, Read},
-    os::unix::fs::MetadataExt,
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::Path,
 };
 
@@ -94,7 +93,16 @@ pub fn hash_file(path: &Path, read_max: u64) -> Hashed {
 /// The hash and, when the file did not change while it was read, the key to cache it under.
 fn hash_uncached(path: &Path, read_max: u64) -> Result<(Hashed, Option<FileKey>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mut file = File::open(path).map_err(err)?;
+    // Never open what is not a regular file: opening a FIFO blocks until a writer comes, and
+    // opening some devices has side effects. O_NONBLOCK covers a swap between stat and open.
+    if !std::fs::metadata(path).map_err(err)?.is_file() {
+        return Ok((Hashed::Skipped(Skipped::NotRegularFile), None));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(err)?;
     let before = file.metadata().map_err(err)?;
     if !before.is_file() {
         return Ok((Hashed::Skipped(Skipped::NotRegularFile), None));
@@ -328,6 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from(0o600),
+            0,
+        )
+        .unwrap();
+        // Opening it for reading would block this test forever.
+        assert_eq!(
+            hash_file(&fifo, 1 << 20),
+            Hashed::Skipped(Skipped::NotRegularFile)
+        );
+        assert_eq!(HashCache::new(4).hash(&fifo, 1 << 20).code(), 0);
+    }
+
+    #[test]
     fn cache_hits_only_while_metadata_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
@@ -342,7 +370,7 @@ mod tests {
         assert_eq!(cache.stats(), (1, 2));
         // Same size, different content, mtime moved explicitly (coarse clocks may not move).
         std::fs::write(&p, b"abd").unwrap();
-        let f = File::options().write(true).open(&p).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
             .unwrap();
         drop(f);

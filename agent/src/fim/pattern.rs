@@ -637,6 +637,39 @@ mod tests {
     }
 
     #[test]
+    fn odd_patterns_and_paths_never_panic() {
+        let odd = [
+            "/",
+            "//",
+            "/%",
+            "/%%",
+            "/%%%%",
+            "/%/%/%",
+            "/a%%b%%c",
+            "/é%/ü",
+            "/a/../b",
+            "/./%",
+            "/\u{1F600}%",
+            "/%\u{1F600}%/x",
+            "/**/**",
+            "/*",
+            "/[a]/?",
+        ];
+        let owned: Vec<String> = odd.iter().map(|s| s.to_string()).collect();
+        let m = FimMatcher::new([("c", owned.as_slice())], [owned.as_slice()], ["c"]);
+        for p in odd
+            .iter()
+            .chain(["", "relative", "/é/ü", "/\u{1F600}x/x"].iter())
+        {
+            let _ = compile(p);
+            let _ = check_exclude(p);
+            let _ = m.category(p);
+            let _ = m.is_excluded(p);
+        }
+        let _ = m.kernel_prefixes();
+    }
+
+    #[test]
     fn glob_level_cases() {
         for (p, n, want) in [
             ("*", "abc", true),

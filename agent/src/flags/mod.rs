@@ -249,6 +249,20 @@ impl Flags {
             None => validate(def, value)?,
         };
         let current = self.source(def.name);
+        // Two names (or one name twice) disagreeing within one source: say which one won.
+        if source == current && source != Source::Default && self.get(def.name) != value {
+            let old = self.get(def.name).to_owned();
+            self.warnings.push(match alias {
+                Some(a) => format!(
+                    "--{} sets --{} again in the {source} ({old}, then {value}); the last one wins",
+                    a.name, def.name
+                ),
+                None => format!(
+                    "--{} is set twice in the {source} ({old}, then {value}); the last one wins",
+                    def.name
+                ),
+            });
+        }
         if source >= current {
             self.values.insert(def.name, (value, source));
         }
@@ -430,19 +444,23 @@ impl Flags {
         &mut self,
         vars: impl Iterator<Item = (String, String)>,
     ) -> Result<(), FlagError> {
-        for (key, value) in vars {
-            let Some(name) = key.strip_prefix("OSPREY_") else {
-                continue;
-            };
-            let name = name.to_ascii_lowercase();
-            if resolve(&name).is_some() {
-                self.set(&name, &value, Source::Environment)
-                    .map_err(|e| FlagError::InFile {
-                        origin: format!("environment variable {key}"),
-                        line: 0,
-                        source: Box::new(e),
-                    })?;
-            }
+        // The environment has no order: apply aliases first and registry names last, so that
+        // when both are set the registry name wins, every time.
+        let mut ours: Vec<(bool, String, String, String)> = vars
+            .filter_map(|(key, value)| {
+                let name = key.strip_prefix("OSPREY_")?.to_ascii_lowercase();
+                let (_, alias) = resolve(&name)?;
+                Some((alias.is_none(), name, key, value))
+            })
+            .collect();
+        ours.sort();
+        for (_, name, key, value) in ours {
+            self.set(&name, &value, Source::Environment)
+                .map_err(|e| FlagError::InFile {
+                    origin: format!("environment variable {key}"),
+                    line: 0,
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }
@@ -759,12 +777,57 @@ mod tests {
         )
         .unwrap();
         assert!(!f.bool("enable_file_events"));
+        assert_eq!(
+            f.warnings()[1],
+            "--disable_endpointsecurity_fim sets --enable_file_events again in the command line \
+             (true, then false); the last one wins"
+        );
         // A lower source cannot undo it, whichever name it uses.
         f.parse_flagfile_text("--audit_allow_fim_events=true\n", "ff")
             .unwrap();
         assert_eq!(
             (f.get("enable_file_events"), f.source("enable_file_events")),
             ("false", Source::CommandLine)
+        );
+    }
+
+    #[test]
+    fn in_the_environment_the_registry_name_beats_an_alias_whatever_the_order() {
+        for reversed in [false, true] {
+            let mut vars = vec![
+                ("OSPREY_ENABLE_FILE_EVENTS".to_owned(), "false".to_owned()),
+                (
+                    "OSPREY_AUDIT_ALLOW_FIM_EVENTS".to_owned(),
+                    "true".to_owned(),
+                ),
+            ];
+            if reversed {
+                vars.reverse();
+            }
+            let mut f = Flags::default();
+            f.parse_env(vars.into_iter()).unwrap();
+            assert!(!f.bool("enable_file_events"), "reversed: {reversed}");
+            assert_eq!(
+                f.warnings()[1],
+                "--enable_file_events is set twice in the environment (true, then false); the last one wins"
+            );
+        }
+    }
+
+    #[test]
+    fn same_value_twice_is_not_a_conflict() {
+        let mut f = Flags::default();
+        f.parse_args(
+            &args(&["--events_max=5", "--events_max=5", "--json", "--json"]),
+            Source::CommandLine,
+        )
+        .unwrap();
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        f.parse_args(&args(&["--events_max=6"]), Source::CommandLine)
+            .unwrap();
+        assert_eq!(
+            f.warnings(),
+            ["--events_max is set twice in the command line (5, then 6); the last one wins"]
         );
     }
 

@@ -26,6 +26,9 @@ pub struct DaemonFlags {
     pub fim_status: String,
     /// Where the config in force came from (a path, or `embedded default`).
     pub config_origin: String,
+    /// sha1 of the config text in force (osquery's `osquery_info.config_hash`).
+    #[serde(default)]
+    pub config_hash: String,
     /// How many configs were applied since start (1 after start-up).
     pub config_generation: u64,
     /// The last failed reload, if the latest attempt failed (the previous config stays).
@@ -51,6 +54,7 @@ impl DaemonFlags {
                 .collect(),
             fim_status,
             config_origin: String::new(),
+            config_hash: String::new(),
             config_generation: 0,
             config_error: None,
         }
@@ -293,6 +297,94 @@ mod tests {
             ("true", "false")
         );
         assert_eq!(rows.len(), FLAGS.len() + super::super::ALIASES.len());
+    }
+
+    #[test]
+    fn view_shows_a_live_daemon_and_otherwise_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_primary(&dir.path().join("db")).unwrap();
+        let mut daemon = Flags::default();
+        daemon
+            .apply_config_options(&[("events_max".into(), "77".into())])
+            .unwrap();
+        let mut p = DaemonFlags::new(&daemon, "FIM off: test".into());
+        p.save(&store).unwrap();
+        assert_eq!(DaemonFlags::load(&store), Some(p.clone()));
+        let (f, status) = view(Some(&store), &Flags::default());
+        assert_eq!(
+            (f.get("events_max"), f.source("events_max"), status.as_str()),
+            ("77", Source::Config, "FIM off: test")
+        );
+
+        // Gone: exited cleanly, or its pid no longer exists. This process's view then, with
+        // the embedded default config's options.
+        let local = |p: &DaemonFlags| {
+            p.save(&store).unwrap();
+            let (f, status) = view(Some(&store), &Flags::default());
+            (
+                f.get("events_max").to_owned(),
+                f.source("config_refresh"),
+                status,
+            )
+        };
+        let want = (
+            "50000".to_owned(),
+            Source::Config,
+            "FIM off: enable_file_events=false (default)".to_owned(),
+        );
+        p.running = false;
+        assert_eq!(local(&p), want);
+        p.running = true;
+        p.pid = u32::MAX;
+        assert_eq!(local(&p), want);
+        // Undecodable bytes are "no daemon", not an error.
+        store.put_meta(META_KEY, b"\xff{", false).unwrap();
+        assert_eq!(DaemonFlags::load(&store), None);
+        assert_eq!(
+            view(Some(&store), &Flags::default()).0.get("events_max"),
+            "50000"
+        );
+    }
+
+    #[test]
+    fn osquery_flags_table_shows_sources_and_alias_rows() {
+        use rusqlite::types::Value;
+        let mut local = Flags::default();
+        local
+            .parse_args(
+                &["--disable_endpointsecurity_fim=false".to_owned()],
+                Source::CommandLine,
+            )
+            .unwrap();
+        let engine = crate::sql::Engine::new(crate::sql::Sources {
+            store: None,
+            flags: std::sync::Arc::new(local),
+        })
+        .unwrap();
+        let rs = engine
+            .query(
+                "SELECT name, value, source FROM osquery_flags WHERE name IN \
+                 ('enable_file_events', 'disable_endpointsecurity_fim', 'config_refresh') \
+                 ORDER BY name",
+            )
+            .unwrap();
+        let text = |s: &str| Value::Text(s.to_owned());
+        assert_eq!(
+            rs.rows,
+            vec![
+                vec![text("config_refresh"), text("0"), text("config")],
+                vec![
+                    text("disable_endpointsecurity_fim"),
+                    text("false"),
+                    text("command line")
+                ],
+                vec![
+                    text("enable_file_events"),
+                    text("true"),
+                    text("command line")
+                ],
+            ]
+        );
     }
 
     #[test]
