@@ -100,6 +100,19 @@ mod tests {
             .query("SELECT gid, gid_signed, groupname FROM groups WHERE gid = 0")
             .expect("query");
         assert_eq!(rs.rows, vec![vec![int(0), int(0), text("root")]]);
+        let me = std::process::id();
+        let ns = engine
+            .query(&format!(
+                "SELECT groupname, pid_with_namespace FROM groups \
+                 WHERE pid_with_namespace = {me} AND gid = 0"
+            ))
+            .expect("query");
+        assert_eq!(ns.rows, vec![vec![text("root"), int(me)]]);
+        // A pid that does not exist has no root to read: no rows, no error.
+        let none = engine
+            .query("SELECT count(*) FROM groups WHERE pid_with_namespace = 2147483647")
+            .expect("query");
+        assert_eq!(none.rows, vec![vec![int(0)]]);
         let group = std::fs::read_to_string("/etc/group").expect("group");
         let n = engine.query("SELECT count(*) FROM groups").expect("query");
         assert_eq!(n.rows, vec![vec![int(parse_group(&group).len() as i64)]]);

@@ -178,6 +178,15 @@ mod tests {
             rs.rows,
             vec![vec![int(0), int(0), int(0), text("root"), text("/root")]]
         );
+        // Through our own root (`/proc/<own pid>/root`): the same accounts, tagged.
+        let me = std::process::id();
+        let ns = engine
+            .query(&format!(
+                "SELECT username, pid_with_namespace FROM users \
+                 WHERE pid_with_namespace = {me} AND uid = 0"
+            ))
+            .expect("query");
+        assert_eq!(ns.rows, vec![vec![text("root"), int(me)]]);
         // Every passwd line that parses is a row.
         let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
         let n = engine.query("SELECT count(*) FROM users").expect("query");
