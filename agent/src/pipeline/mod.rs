@@ -354,3 +354,129 @@ pub fn drain_ring(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{StorageError, Store};
+
+    /// Stores every process event whose pid is even; ignores the others.
+    struct EvenPids(Arc<SubscriberCounters>);
+
+    impl Subscriber for EvenPids {
+        fn table(&self) -> &'static str {
+            "process_events"
+        }
+        fn publisher(&self) -> &'static str {
+            "test"
+        }
+        fn counters(&self) -> Arc<SubscriberCounters> {
+            self.0.clone()
+        }
+        fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
+            match ev {
+                Event::Process(p) if p.pid % 2 == 0 => Some((p.time_ns, p.encode())),
+                _ => None,
+            }
+        }
+    }
+
+    fn run(store: &Arc<Store>, n: u32, batch_events: usize) -> Arc<SubscriberCounters> {
+        let counters = Arc::new(SubscriberCounters::default());
+        let (q, rx) = queue(64, WhenFull::Block, Arc::new(PublisherCounters::default()));
+        let producer = std::thread::spawn(move || {
+            for pid in 0..n {
+                let ev = ProcessEvent {
+                    time_ns: 1_000 + u64::from(pid / 3),
+                    pid,
+                    ..Default::default()
+                };
+                assert!(q.push(Event::Process(ev)));
+            }
+        });
+        run_writer(
+            store.clone(),
+            rx,
+            vec![Box::new(EvenPids(counters.clone()))],
+            WriterConfig {
+                batch_events,
+                batch_time: Duration::from_millis(5),
+                sync: false,
+            },
+        );
+        producer.join().unwrap();
+        counters
+    }
+
+    fn stored(store: &Store) -> Vec<(u64, u64, u32)> {
+        let mut rows = Vec::new();
+        store
+            .scan("process_events", 0, u64::MAX, |t, s, v| {
+                rows.push((t, s, ProcessEvent::decode(v).unwrap().pid));
+                true
+            })
+            .unwrap();
+        rows
+    }
+
+    #[test]
+    fn every_event_is_stored_once_with_a_unique_seq_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_primary(dir.path()).unwrap());
+        let counters = run(&store, 10_000, 128);
+        assert_eq!(counters.events.get(), 5_000);
+        assert_eq!(counters.write_errors.get(), 0);
+        let rows = stored(&store);
+        assert_eq!(rows.len(), 5_000);
+        // Seqs are handed out in arrival order from 0 (a new database), one per stored row.
+        let mut by_seq: Vec<_> = rows.iter().map(|(t, s, pid)| (*s, *t, *pid)).collect();
+        by_seq.sort_unstable();
+        for (i, (s, t, pid)) in by_seq.iter().enumerate() {
+            assert_eq!(*s, i as u64);
+            assert_eq!(*pid, 2 * i as u32);
+            assert_eq!(*t, 1_000 + u64::from(pid / 3));
+        }
+        // Key order is time order.
+        assert!(rows.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
+    }
+
+    #[test]
+    fn a_second_run_continues_above_every_seq_of_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_primary(dir.path()).unwrap());
+        run(&store, 100, 7);
+        let first_max = stored(&store).iter().map(|r| r.1).max().unwrap();
+        run(&store, 100, 7);
+        let rows = stored(&store);
+        assert_eq!(rows.len(), 100);
+        let mut seqs: Vec<u64> = rows.iter().map(|r| r.1).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 100);
+        assert_eq!(seqs.iter().filter(|s| **s > first_max).count(), 50);
+    }
+
+    #[test]
+    fn failed_writes_are_counted_as_write_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_primary(dir.path()).unwrap());
+        // Rows need the whole reserve, counters and seq reservations a quarter: as if the disk
+        // were nearly full, rows fail and the seq reservation still works.
+        let free = rustix::fs::statvfs(dir.path()).unwrap();
+        let free = free.f_bavail * free.f_frsize;
+        store.set_reserve(free.saturating_mul(2));
+        assert!(matches!(
+            store.write(&[("process_events", event_key(1, 1), vec![1])], false),
+            Err(StorageError::DiskFull { .. })
+        ));
+        let counters = run(&store, 1_000, 64);
+        assert_eq!(counters.events.get(), 0);
+        assert_eq!(counters.write_errors.get(), 500);
+        assert!(stored(&store).is_empty());
+        // Space again: the next events are stored.
+        store.set_reserve(0);
+        let counters = run(&store, 10, 64);
+        assert_eq!(counters.events.get(), 5);
+        assert_eq!(stored(&store).len(), 5);
+    }
+}
