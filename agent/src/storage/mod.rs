@@ -7,6 +7,14 @@
 //!   crashed process could have used.
 //! - The daemon is the only primary; `osprey query`/`shell` open a secondary instance that
 //!   tails the primary's MANIFEST and WAL, so they see what the daemon wrote without stopping it.
+//! - Retention ([`retention`]) is a background thread of range deletes; reading never deletes.
+//! - Extension data ([`extensions`]) lives in its own `ext:<name>` column families.
+//! - A full disk: every write first checks that a reserve stays free ([`Store::ensure_space`]),
+//!   because the librocksdb 7.8 this links aborts the process on the WAL write that follows a
+//!   failed one. Rows refused for space are counted as `write_error` by the writer, which
+//!   stores again by itself once there is room; no reopen is needed, RocksDB never saw ENOSPC.
+//!   Not covered: a flush or compaction that needs more than the reserve (RocksDB then stops
+//!   writes with a background error until its own recovery succeeds).
 
 pub mod bench;
 pub mod codec;
@@ -36,7 +44,7 @@ type Db = DBWithThreadMode<MultiThreaded>;
 use thiserror::Error;
 
 /// Column families that hold events, one per event table.
-pub const EVENT_TABLES: &[&str] = &["process_events", "file_events"];
+pub const EVENT_TABLES: &[&str] = &["process_events", "file_events", "socket_events"];
 /// Small bookkeeping values: seq reservations, persisted counters.
 pub const CF_META: &str = "meta";
 /// Drop windows: key = `window_end_ns ‖ seq`, value = an encoded [`crate::stats::DropWindow`].
