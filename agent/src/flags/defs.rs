@@ -69,6 +69,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "enable_socket_events",
+        ty: Bool,
+        default: "false",
+        description: "Capture connect, bind, listen and accept (IPv4, IPv6, unix) from the kernel into socket_events",
+        shell_only: false,
+    },
+    FlagDef {
         name: "ring_buffer_bytes",
         ty: Int,
         default: "8388608",
@@ -206,10 +213,16 @@ pub const ALIASES: &[AliasDef] = &[
         target: "enable_file_events",
         inverted: true,
     },
-    // osquery declares this one itself with FLAG_ALIAS (config/config.cpp).
+    // osquery declares the next two itself with FLAG_ALIAS (config/config.cpp,
+    // database/database.cpp).
     AliasDef {
         name: "config_tls_refresh",
         target: "config_refresh",
+        inverted: false,
+    },
+    AliasDef {
+        name: "db_path",
+        target: "database_path",
         inverted: false,
     },
 ];
