@@ -250,8 +250,16 @@ unsafe impl<'vtab> VTab<'vtab> for TableVTab {
         let mut plan = String::new();
         let mut used = Vec::new();
         let mut n = 0;
-        for (c, mut usage) in info.constraints_and_usages() {
-            if !c.is_usable() {
+        // A table compares text bytewise; a constraint under another collation (`= 'X'
+        // COLLATE NOCASE`) is left to SQLite alone, or the table could drop rows it accepts.
+        let bytewise: Vec<bool> = (0..info.constraints().count())
+            .map(|i| {
+                info.collation(i)
+                    .map_or(true, |c| c.eq_ignore_ascii_case("BINARY"))
+            })
+            .collect();
+        for (i, (c, mut usage)) in info.constraints_and_usages().enumerate() {
+            if !c.is_usable() || !bytewise.get(i).copied().unwrap_or(false) {
                 continue;
             }
             let Some(op) = Op::from_sqlite(c.operator()) else {
@@ -468,6 +476,16 @@ mod tests {
         assert_eq!(seen[0].columns_used, Some(0b111));
         assert_eq!(seen[0].int_range(2), (20, i64::MAX));
         assert_eq!(seen[0].int_range(0), (i64::MIN, 2));
+    }
+
+    #[test]
+    fn constraints_under_another_collation_stay_with_sqlite() {
+        let (rows, seen) = run("SELECT a FROM rec WHERE b = 'R2' COLLATE NOCASE");
+        assert_eq!(rows, vec![vec![Value::Integer(2)]]);
+        assert!(seen[0].constraints.is_empty(), "{:?}", seen[0].constraints);
+        let (rows, seen) = run("SELECT a FROM rec WHERE b = 'r2'");
+        assert_eq!(rows, vec![vec![Value::Integer(2)]]);
+        assert_eq!(seen[0].equals(1), vec![&Value::Text("r2".into())]);
     }
 
     #[test]

@@ -80,17 +80,55 @@ pub fn parse_mounts(s: &str) -> Vec<MountEntry> {
         .collect()
 }
 
-fn row(m: MountEntry) -> Vec<Value> {
+const DEVICE_ALIAS: usize = 1;
+const PATH: usize = 2;
+/// blocks_size ..= inodes_free: the columns that need statfs(2).
+const SIZE_COLUMNS: std::ops::RangeInclusive<usize> = 4..=9;
+
+/// The work a query needs: which mount points (`path = ...`; `None` = all), and whether to
+/// call statfs and resolve device aliases at all. statfs on a dead network mount can block,
+/// so `SELECT path, type FROM mounts` must not call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub paths: Option<Vec<String>>,
+    pub sizes: bool,
+    pub alias: bool,
+}
+
+pub fn plan(ctx: &QueryContext) -> Plan {
+    let asked = ctx.equals(PATH);
+    let paths = (!asked.is_empty()).then(|| {
+        asked
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    });
+    Plan {
+        paths,
+        sizes: SIZE_COLUMNS.clone().any(|c| ctx.uses(c)),
+        alias: ctx.uses(DEVICE_ALIAS),
+    }
+}
+
+fn row(m: MountEntry, plan: &Plan) -> Vec<Value> {
     // osquery resolves device paths such as /dev/disk/by-uuid/... to the real node.
-    let alias = if m.device.starts_with('/') {
+    let alias = if plan.alias && m.device.starts_with('/') {
         std::fs::canonicalize(&m.device)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| m.device.clone())
     } else {
         m.device.clone()
     };
-    let sizes = match rustix::fs::statfs(Path::new(&m.path)) {
-        Ok(st) => {
+    let stat = if plan.sizes {
+        rustix::fs::statfs(Path::new(&m.path)).ok()
+    } else {
+        None
+    };
+    let sizes = match stat {
+        Some(st) => {
             let bsize = u64::try_from(st.f_bsize).unwrap_or(0);
             [
                 uint(bsize),
@@ -101,7 +139,8 @@ fn row(m: MountEntry) -> Vec<Value> {
                 uint(st.f_ffree),
             ]
         }
-        Err(_) => std::array::from_fn(|_| Value::Null),
+        // Unreachable, or not asked for (then SQLite never reads these).
+        None => std::array::from_fn(|_| Value::Null),
     };
     let mut r = vec![text(m.device), text(alias), text(m.path), text(m.fstype)];
     r.extend(sizes);
@@ -118,11 +157,16 @@ impl Table for Mounts {
         COLUMNS
     }
 
-    fn generate(&self, _ctx: &QueryContext) -> Result<Rows, String> {
+    fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         let s = read_text(Path::new("/proc/self/mounts"))
             .ok_or_else(|| "cannot read /proc/self/mounts".to_owned())?;
+        let plan = plan(ctx);
+        let entries = parse_mounts(&s).into_iter().filter({
+            let paths = plan.paths.clone();
+            move |m| paths.as_ref().is_none_or(|p| p.contains(&m.path))
+        });
         // Lazy: statfs runs only for the rows SQLite pulls.
-        Ok(Box::new(parse_mounts(&s).into_iter().map(|m| Ok(row(m)))))
+        Ok(Box::new(entries.map(move |m| Ok(row(m, &plan)))))
     }
 }
 
@@ -175,12 +219,24 @@ mod tests {
 
     #[test]
     fn unreachable_mount_keeps_its_row() {
-        let r = row(MountEntry {
-            device: "none".into(),
-            path: "/nonexistent/osprey-test".into(),
-            fstype: "tmpfs".into(),
-            options: "rw".into(),
-        });
+        let all = plan(&QueryContext::default());
+        assert_eq!(
+            all,
+            Plan {
+                paths: None,
+                sizes: true,
+                alias: true
+            }
+        );
+        let r = row(
+            MountEntry {
+                device: "none".into(),
+                path: "/nonexistent/osprey-test".into(),
+                fstype: "tmpfs".into(),
+                options: "rw".into(),
+            },
+            &all,
+        );
         assert_eq!(
             r[..4].to_vec(),
             vec![
@@ -192,6 +248,40 @@ mod tests {
         );
         assert!(r[4..10].iter().all(|v| *v == Value::Null), "{r:?}");
         assert_eq!(r[10], text("rw"));
+    }
+
+    #[test]
+    fn plan_follows_the_statement() {
+        use crate::sql::vtab::Constraint;
+        let ctx = |used: u64, paths: &[&str]| QueryContext {
+            constraints: paths
+                .iter()
+                .map(|p| Constraint {
+                    column: PATH,
+                    op: crate::sql::vtab::Op::Eq,
+                    value: text(*p),
+                })
+                .collect(),
+            columns_used: Some(used),
+        };
+        // path, type: no statfs, no alias resolution.
+        assert_eq!(
+            plan(&ctx(0b1100, &[])),
+            Plan {
+                paths: None,
+                sizes: false,
+                alias: false
+            }
+        );
+        // blocks_free where path = '/'.
+        assert_eq!(
+            plan(&ctx(1 << 6 | 1 << 2, &["/"])),
+            Plan {
+                paths: Some(vec!["/".to_owned()]),
+                sizes: true,
+                alias: false
+            }
+        );
     }
 
     #[test]
