@@ -180,3 +180,90 @@ fn config_options_reach_osquery_flags_and_sighup_reloads_safely() {
         "{log}"
     );
 }
+
+/// Through the real kernel: categories and excludes from the config decide the rows, and a
+/// reload that adds a category applies to events after it.
+#[test]
+fn fim_categories_and_excludes_follow_the_config_across_a_reload() {
+    if !tests::privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("tree");
+    for sub in ["watched/skip", "watched/deep/er", "other"] {
+        std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+    }
+    let conf = dir.path().join("osquery.conf");
+    let write_conf = |extra: &str| {
+        let r = root.display();
+        std::fs::write(
+            &conf,
+            format!(
+                r#"{{"options": {{"enable_file_events": true}},
+                    "file_paths": {{"w": ["{r}/watched/%%"]{extra}}},
+                    "exclude_paths": {{"w": ["{r}/watched/skip/%%"]}}}}"#
+            ),
+        )
+        .expect("write config");
+    };
+    write_conf("");
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    assert!(
+        d.log()
+            .contains("FIM on: enable_file_events=true (config), 1 category"),
+        "{}",
+        d.log()
+    );
+    let categories = |d: &Daemon| -> BTreeMap<String, String> {
+        d.query(&format!(
+            "SELECT DISTINCT target_path, category FROM file_events WHERE target_path LIKE '{}/%'",
+            root.display()
+        ))
+        .iter()
+        .map(|r| (s(r, "target_path").to_owned(), s(r, "category").to_owned()))
+        .collect()
+    };
+    let touch = |p: &str| std::fs::write(root.join(p), "x").expect("write");
+    // Events are stored in the order they happen: once the last one is there, the earlier
+    // ones are too, or were filtered.
+    touch("watched/skip/excluded");
+    touch("other/unwatched");
+    touch("watched/deep/er/nested");
+    touch("watched/last");
+    let last = root.join("watched/last").display().to_string();
+    wait_for(&d, "watched/last", || categories(&d).contains_key(&last));
+    let r = root.display();
+    assert_eq!(
+        categories(&d),
+        BTreeMap::from([
+            (format!("{r}/watched/deep/er/nested"), "w".to_owned()),
+            (format!("{r}/watched/last"), "w".to_owned()),
+        ])
+    );
+
+    write_conf(&format!(r#", "o": ["{r}/other/%"]"#));
+    sighup(&d);
+    wait_for(&d, "the reload", || {
+        d.log().contains("config reloaded from")
+    });
+    touch("other/now_watched");
+    touch("watched/last2");
+    let last2 = root.join("watched/last2").display().to_string();
+    wait_for(&d, "watched/last2", || categories(&d).contains_key(&last2));
+    let got = categories(&d);
+    assert_eq!(
+        got.get(&format!("{r}/other/now_watched"))
+            .map(String::as_str),
+        Some("o"),
+        "{got:?}"
+    );
+    assert!(
+        !got.contains_key(&format!("{r}/other/unwatched")),
+        "{got:?}"
+    );
+    let log = d.stop();
+    assert!(
+        log.contains("FIM on: enable_file_events=true (config), 2 categories"),
+        "{log}"
+    );
+}
