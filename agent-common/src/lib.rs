@@ -8,6 +8,7 @@
 pub mod file;
 pub mod offsets;
 pub mod process;
+pub mod socket;
 
 pub use offsets::KernelOffsets;
 
@@ -23,6 +24,10 @@ pub mod maps {
     pub const FILE_SPECS: &str = "FILE_SPECS";
     /// LPM trie of watched path prefixes.
     pub const WATCHED_PATHS: &str = "WATCHED_PATHS";
+    /// Ring buffer carrying socket records.
+    pub const SOCK_RING: &str = "SOCK_RING";
+    /// Array of [`crate::socket::SockOp`] (as u8) indexed by syscall number.
+    pub const SOCK_OPS: &str = "SOCK_OPS";
     /// Files opened for writing in watched paths: `struct file *` -> written?
     pub const FD_STATE: &str = "FD_STATE";
 }
@@ -49,6 +54,7 @@ pub enum EventKind {
     ProcessExit = 2,
     File = 3,
     FileFd = 4,
+    Socket = 5,
 }
 
 impl EventKind {
@@ -58,6 +64,7 @@ impl EventKind {
             2 => Some(Self::ProcessExit),
             3 => Some(Self::File),
             4 => Some(Self::FileFd),
+            5 => Some(Self::Socket),
             _ => None,
         }
     }
@@ -81,12 +88,16 @@ pub enum DropSlot {
     FileReadError = 5,
     /// A file syscall's entry could not be kept until its exit (pending map full).
     FilePendingFull = 6,
+    /// A socket record was lost: the ring buffer was full.
+    SockRingFull = 7,
+    /// A socket syscall's entry could not be kept until its exit.
+    SockPendingFull = 8,
 }
 
 impl DropSlot {
     /// Number of slots; the size of the `DROPS` array.
-    pub const COUNT: u32 = 7;
-    pub const ALL: [DropSlot; 7] = [
+    pub const COUNT: u32 = 9;
+    pub const ALL: [DropSlot; 9] = [
         Self::ExecRingFull,
         Self::ExitRingFull,
         Self::ExecReadError,
@@ -94,6 +105,8 @@ impl DropSlot {
         Self::FileRingFull,
         Self::FileReadError,
         Self::FilePendingFull,
+        Self::SockRingFull,
+        Self::SockPendingFull,
     ];
 
     /// The event kind this slot counts for.
@@ -102,15 +115,18 @@ impl DropSlot {
             Self::ExecRingFull | Self::ExecReadError => EventKind::ProcessExec,
             Self::ExitRingFull | Self::ExitReadError => EventKind::ProcessExit,
             Self::FileRingFull | Self::FileReadError | Self::FilePendingFull => EventKind::File,
+            Self::SockRingFull | Self::SockPendingFull => EventKind::Socket,
         }
     }
 
     /// Short reason, as shown in the drops table.
     pub const fn reason(self) -> &'static str {
         match self {
-            Self::ExecRingFull | Self::ExitRingFull | Self::FileRingFull => "ring_buffer_full",
+            Self::ExecRingFull | Self::ExitRingFull | Self::FileRingFull | Self::SockRingFull => {
+                "ring_buffer_full"
+            }
             Self::ExecReadError | Self::ExitReadError | Self::FileReadError => "kernel_read_error",
-            Self::FilePendingFull => "pending_map_full",
+            Self::FilePendingFull | Self::SockPendingFull => "pending_map_full",
         }
     }
 }

@@ -83,8 +83,32 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     /// `file.f_mode` (fmode_t, u32).
     pub file_mode: u32,
+    /// `file.private_data` (pointer; a `struct socket *` for sockets).
+    pub file_private: u32,
+    /// `socket.sk` (pointer).
+    pub socket_sk: u32,
+    /// `sock.__sk_common.skc_family` (u16).
+    pub sk_family: u32,
+    /// `sock.__sk_common.skc_num` (u16, host order local port).
+    pub sk_num: u32,
+    /// `sock.__sk_common.skc_dport` (be16).
+    pub sk_dport: u32,
+    /// `sock.__sk_common.skc_rcv_saddr` (be32).
+    pub sk_rcv_saddr: u32,
+    /// `sock.__sk_common.skc_daddr` (be32).
+    pub sk_daddr: u32,
+    /// `sock.__sk_common.skc_v6_rcv_saddr` (16 bytes); absent without IPv6.
+    pub sk_v6_rcv_saddr: u32,
+    /// `sock.__sk_common.skc_v6_daddr` (16 bytes).
+    pub sk_v6_daddr: u32,
+    /// `sock.sk_protocol` (u16).
+    pub sk_protocol: u32,
+    /// `sock.sk_type` (u16).
+    pub sk_type: u32,
+    /// Reserved.
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 148);
+const _: () = assert!(size_of::<KernelOffsets>() == 196);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -130,6 +154,18 @@ impl KernelOffsets {
             file_inode: Self::MISSING,
             inode_ino: Self::MISSING,
             file_mode: Self::MISSING,
+            file_private: Self::MISSING,
+            socket_sk: Self::MISSING,
+            sk_family: Self::MISSING,
+            sk_num: Self::MISSING,
+            sk_dport: Self::MISSING,
+            sk_rcv_saddr: Self::MISSING,
+            sk_daddr: Self::MISSING,
+            sk_v6_rcv_saddr: Self::MISSING,
+            sk_v6_daddr: Self::MISSING,
+            sk_protocol: Self::MISSING,
+            sk_type: Self::MISSING,
+            _pad: 0,
         }
     }
 }

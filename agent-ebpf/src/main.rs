@@ -7,6 +7,7 @@
 #![no_main]
 
 mod file;
+mod socket;
 
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,

@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     ebpf::{self, DropCounters},
     flags::Flags,
-    pipeline::{self, Shutdown, WhenFull, WriterConfig, file, process},
+    pipeline::{self, Shutdown, WhenFull, WriterConfig, file, process, socket},
     stats::{self, DropCount, DropWindow, PublisherCounters, Snapshot, Stats, SubscriberCounters},
     storage::{
         self, CF_DROPS, Store, event_key,
@@ -49,6 +49,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     // FIM: the one switch (enable_file_events, aliases, disable_events) decides; the kernel
     // filter gets the matcher's literal prefixes, the subscriber the exact matcher.
     let file_on = events_on && live.fim.on && !live.matcher.is_empty();
+    let socket_on = events_on && flags.bool("enable_socket_events");
     let kernel_prefixes = |l: &crate::config::Live| -> Vec<String> {
         l.matcher
             .kernel_prefixes()
@@ -83,8 +84,17 @@ pub fn run(flags: &Flags) -> Result<()> {
         proc_counters.clone(),
     );
     let file_queue = proc_queue.for_publisher(file_counters.clone());
+    let sock_counters = Arc::new(PublisherCounters::default());
+    let sock_sub = Arc::new(SubscriberCounters::default());
+    stats
+        .publishers
+        .push((socket::PUBLISHER, sock_counters.clone()));
+    stats
+        .subscribers
+        .push((socket::TABLE, socket::PUBLISHER, sock_sub.clone()));
+    let sock_queue = proc_queue.for_publisher(sock_counters.clone());
 
-    if process_on || file_on {
+    if process_on || file_on || socket_on {
         let ring_bytes = u32::try_from(flags.u64("ring_buffer_bytes"))
             .context("--ring_buffer_bytes is too large")?;
         let mut enabled = Vec::new();
@@ -93,6 +103,9 @@ pub fn run(flags: &Flags) -> Result<()> {
         }
         if file_on {
             enabled.extend([EventKind::File, EventKind::FileFd]);
+        }
+        if socket_on {
+            enabled.push(EventKind::Socket);
         }
         let mut k = ebpf::Kernel::load(&ebpf::LoadOptions {
             ring_buffer_bytes: ring_bytes,
@@ -121,12 +134,21 @@ pub fn run(flags: &Flags) -> Result<()> {
                     .spawn(move || file::run_publisher(ring, q, c, s))?,
             );
         }
+        if socket_on {
+            let ring = k.take_sock_ring()?;
+            let (q, c, s) = (sock_queue.clone(), sock_counters.clone(), shutdown.clone());
+            threads.push(
+                thread::Builder::new()
+                    .name("pub-socket".into())
+                    .spawn(move || socket::run_publisher(ring, q, c, s))?,
+            );
+        }
         kernel = Some(k);
     }
     if !process_on {
         log::warn!("process events are off (disable_events or enable_process_events=false)");
     }
-    let queues = vec![proc_queue, file_queue];
+    let queues = vec![proc_queue, file_queue, sock_queue];
 
     let writer_cfg = WriterConfig {
         batch_events: flags.u64("storage_batch_events").max(1) as usize,
@@ -141,6 +163,7 @@ pub fn run(flags: &Flags) -> Result<()> {
             flags.u64("read_max"),
             flags.u64("hash_cache_max") as usize,
         )),
+        Box::new(socket::SocketEventsSubscriber::new(sock_sub)),
     ];
     let writer = {
         let store = store.clone();
@@ -276,6 +299,7 @@ impl Reporter {
                             EventKind::ProcessExec => (process::PUBLISHER, "exec"),
                             EventKind::ProcessExit => (process::PUBLISHER, "exit"),
                             EventKind::File | EventKind::FileFd => (file::PUBLISHER, "file"),
+                            EventKind::Socket => (socket::PUBLISHER, "socket"),
                         };
                         for (cpu, count) in per_cpu.into_iter().enumerate() {
                             out.push(DropCount {

@@ -447,3 +447,129 @@ mod file_tests {
         }
     }
 }
+
+/// One row of `socket_events`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SocketEvent {
+    pub time_ns: u64,
+    pub uptime: u64,
+    /// connect, bind, listen, accept.
+    pub action: String,
+    pub syscall: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    /// The acting process's executable, when it could be read at ingest.
+    pub path: String,
+    pub fd: i32,
+    pub family: u16,
+    pub protocol: u16,
+    pub sock_type: u16,
+    pub local_address: String,
+    pub remote_address: String,
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// A unix socket's path (`@name` for the abstract namespace).
+    pub socket: String,
+    pub result: i64,
+}
+
+impl SocketEvent {
+    pub const FORMAT: u8 = 1;
+
+    /// osquery's Linux `status`.
+    pub fn status(&self) -> &'static str {
+        match self.result {
+            r if r >= 0 => "succeeded",
+            -115 => "in_progress",
+            -11 if self.action == "accept" => "no_client",
+            _ => "failed",
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_version(Self::FORMAT);
+        w.u64(self.time_ns)
+            .u64(self.uptime)
+            .str(&self.action)
+            .str(&self.syscall)
+            .u64(self.pid.into())
+            .u64(self.tid.into())
+            .u64(self.uid.into())
+            .str(&self.path)
+            .i64(self.fd.into())
+            .u64(self.family.into())
+            .u64(self.protocol.into())
+            .u64(self.sock_type.into())
+            .str(&self.local_address)
+            .str(&self.remote_address)
+            .u64(self.local_port.into())
+            .u64(self.remote_port.into())
+            .str(&self.socket)
+            .i64(self.result);
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        let (version, mut r) = Reader::new(buf)?;
+        if version != Self::FORMAT {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        let u16_of = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+        Ok(Self {
+            time_ns: r.u64()?,
+            uptime: r.u64()?,
+            action: r.string()?,
+            syscall: r.string()?,
+            pid: r.u32()?,
+            tid: r.u32()?,
+            uid: r.u32()?,
+            path: r.string()?,
+            fd: i32::try_from(r.i64()?).unwrap_or(-1),
+            family: u16_of(r.u64()?),
+            protocol: u16_of(r.u64()?),
+            sock_type: u16_of(r.u64()?),
+            local_address: r.string()?,
+            remote_address: r.string()?,
+            local_port: u16_of(r.u64()?),
+            remote_port: u16_of(r.u64()?),
+            socket: r.string()?,
+            result: r.i64()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+
+    #[test]
+    fn socket_event_round_trip_and_truncation() {
+        let e = SocketEvent {
+            time_ns: 9,
+            uptime: 1,
+            action: "connect".into(),
+            syscall: "connect".into(),
+            pid: 3,
+            tid: 4,
+            uid: 0,
+            path: "/usr/bin/curl".into(),
+            fd: 5,
+            family: 10,
+            protocol: 6,
+            sock_type: 1,
+            local_address: "::1".into(),
+            remote_address: "::1".into(),
+            local_port: 40000,
+            remote_port: 8080,
+            socket: String::new(),
+            result: -111,
+        };
+        let buf = e.encode();
+        assert_eq!(SocketEvent::decode(&buf).unwrap(), e);
+        assert_eq!(e.status(), "failed");
+        for cut in 0..buf.len() {
+            assert!(SocketEvent::decode(&buf[..cut]).is_err());
+        }
+    }
+}

@@ -5,6 +5,7 @@ use agent_common::{
     EventKind, RecordHeader,
     file::{FdRecord, FileRecord},
     process::{ExecRecord, ExitRecord},
+    socket::SockRecord,
 };
 use thiserror::Error;
 
@@ -25,6 +26,7 @@ pub enum RawRecord {
     Exit(ExitRecord),
     File(Box<FileRecord>),
     Fd(FdRecord),
+    Socket(Box<SockRecord>),
 }
 
 impl std::fmt::Debug for RawRecord {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for RawRecord {
             Self::Exit(r) => write!(f, "Exit({r:?})"),
             Self::File(r) => write!(f, "File(pid {}, op {})", r.header.pid, r.op),
             Self::Fd(r) => write!(f, "Fd({r:?})"),
+            Self::Socket(r) => write!(f, "Socket(pid {}, op {})", r.header.pid, r.op),
         }
     }
 }
@@ -71,6 +74,11 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, RecordError> {
             Ok(RawRecord::File(rec))
         }
         Some(EventKind::FileFd) => Ok(RawRecord::Fd(read(bytes, "fd")?)),
+        Some(EventKind::Socket) => {
+            let mut rec: Box<SockRecord> = Box::new(read(bytes, "socket")?);
+            rec.sockaddr_len = rec.sockaddr_len.min(rec.sockaddr.len() as u32);
+            Ok(RawRecord::Socket(rec))
+        }
         None => Err(RecordError::UnknownKind(header.kind)),
     }
 }

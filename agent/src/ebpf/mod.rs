@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod decode;
 pub mod files;
+pub mod sockets;
 pub mod tracefs;
 
 use agent_common::{DropSlot, EventKind, KernelOffsets, globals, maps};
@@ -44,6 +45,11 @@ pub fn offsets_from(
     exit: &Format,
 ) -> Result<KernelOffsets> {
     let m = |s: &str, f: &str| btf.member_offset(s, f).unwrap_or(KernelOffsets::MISSING);
+    // sock_common sits in struct sock as `__sk_common`; its fields hide in anonymous unions.
+    let sk = |f: &str| {
+        btf.path_offset("sock", &format!("__sk_common.{f}"))
+            .unwrap_or(KernelOffsets::MISSING)
+    };
     let o = KernelOffsets {
         task_real_parent: m("task_struct", "real_parent"),
         task_tgid: m("task_struct", "tgid"),
@@ -96,6 +102,18 @@ pub fn offsets_from(
         file_inode: m("file", "f_inode"),
         inode_ino: m("inode", "i_ino"),
         file_mode: m("file", "f_mode"),
+        file_private: m("file", "private_data"),
+        socket_sk: m("socket", "sk"),
+        sk_family: sk("skc_family"),
+        sk_num: sk("skc_num"),
+        sk_dport: sk("skc_dport"),
+        sk_rcv_saddr: sk("skc_rcv_saddr"),
+        sk_daddr: sk("skc_daddr"),
+        sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr"),
+        sk_v6_daddr: sk("skc_v6_daddr"),
+        sk_protocol: m("sock", "sk_protocol"),
+        sk_type: m("sock", "sk_type"),
+        _pad: 0,
     };
     // Without these the core columns would be empty: refuse to run half-blind.
     for (name, v) in [
@@ -219,6 +237,7 @@ impl Kernel {
             .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)
+            .map_max_entries(maps::SOCK_RING, opts.ring_buffer_bytes)
             .load(PROGRAMS)
             .context("loading the eBPF programs (this needs root or CAP_BPF + CAP_PERFMON)")?;
         for (prog, category, name) in TRACEPOINTS {
@@ -271,6 +290,36 @@ impl Kernel {
                 );
             }
         }
+        if opts.enabled.contains(&EventKind::Socket) {
+            for (name, v) in [
+                ("file.private_data", offsets.file_private),
+                ("socket.sk", offsets.socket_sk),
+                ("sock_common.skc_family", offsets.sk_family),
+                ("sock_common.skc_num", offsets.sk_num),
+            ] {
+                if v == KernelOffsets::MISSING {
+                    bail!("the running kernel has no {name}; socket events cannot be captured");
+                }
+            }
+            sockets::fill_ops(&mut ebpf)?;
+            for prog in ["sys_enter_sock", "sys_exit_sock"] {
+                load_program(&mut ebpf, prog)?;
+            }
+            for (name, _, _) in sockets::SYSCALLS {
+                attach(
+                    &mut ebpf,
+                    "sys_enter_sock",
+                    "syscalls",
+                    &format!("sys_enter_{name}"),
+                )?;
+                attach(
+                    &mut ebpf,
+                    "sys_exit_sock",
+                    "syscalls",
+                    &format!("sys_exit_{name}"),
+                )?;
+            }
+        }
         Ok(Self {
             ebpf,
             offsets,
@@ -284,6 +333,10 @@ impl Kernel {
 
     pub fn take_file_ring(&mut self) -> Result<RingBuf<MapData>> {
         self.take_ring(maps::FILE_RING)
+    }
+
+    pub fn take_sock_ring(&mut self) -> Result<RingBuf<MapData>> {
+        self.take_ring(maps::SOCK_RING)
     }
 
     fn take_ring(&mut self, name: &str) -> Result<RingBuf<MapData>> {

@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod process;
+pub mod socket;
 
 use std::{
     sync::{
@@ -20,7 +21,7 @@ use std::{
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::{
-    events::{FileEvent, ProcessEvent},
+    events::{FileEvent, ProcessEvent, SocketEvent},
     stats::{PublisherCounters, SubscriberCounters},
     storage::{EventBatch, SeqAllocator, Store, event_key},
 };
@@ -30,6 +31,7 @@ use crate::{
 pub enum Event {
     Process(ProcessEvent),
     File(FileEvent),
+    Socket(SocketEvent),
 }
 
 /// What a full queue does with a new event.

@@ -37,7 +37,7 @@ impl Clock {
 
 pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
     match raw {
-        RawRecord::File(_) | RawRecord::Fd(_) => ProcessEvent::default(),
+        RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => ProcessEvent::default(),
         RawRecord::Exec(r) => {
             let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
             let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);

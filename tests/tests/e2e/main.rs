@@ -5,4 +5,5 @@ mod cli;
 mod config;
 mod file;
 mod process;
+mod socket;
 mod storage;

@@ -18,6 +18,7 @@ mod osquery_info;
 mod process_events;
 pub mod processes;
 pub mod schema;
+mod socket_events;
 mod system_info;
 mod time;
 mod uptime;
@@ -33,6 +34,7 @@ pub fn all(sources: &Sources) -> Vec<Arc<dyn Table>> {
     vec![
         Arc::new(ProcessEventsTable::new(sources.clone())),
         Arc::new(file_events::FileEventsTable::new(sources.clone())),
+        Arc::new(socket_events::SocketEventsTable::new(sources.clone())),
         Arc::new(osquery_events::OsqueryEvents::new(sources.clone())),
         Arc::new(event_drops::EventDrops::new(sources.clone())),
         Arc::new(osquery_flags::OsqueryFlags::new(sources.clone())),
