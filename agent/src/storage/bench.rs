@@ -193,7 +193,12 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
 
     let cf = store.cf(process::TABLE)?;
     store.db.flush_cf(&cf).map_err(|e| store.err(e))?;
-    store.db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
+    // Rewrite every file to the bottom level (zstd there), so that runs compare.
+    let mut co = rocksdb::CompactOptions::default();
+    co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    store
+        .db
+        .compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &co);
     let sst_bytes = store
         .db
         .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
