@@ -8,6 +8,7 @@
 //! after each change (a publisher reprograms its kernel filter then, without stopping its ring).
 
 use std::{
+    cell::Cell,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -17,11 +18,13 @@ use std::{
 };
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rusqlite::types::Value;
 
 use super::{Config, load};
 use crate::{
     fim::{FimMatcher, FimStatus, fim_status},
     flags::{Flags, persist::DaemonFlags},
+    sql::{Engine, Sources},
     storage::Store,
 };
 
@@ -114,18 +117,22 @@ impl ConfigHandle {
 /// `base`. Errors name the file and the key path or line.
 pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), String> {
     let parsed = load(path).map_err(|e| e.to_string())?;
+    let mut config = parsed.config;
     let mut flags = base.clone();
     let mut warnings = parsed.warnings;
     warnings.extend(
         flags
-            .apply_config_options(&parsed.config.options)
-            .map_err(|e| format!("{}: {e}", parsed.config.origin))?,
+            .apply_config_options(&config.options)
+            .map_err(|e| format!("{}: {e}", config.origin))?,
     );
-    let matcher = parsed.config.fim_matcher();
-    let fim = fim_status(&flags, &parsed.config);
+    if !config.file_paths_query.is_empty() {
+        warnings.extend(run_file_paths_queries(&mut config, &flags));
+    }
+    let matcher = config.fim_matcher();
+    let fim = fim_status(&flags, &config);
     Ok((
         Live {
-            config: parsed.config,
+            config,
             flags,
             matcher,
             fim,
@@ -133,6 +140,49 @@ pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), S
         },
         warnings,
     ))
+}
+
+thread_local! {
+    /// Set while this thread runs `file_paths_query`: a query that reads `osquery_flags` loads
+    /// the config again, which must not run the queries again (endless recursion).
+    static IN_FILE_PATHS_QUERY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `file_paths_query` on live tables (no event store), with the effective flags.
+fn run_file_paths_queries(config: &mut Config, flags: &Flags) -> Vec<String> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_FILE_PATHS_QUERY.set(false);
+        }
+    }
+    if IN_FILE_PATHS_QUERY.replace(true) {
+        return vec!["file_paths_query: not run while a file_paths_query is running".into()];
+    }
+    let _reset = Reset;
+    let engine = match Engine::new(Sources {
+        store: None,
+        flags: Arc::new(flags.clone()),
+    }) {
+        Ok(e) => e,
+        Err(e) => return vec![format!("file_paths_query: no SQL engine: {e}")],
+    };
+    config.expand_file_paths_query(&mut |sql| {
+        let rs = engine.query(sql)?;
+        let col = rs
+            .columns
+            .iter()
+            .position(|c| c == "path")
+            .ok_or("its result has no `path` column")?;
+        Ok(rs
+            .rows
+            .iter()
+            .filter_map(|row| match row.get(col) {
+                Some(Value::Text(s)) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+            .collect())
+    })
 }
 
 /// The daemon's config owner: start-up load, reloads, persistence of the effective flags.
@@ -372,6 +422,61 @@ mod tests {
             ),
             (5, Source::Config)
         );
+    }
+
+    #[test]
+    fn file_paths_query_rows_become_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(
+            &path,
+            r#"{"options": {"enable_file_events": true},
+                "file_paths": {"etc": ["/etc/%"]},
+                "file_paths_query": {
+                  "etc": ["SELECT '/etc/ssh/%%' AS path UNION ALL SELECT '' AS path"],
+                  "db": ["SELECT value || '/%%' AS path FROM osquery_flags WHERE name = 'database_path'"],
+                  "bad": ["SELECT 'relative' AS path", "SELECT 1 AS nopath", "SELEC"]
+                }}"#,
+        )
+        .unwrap();
+        let (live, warnings) = build(
+            &base(&[
+                format!("--config_path={}", path.display()),
+                "--database_path=/srv/db".into(),
+            ]),
+            Some(&path),
+        )
+        .unwrap();
+        assert_eq!(
+            live.config.queried_paths,
+            [
+                ("etc".to_owned(), vec!["/etc/ssh/%%".to_owned()]),
+                // Read through osquery_flags, which loads this config again: no recursion.
+                ("db".to_owned(), vec!["/srv/db/%%".to_owned()]),
+                ("bad".to_owned(), vec![]),
+            ]
+        );
+        assert_eq!(
+            warnings[..2],
+            [
+                "file_paths_query.bad[0]: row ignored: \"relative\" is not an absolute path (osquery resolves it against its working directory; Osprey refuses it)",
+                "file_paths_query.bad[1]: its result has no `path` column",
+            ]
+        );
+        // The rest of SQLite's message belongs to the SQL engine.
+        assert!(
+            warnings[2].starts_with("file_paths_query.bad[2]: near \"SELEC\": syntax error"),
+            "{warnings:?}"
+        );
+        assert_eq!(warnings.len(), 3);
+        assert_eq!(live.matcher.category("/etc/ssh/a/b"), Some("etc"));
+        assert_eq!(live.matcher.category("/srv/db/x/y"), Some("db"));
+        assert_eq!(
+            live.fim.to_string(),
+            "FIM on: enable_file_events=true (config), 2 categories"
+        );
+        // The file's own keys round-trip without the query results.
+        assert!(live.config.to_json()["file_paths"]["db"].is_null());
     }
 
     #[test]

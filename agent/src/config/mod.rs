@@ -59,6 +59,9 @@ pub struct Config {
     pub exclude_paths: Vec<(String, Vec<String>)>,
     pub file_accesses: Vec<String>,
     pub file_paths_query: Vec<(String, Vec<String>)>,
+    /// What `file_paths_query` returned at load time ([`Config::expand_file_paths_query`]);
+    /// not part of the file, so not in [`Config::to_json`].
+    pub queried_paths: Vec<(String, Vec<String>)>,
 }
 
 /// A scheduled query (in `schedule` or a pack's `queries`).
@@ -168,20 +171,66 @@ pub(crate) fn parse_json(text: &str, origin: &str) -> Result<Value, ConfigError>
 }
 
 impl Config {
-    /// The FIM matcher for this config's `file_paths`, `exclude_paths` and `file_accesses`.
+    /// The FIM matcher for this config's `file_paths` (with what `file_paths_query` returned),
+    /// `exclude_paths` and `file_accesses`.
     pub fn fim_matcher(&self) -> crate::fim::FimMatcher {
+        let watched = self.watched();
         crate::fim::FimMatcher::new(
-            self.file_paths
-                .iter()
-                .map(|(c, p)| (c.as_str(), p.as_slice())),
+            watched.iter().map(|(c, p)| (c.as_str(), p.as_slice())),
             self.exclude_paths.iter().map(|(_, p)| p.as_slice()),
             self.file_accesses.iter().map(String::as_str),
         )
     }
 
-    /// Number of FIM patterns over all categories.
-    pub fn fim_pattern_count(&self) -> usize {
-        self.file_paths.iter().map(|(_, p)| p.len()).sum()
+    /// `file_paths` with the patterns `file_paths_query` returned added to their categories
+    /// (new categories after the file's, in `file_paths_query` order).
+    pub fn watched(&self) -> Vec<(String, Vec<String>)> {
+        let mut out = self.file_paths.clone();
+        for (category, patterns) in &self.queried_paths {
+            match out.iter_mut().find(|(c, _)| c == category) {
+                Some((_, existing)) => existing.extend(patterns.iter().cloned()),
+                None => out.push((category.clone(), patterns.clone())),
+            }
+        }
+        out
+    }
+
+    /// osquery's `file_paths_query`: runs every query with `run`, which returns the `path`
+    /// column of each row, and keeps each path as a pattern of the query's category in
+    /// [`Config::queried_paths`]. As in osquery, a failing query or a bad path is a warning
+    /// (named by key), not an error: the rows are data, not configuration. Running it again
+    /// (every load and reload does) picks up new rows, e.g. new users' home folders.
+    pub fn expand_file_paths_query(
+        &mut self,
+        run: &mut dyn FnMut(&str) -> Result<Vec<String>, String>,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut out = Vec::new();
+        for (category, queries) in &self.file_paths_query {
+            let mut patterns = Vec::new();
+            for (i, sql) in queries.iter().enumerate() {
+                let key = format!("file_paths_query.{category}[{i}]");
+                match run(sql) {
+                    Ok(paths) => {
+                        for p in paths {
+                            match crate::fim::pattern::compile(&p) {
+                                Ok(c) => {
+                                    if let Some(w) = c.warning {
+                                        warnings.push(format!("{key}: {w}"));
+                                    }
+                                    patterns.push(p);
+                                }
+                                Err(e) => warnings.push(format!("{key}: row ignored: {e}")),
+                            }
+                        }
+                    }
+                    Err(e) => warnings.push(format!("{key}: {e}")),
+                }
+            }
+            out.push((category.clone(), patterns));
+        }
+        self.queried_paths = out;
+        warnings
     }
 
     /// The config as osquery JSON again (packs inline). Parsing the result gives back an equal

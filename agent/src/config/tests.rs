@@ -121,12 +121,16 @@ fn every_key_is_typed() {
     );
     assert_eq!(c.file_paths[0].1, ["/root/.ssh/%%", "/home/%/.ssh/%%"]);
     assert_eq!(c.file_accesses, ["homes"]);
+    assert_eq!(p.warnings, Vec::<String>::new());
     assert_eq!(
-        p.warnings,
-        [
-            "file_paths_query: parsed, but Osprey does not run these queries yet; list the paths in file_paths"
-        ]
+        c.file_paths_query,
+        [(
+            "etc".to_owned(),
+            vec!["SELECT path FROM file WHERE directory = '/etc';".to_owned()]
+        )]
     );
+    // Parsing does not run the queries; loading (config::live::build) does.
+    assert!(c.queried_paths.is_empty());
     assert_eq!(round_trip(c), *c);
     let m = c.fim_matcher();
     assert_eq!(m.category("/home/al/.ssh/id"), Some("homes"));

@@ -424,7 +424,12 @@ impl<'a> Validator<'a> {
             }
             *patterns = kept;
         }
-        let categories: Vec<String> = c.file_paths.iter().map(|(n, _)| n.clone()).collect();
+        let categories: Vec<String> = c
+            .file_paths
+            .iter()
+            .chain(&c.file_paths_query)
+            .map(|(n, _)| n.clone())
+            .collect();
         for (category, entries) in &c.exclude_paths {
             if !categories.contains(category) {
                 self.warn(
@@ -445,12 +450,6 @@ impl<'a> Validator<'a> {
                     format!("{a:?} is not a file_paths category; it has no effect"),
                 );
             }
-        }
-        if !c.file_paths_query.is_empty() {
-            self.warn(
-                "file_paths_query",
-                "parsed, but Osprey does not run these queries yet; list the paths in file_paths",
-            );
         }
     }
 }

@@ -51,7 +51,7 @@ impl fmt::Display for FimStatus {
 /// Whether FIM runs with these flags and this config, and why.
 pub fn fim_status(flags: &Flags, config: &Config) -> FimStatus {
     let categories = config
-        .file_paths
+        .watched()
         .iter()
         .filter(|(_, p)| !p.is_empty())
         .count();
