@@ -20,10 +20,10 @@ use std::{
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::types::Value;
 
-use super::{Config, load};
+use super::{Config, ConfigError, load};
 use crate::{
     fim::{FimMatcher, FimStatus, fim_status},
-    flags::{Flags, persist::DaemonFlags},
+    flags::{FlagError, Flags, persist::DaemonFlags},
     sql::{Engine, Sources},
     storage::Store,
 };
@@ -113,17 +113,36 @@ impl ConfigHandle {
     }
 }
 
+/// Why a config could not be applied. Every variant names the file and the key path or line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A bad `options` value (the flag error names `options.<key>`).
+    #[error("{origin}: {source}")]
+    Options {
+        origin: String,
+        #[source]
+        source: FlagError,
+    },
+    #[error("installing the SIGHUP handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
 /// Loads the config at `path` (None: the embedded default) and applies its options on top of
-/// `base`. Errors name the file and the key path or line.
-pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), String> {
-    let parsed = load(path).map_err(|e| e.to_string())?;
+/// `base`.
+pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), LoadError> {
+    let parsed = load(path)?;
     let mut config = parsed.config;
     let mut flags = base.clone();
     let mut warnings = parsed.warnings;
     warnings.extend(
         flags
             .apply_config_options(&config.options)
-            .map_err(|e| format!("{}: {e}", config.origin))?,
+            .map_err(|source| LoadError::Options {
+                origin: config.origin.clone(),
+                source,
+            })?,
     );
     if !config.file_paths_query.is_empty() {
         warnings.extend(run_file_paths_queries(&mut config, &flags));
@@ -200,7 +219,7 @@ pub struct Service {
 impl Service {
     /// Loads the start-up config (a failure here is fatal: there is no last good config yet),
     /// logs its warnings and the FIM status line, and installs the SIGHUP handler.
-    pub fn start(base: &Flags) -> Result<Self, String> {
+    pub fn start(base: &Flags) -> Result<Self, LoadError> {
         let path = base.path("config_path");
         let (live, warnings) = build(base, path.as_deref())?;
         log::info!("config: {} (sha1 {})", live.config.origin, live.config.hash);
@@ -213,7 +232,7 @@ impl Service {
         log::info!("{}", live.fim);
         let reload_requested = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_requested.clone())
-            .map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+            .map_err(LoadError::Signal)?;
         Ok(Self {
             base: base.clone(),
             path,
@@ -257,7 +276,7 @@ impl Service {
 
     /// Reloads now. On failure the previous config stays and the error (naming the key or
     /// line) is logged and returned.
-    pub fn reload(&mut self) -> Result<u64, String> {
+    pub fn reload(&mut self) -> Result<u64, LoadError> {
         self.last_attempt = Instant::now();
         let old = self.current();
         match build(&self.base, self.path.as_deref()) {
@@ -297,7 +316,7 @@ impl Service {
             }
             Err(e) => {
                 log::error!("config reload failed; keeping the last good config: {e}");
-                self.last_error = Some(e.clone());
+                self.last_error = Some(e.to_string());
                 Err(e)
             }
         }
@@ -348,7 +367,7 @@ mod tests {
         );
 
         std::fs::write(&path, r#"{"options": {"events_max": "many"}}"#).unwrap();
-        let err = svc.reload().unwrap_err();
+        let err = svc.reload().unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -364,7 +383,7 @@ mod tests {
         );
 
         std::fs::write(&path, "{\n  \"options\": {\n    \"events_max\": 8,\n  }\n}").unwrap();
-        let err = svc.reload().unwrap_err();
+        let err = svc.reload().unwrap_err().to_string();
         assert_eq!(
             err,
             format!("{}:4:3: JSON syntax error: trailing comma", path.display())
@@ -373,7 +392,7 @@ mod tests {
 
         // Unchanged content: no new generation.
         std::fs::write(&path, r#"{"options": {"events_max": 7}}"#).unwrap();
-        assert_eq!(svc.reload(), Ok(1));
+        assert_eq!(svc.reload().unwrap(), 1);
         assert!(svc.last_error().is_none());
 
         std::fs::write(
@@ -382,7 +401,7 @@ mod tests {
                 "file_paths": {"etc": ["/etc/%%"]}}"#,
         )
         .unwrap();
-        assert_eq!(svc.reload(), Ok(2));
+        assert_eq!(svc.reload().unwrap(), 2);
         assert_eq!(rx.try_recv(), Ok(2));
         let live = handle.current();
         assert_eq!(live.flags.u64("events_max"), 9);
