@@ -55,6 +55,7 @@ pub enum EventKind {
     File = 3,
     FileFd = 4,
     Socket = 5,
+    ProcessFork = 6,
 }
 
 impl EventKind {
@@ -65,6 +66,7 @@ impl EventKind {
             3 => Some(Self::File),
             4 => Some(Self::FileFd),
             5 => Some(Self::Socket),
+            6 => Some(Self::ProcessFork),
             _ => None,
         }
     }
@@ -92,12 +94,14 @@ pub enum DropSlot {
     SockRingFull = 7,
     /// A socket syscall's entry could not be kept until its exit.
     SockPendingFull = 8,
+    /// A fork record was lost: the ring buffer was full.
+    ForkRingFull = 9,
 }
 
 impl DropSlot {
     /// Number of slots; the size of the `DROPS` array.
-    pub const COUNT: u32 = 9;
-    pub const ALL: [DropSlot; 9] = [
+    pub const COUNT: u32 = 10;
+    pub const ALL: [DropSlot; 10] = [
         Self::ExecRingFull,
         Self::ExitRingFull,
         Self::ExecReadError,
@@ -107,6 +111,7 @@ impl DropSlot {
         Self::FilePendingFull,
         Self::SockRingFull,
         Self::SockPendingFull,
+        Self::ForkRingFull,
     ];
 
     /// The event kind this slot counts for.
@@ -116,15 +121,18 @@ impl DropSlot {
             Self::ExitRingFull | Self::ExitReadError => EventKind::ProcessExit,
             Self::FileRingFull | Self::FileReadError | Self::FilePendingFull => EventKind::File,
             Self::SockRingFull | Self::SockPendingFull => EventKind::Socket,
+            Self::ForkRingFull => EventKind::ProcessFork,
         }
     }
 
     /// Short reason, as shown in the drops table.
     pub const fn reason(self) -> &'static str {
         match self {
-            Self::ExecRingFull | Self::ExitRingFull | Self::FileRingFull | Self::SockRingFull => {
-                "ring_buffer_full"
-            }
+            Self::ExecRingFull
+            | Self::ExitRingFull
+            | Self::FileRingFull
+            | Self::SockRingFull
+            | Self::ForkRingFull => "ring_buffer_full",
             Self::ExecReadError | Self::ExitReadError | Self::FileReadError => "kernel_read_error",
             Self::FilePendingFull | Self::SockPendingFull => "pending_map_full",
         }

@@ -105,10 +105,15 @@ pub struct KernelOffsets {
     pub sk_protocol: u32,
     /// `sock.sk_type` (u16).
     pub sk_type: u32,
-    /// Reserved.
-    pub _pad: u32,
+    /// `task_struct.pid` (pid_t, the thread id).
+    pub task_pid: u32,
+    /// The reference count of `struct file`: `f_ref` (6.13+, a `file_ref_t` that counts from
+    /// 0 for one reference) or `f_count` (an `atomic_long_t` that counts from 1).
+    pub file_refcnt: u32,
+    /// What to add to the raw count to get the number of references (1 for `f_ref`, else 0).
+    pub file_refcnt_bias: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 196);
+const _: () = assert!(size_of::<KernelOffsets>() == 204);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -165,7 +170,9 @@ impl KernelOffsets {
             sk_v6_daddr: Self::MISSING,
             sk_protocol: Self::MISSING,
             sk_type: Self::MISSING,
-            _pad: 0,
+            task_pid: Self::MISSING,
+            file_refcnt: Self::MISSING,
+            file_refcnt_bias: 0,
         }
     }
 }

@@ -67,3 +67,21 @@ unsafe impl aya::Pod for ExecRecord {}
 #[cfg(feature = "user")]
 // SAFETY: as above.
 unsafe impl aya::Pod for ExitRecord {}
+
+/// `sched_process_fork` of a new process (not a new thread).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkRecord {
+    /// pid/tid are the parent's (the caller).
+    pub header: RecordHeader,
+    /// The new process's tgid.
+    pub child_pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ForkRecord>() == 24 + 16);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding (size asserted above).
+unsafe impl aya::Pod for ForkRecord {}

@@ -607,10 +607,13 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
         unsafe { *state = 1 };
         true
     } else if op == FileOp::CloseWrite as u8 {
-        // An unwritten file stays tracked: it may still be open through a dup'ed fd (a shell's
-        // `> file` opens, dup2s to 1, closes the original, then writes). Stale entries age out
-        // of the LRU map.
-        if written {
+        // An unwritten file stays tracked while other references remain (a shell's `> file`
+        // opens, dup2s to 1, closes the original, then writes); the close of the last
+        // reference forgets it, so a later file reusing the address is not mistaken for it.
+        let refs = read_field::<u64>(file as *const u8, off.file_refcnt)
+            .map(|r| r.wrapping_add(u64::from(off.file_refcnt_bias)))
+            .unwrap_or(1);
+        if written || refs <= 1 {
             let _ = FD_STATE.remove(&key);
         }
         written

@@ -11,7 +11,7 @@ mod socket;
 
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,
-    process::{ARGS_MAX, ExecRecord, ExitRecord, PATH_MAX, exec_flags},
+    process::{ARGS_MAX, ExecRecord, ExitRecord, ForkRecord, PATH_MAX, exec_flags},
 };
 use aya_ebpf::{
     EbpfContext,
@@ -20,9 +20,9 @@ use aya_ebpf::{
         bpf_get_current_uid_gid, bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 
 /// Filled in by the agent before load (`EbpfLoader::override_global`).
@@ -251,6 +251,47 @@ fn try_exit() {
     if failed {
         count_drop(DropSlot::ExitReadError);
     }
+    entry.submit(0);
+}
+
+/// `sched_process_fork(struct task_struct *parent, struct task_struct *child)`: a raw
+/// tracepoint, because only the task pointers tell a new process from a new thread.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> u32 {
+    try_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_fork(ctx: &RawTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == agent_tgid() || !enabled(EventKind::ProcessFork) {
+        return;
+    }
+    let off = offsets();
+    let child: *const u8 = ctx.arg(1);
+    let Ok(child_tgid) = read_field::<u32>(child, off.task_tgid) else {
+        return;
+    };
+    let Ok(child_tid) = read_field::<u32>(child, off.task_pid) else {
+        return;
+    };
+    // A new thread shares its creator's thread group: not a process.
+    if child_tgid != child_tid || child_tgid == (pid_tgid >> 32) as u32 {
+        return;
+    }
+    let Some(mut entry) = PROCESS_RING.reserve::<ForkRecord>(0) else {
+        count_drop(DropSlot::ForkRingFull);
+        return;
+    };
+    let uid_gid = bpf_get_current_uid_gid();
+    entry.write(ForkRecord {
+        header: header(EventKind::ProcessFork, pid_tgid),
+        child_pid: child_tgid,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        _pad: 0,
+    });
     entry.submit(0);
 }
 

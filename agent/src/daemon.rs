@@ -99,7 +99,11 @@ pub fn run(flags: &Flags) -> Result<()> {
             .context("--ring_buffer_bytes is too large")?;
         let mut enabled = Vec::new();
         if process_on {
-            enabled.extend([EventKind::ProcessExec, EventKind::ProcessExit]);
+            enabled.extend([
+                EventKind::ProcessExec,
+                EventKind::ProcessExit,
+                EventKind::ProcessFork,
+            ]);
         }
         if file_on {
             enabled.extend([EventKind::File, EventKind::FileFd]);
@@ -298,6 +302,7 @@ impl Reporter {
                         let (publisher, event_type) = match slot.kind() {
                             EventKind::ProcessExec => (process::PUBLISHER, "exec"),
                             EventKind::ProcessExit => (process::PUBLISHER, "exit"),
+                            EventKind::ProcessFork => (process::PUBLISHER, "fork"),
                             EventKind::File | EventKind::FileFd => (file::PUBLISHER, "file"),
                             EventKind::Socket => (socket::PUBLISHER, "socket"),
                         };

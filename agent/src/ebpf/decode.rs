@@ -4,7 +4,7 @@
 use agent_common::{
     EventKind, RecordHeader,
     file::{FdRecord, FileRecord},
-    process::{ExecRecord, ExitRecord},
+    process::{ExecRecord, ExitRecord, ForkRecord},
     socket::SockRecord,
 };
 use thiserror::Error;
@@ -27,6 +27,7 @@ pub enum RawRecord {
     File(Box<FileRecord>),
     Fd(FdRecord),
     Socket(Box<SockRecord>),
+    Fork(ForkRecord),
 }
 
 impl std::fmt::Debug for RawRecord {
@@ -37,6 +38,7 @@ impl std::fmt::Debug for RawRecord {
             Self::File(r) => write!(f, "File(pid {}, op {})", r.header.pid, r.op),
             Self::Fd(r) => write!(f, "Fd({r:?})"),
             Self::Socket(r) => write!(f, "Socket(pid {}, op {})", r.header.pid, r.op),
+            Self::Fork(r) => write!(f, "Fork({r:?})"),
         }
     }
 }
@@ -74,6 +76,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, RecordError> {
             Ok(RawRecord::File(rec))
         }
         Some(EventKind::FileFd) => Ok(RawRecord::Fd(read(bytes, "fd")?)),
+        Some(EventKind::ProcessFork) => Ok(RawRecord::Fork(read(bytes, "fork")?)),
         Some(EventKind::Socket) => {
             let mut rec: Box<SockRecord> = Box::new(read(bytes, "socket")?);
             rec.sockaddr_len = rec.sockaddr_len.min(rec.sockaddr.len() as u32);

@@ -12,13 +12,16 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{RawTracePoint, TracePoint},
 };
 
 /// The compiled kernel programs, embedded at build time by agent/build.rs.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/osprey-ebpf"));
 
 /// Every tracepoint program and where it attaches.
+/// Raw tracepoints: (program, tracepoint).
+const RAW_TRACEPOINTS: &[(&str, &str)] = &[("sched_process_fork", "sched_process_fork")];
+
 const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
@@ -113,7 +116,12 @@ pub fn offsets_from(
         sk_v6_daddr: sk("skc_v6_daddr"),
         sk_protocol: m("sock", "sk_protocol"),
         sk_type: m("sock", "sk_type"),
-        _pad: 0,
+        task_pid: m("task_struct", "pid"),
+        file_refcnt: btf
+            .member_offset("file", "f_ref")
+            .or_else(|| btf.member_offset("file", "f_count"))
+            .unwrap_or(KernelOffsets::MISSING),
+        file_refcnt_bias: u32::from(btf.member_offset("file", "f_ref").is_some()),
     };
     // Without these the core columns would be empty: refuse to run half-blind.
     for (name, v) in [
@@ -243,6 +251,19 @@ impl Kernel {
         for (prog, category, name) in TRACEPOINTS {
             load_program(&mut ebpf, prog)?;
             attach(&mut ebpf, prog, category, name)?;
+        }
+        if opts.enabled.contains(&EventKind::ProcessFork) {
+            for (prog, tp) in RAW_TRACEPOINTS {
+                let p: &mut RawTracePoint = ebpf
+                    .program_mut(prog)
+                    .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
+                    .try_into()
+                    .with_context(|| format!("{prog} is not a raw tracepoint program"))?;
+                p.load()
+                    .with_context(|| format!("verifier rejected {prog}"))?;
+                p.attach(tp)
+                    .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+            }
         }
         let mut skipped = Vec::new();
         if files_on {

@@ -345,7 +345,9 @@ mod tests {
         let mut d = FileDecoder::default();
         let mut bytes = vec![0u8; size_of::<FileRecord>()];
         bytes[0] = agent_common::EventKind::File as u8;
-        let Ok(RawRecord::File(mut r)) = decode(&bytes) else { panic!("a zeroed file record decodes") };
+        let Ok(RawRecord::File(mut r)) = decode(&bytes) else {
+            panic!("a zeroed file record decodes")
+        };
         r.op = FileOp::Open as u8;
         r.ret = 3;
         r.path[..6].copy_from_slice(b"/tmp/a");

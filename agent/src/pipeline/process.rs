@@ -38,6 +38,20 @@ impl Clock {
 pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
     match raw {
         RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => ProcessEvent::default(),
+        RawRecord::Fork(r) => ProcessEvent {
+            time_ns: clock.wall_ns(r.header.ktime_ns),
+            uptime: r.header.ktime_ns / 1_000_000_000,
+            syscall: Some(ProcessSyscall::Fork),
+            pid: r.child_pid,
+            tid: r.child_pid,
+            parent: r.header.pid,
+            uid: r.uid,
+            gid: r.gid,
+            euid: u32::MAX,
+            egid: u32::MAX,
+            auid: u32::MAX,
+            ..Default::default()
+        },
         RawRecord::Exec(r) => {
             let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
             let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);
@@ -93,7 +107,7 @@ pub fn run_publisher(
     super::drain_ring(ring, &shutdown, |bytes| {
         counters.events.add(1);
         match decode(bytes) {
-            Ok(raw @ (RawRecord::Exec(_) | RawRecord::Exit(_))) => {
+            Ok(raw @ (RawRecord::Exec(_) | RawRecord::Exit(_) | RawRecord::Fork(_))) => {
                 queue.push(Event::Process(to_event(raw, &clock)))
             }
             Ok(other) => {
@@ -167,6 +181,17 @@ impl Subscriber for ProcessEventsSubscriber {
                     self.images.clear();
                 }
                 self.images.insert(p.pid, (p.path.clone(), p.argv.clone()));
+            }
+            Some(ProcessSyscall::Fork) => {
+                // A child runs its parent's image until it execs.
+                if let Some(image) = self.images.get(&p.parent).cloned() {
+                    p.path = image.0.clone();
+                    p.argv = image.1.clone();
+                    if self.images.len() >= IMAGES_MAX {
+                        self.images.clear();
+                    }
+                    self.images.insert(p.pid, image);
+                }
             }
             Some(ProcessSyscall::Exit) => {
                 if let Some((path, argv)) = self.images.remove(&p.pid) {

@@ -56,7 +56,7 @@ impl Table for OsqueryEvents {
             let dropped: u64 = snap
                 .drops
                 .iter()
-                .filter(|d| d.publisher == p.name)
+                .filter(|d| d.publisher == p.name && d.reason != "expired")
                 .map(|d| d.count)
                 .sum();
             rows.push(Ok(vec![
@@ -74,7 +74,7 @@ impl Table for OsqueryEvents {
             let dropped: u64 = snap
                 .drops
                 .iter()
-                .filter(|d| d.publisher == s.name)
+                .filter(|d| d.publisher == s.name && d.reason != "expired")
                 .map(|d| d.count)
                 .sum();
             rows.push(Ok(vec![
