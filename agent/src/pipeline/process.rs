@@ -131,15 +131,21 @@ pub struct ProcessEventsSubscriber {
     counters: Arc<SubscriberCounters>,
     /// pid -> (path, argv) of its last exec; bounded.
     images: HashMap<u32, (String, Vec<String>)>,
+    /// path -> (when it was read, its metadata): an exec storm of one binary reads it once a
+    /// second, not once per exec.
+    metas: HashMap<String, (u64, Option<FileMeta>)>,
 }
 
 const IMAGES_MAX: usize = 65536;
+const METAS_MAX: usize = 4096;
+const META_TTL_NS: u64 = 1_000_000_000;
 
 impl ProcessEventsSubscriber {
     pub fn new(counters: Arc<SubscriberCounters>) -> Self {
         Self {
             counters,
             images: HashMap::new(),
+            metas: HashMap::new(),
         }
     }
 }
@@ -176,7 +182,17 @@ impl Subscriber for ProcessEventsSubscriber {
         let mut p = p.clone();
         match p.syscall {
             Some(ProcessSyscall::Execve) => {
-                p.file = file_meta(&p.path);
+                p.file = match self.metas.get(&p.path) {
+                    Some((at, meta)) if p.time_ns.saturating_sub(*at) < META_TTL_NS => *meta,
+                    _ => {
+                        let meta = file_meta(&p.path);
+                        if self.metas.len() >= METAS_MAX {
+                            self.metas.clear();
+                        }
+                        self.metas.insert(p.path.clone(), (p.time_ns, meta));
+                        meta
+                    }
+                };
                 if self.images.len() >= IMAGES_MAX {
                     self.images.clear();
                 }
