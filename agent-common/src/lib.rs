@@ -42,6 +42,8 @@ pub mod globals {
     pub const ENABLED_KINDS: &str = "ENABLED_KINDS";
     /// 1 = report file operations on every path (no prefix filter).
     pub const WATCH_ALL: &str = "WATCH_ALL";
+    /// Most argv bytes kept per exec.
+    pub const ARGS_LIMIT: &str = "ARGS_LIMIT";
     /// 1 = also report read-only opens (osquery's file_accesses).
     pub const REPORT_READS: &str = "REPORT_READS";
 }

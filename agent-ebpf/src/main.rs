@@ -31,6 +31,16 @@ static OFFSETS: KernelOffsets = KernelOffsets::unresolved();
 /// The agent's own tgid: its activity is not reported.
 #[unsafe(no_mangle)]
 static AGENT_TGID: u32 = 0;
+/// Most argv bytes kept per exec (`--exec_args_max`, at most ARGS_MAX - 1).
+#[unsafe(no_mangle)]
+static ARGS_LIMIT: u32 = (ARGS_MAX - 1) as u32;
+
+#[inline(always)]
+fn args_limit() -> u32 {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&ARGS_LIMIT) }
+}
+
 /// Bit `kind` set = that [`EventKind`] is enabled.
 #[unsafe(no_mangle)]
 static ENABLED_KINDS: u32 = 0;
@@ -179,8 +189,9 @@ fn try_exec(ctx: &TracePointContext) {
         ) {
             (Ok(start), Ok(end)) if end > start => {
                 let mut len = end - start;
-                if len > (ARGS_MAX - 1) as u64 {
-                    len = (ARGS_MAX - 1) as u64;
+                let limit = u64::from(args_limit()).min((ARGS_MAX - 1) as u64);
+                if len > limit {
+                    len = limit;
                     flags |= exec_flags::ARGS_TRUNCATED;
                 }
                 // The mask proves the bound to the verifier.

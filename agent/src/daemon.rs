@@ -117,6 +117,9 @@ pub fn run(flags: &Flags) -> Result<()> {
             watched_prefixes: kernel_prefixes(&live),
             watch_all: false,
             report_reads: !live.config.file_accesses.is_empty(),
+            exec_args_max: u32::try_from(flags.u64("exec_args_max"))
+                .unwrap_or(u32::MAX)
+                .min(agent_common::process::ARGS_MAX as u32 - 1),
         })?;
         log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
         drop_counters = Some(k.take_drops()?);

@@ -175,6 +175,8 @@ pub struct LoadOptions {
     pub watch_all: bool,
     /// Report read-only opens too (file_accesses).
     pub report_reads: bool,
+    /// Most argv bytes kept per exec; longer command lines are cut and flagged.
+    pub exec_args_max: u32,
 }
 
 /// Loaded and attached programs. Dropping it detaches them.
@@ -242,6 +244,7 @@ impl Kernel {
             .override_global(globals::AGENT_TGID, &tgid, true)
             .override_global(globals::ENABLED_KINDS, &kinds, true)
             .override_global(globals::WATCH_ALL, &watch_all, true)
+            .override_global(globals::ARGS_LIMIT, &opts.exec_args_max, true)
             .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)

@@ -131,3 +131,34 @@ fn counters_show_the_publisher_and_no_loss() {
     assert_eq!(s(&drops[0], "n"), "0");
     d.stop();
 }
+
+#[test]
+fn argv_is_cut_at_exec_args_max_and_flagged() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&["--exec_args_max=24"]);
+    let m = marker("argv");
+    let long = format!("{m}-{}", "x".repeat(100));
+    assert!(
+        Command::new("/bin/true")
+            .arg(&long)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let me = std::process::id();
+    // The cut argv ends inside the marker, so match on its start.
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT cmdline, overflows FROM process_events WHERE syscall = 'execve' AND parent = {me} \
+             AND path = '/bin/true' AND cmdline LIKE '/bin/true osprey-argv-%'"
+        ),
+        1,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // 24 bytes of "/bin/true\0<arg>": the NUL becomes the space.
+    assert_eq!(s(&rows[0], "cmdline"), format!("/bin/true {}", &long[..14]));
+    assert_eq!(s(&rows[0], "overflows"), "cmdline");
+    d.stop();
+}
