@@ -45,14 +45,15 @@ fn run(args: &[String]) -> Result<()> {
     } else {
         opts.read(true);
     }
-    // Fail early and clearly if the file cannot be opened at all.
+    let limit = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    // Fail early and clearly if the file cannot be opened at all. This open counts: `ops` is
+    // every open() made, so an agent's event count can be compared with it exactly.
     drop(
         opts.open(&file)
             .with_context(|| format!("cannot open {file}"))?,
     );
-    let limit = Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let mut ops: u64 = 0;
+    let mut ops: u64 = 1;
     loop {
         // Check the clock every 256 opens: cheap next to two syscalls, precise enough.
         for _ in 0..256 {
