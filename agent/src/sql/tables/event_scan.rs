@@ -105,3 +105,28 @@ impl Iterator for EventScan {
         }
     }
 }
+
+/// What a constraint on the `time` column saves: a range seek instead of a full scan.
+pub fn time_cost(constrained: &[(usize, crate::sql::vtab::Op)], time_column: usize) -> f64 {
+    if constrained.iter().any(|(c, _)| *c == time_column) {
+        1_000.0
+    } else {
+        1_000_000.0
+    }
+}
+
+/// The rows of an event table for `ctx`: a time-range scan of its column family, each value
+/// decoded by `decode` (which may also skip rows). Without a store (no daemon database), none.
+pub fn scan_rows(
+    store: Option<Arc<Store>>,
+    table: &'static str,
+    ctx: &QueryContext,
+    time_column: usize,
+    decode: impl Fn(u64, &[u8]) -> Result<Option<Row>, String> + Send + 'static,
+) -> crate::sql::vtab::Rows {
+    let Some(store) = store else {
+        return Box::new(std::iter::empty());
+    };
+    let (from_ns, to_ns) = time_range(ctx, time_column);
+    Box::new(EventScan::new(store, table, from_ns, to_ns, decode))
+}

@@ -7,7 +7,7 @@ use crate::{
     events::{ProcessEvent, ProcessSyscall},
     sql::{
         Sources,
-        tables::event_scan::{EventScan, time_range},
+        tables::event_scan::{scan_rows, time_cost},
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
     },
@@ -132,18 +132,10 @@ impl Table for ProcessEventsTable {
     }
 
     fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
-        if constrained.iter().any(|(c, _)| *c == TIME) {
-            1_000.0
-        } else {
-            1_000_000.0
-        }
+        time_cost(constrained, TIME)
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let Some(store) = self.sources.store.clone() else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let (from_ns, to_ns) = time_range(ctx, TIME);
         // `pid = N` is checked while decoding, before a row is built.
         let pids: Vec<i64> = ctx
             .equals(PID)
@@ -156,15 +148,15 @@ impl Table for ProcessEventsTable {
                 }
             })
             .collect();
-        Ok(Box::new(EventScan::new(
-            store,
+        Ok(scan_rows(
+            self.sources.store.clone(),
             "process_events",
-            from_ns,
-            to_ns,
+            ctx,
+            TIME,
             move |seq, v| {
                 let e = ProcessEvent::decode(v).map_err(|e| e.to_string())?;
                 Ok((pids.is_empty() || pids.contains(&i64::from(e.pid))).then(|| row(&e, seq)))
             },
-        )))
+        ))
     }
 }

@@ -7,7 +7,7 @@ use crate::{
     events::SocketEvent,
     sql::{
         Sources,
-        tables::event_scan::{EventScan, time_range},
+        tables::event_scan::{scan_rows, time_cost},
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
     },
@@ -92,28 +92,20 @@ impl Table for SocketEventsTable {
     }
 
     fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
-        if constrained.iter().any(|(c, _)| *c == TIME) {
-            1_000.0
-        } else {
-            1_000_000.0
-        }
+        time_cost(constrained, TIME)
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let Some(store) = self.sources.store.clone() else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let (from_ns, to_ns) = time_range(ctx, TIME);
-        Ok(Box::new(EventScan::new(
-            store,
+        Ok(scan_rows(
+            self.sources.store.clone(),
             "socket_events",
-            from_ns,
-            to_ns,
+            ctx,
+            TIME,
             |seq, v| {
                 SocketEvent::decode(v)
                     .map(|e| Some(row(&e, seq)))
                     .map_err(|e| e.to_string())
             },
-        )))
+        ))
     }
 }
