@@ -239,6 +239,10 @@ fn fd_path(task: *const u8, fd: i32, off: &KernelOffsets) -> Result<(*const u8, 
 /// else the user string at `uptr` (relative paths against `dfd` or the cwd). There is exactly
 /// one directory walk in here, so each program that calls this once verifies one walk.
 #[inline(always)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "plain values the verifier tracks in registers; a struct would go through the stack"
+)]
 fn resolve(
     scratch: *mut Scratch,
     buf: *mut u8,
