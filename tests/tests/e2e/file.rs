@@ -267,6 +267,11 @@ fn flood_received_plus_dropped_equals_generated() {
     std::fs::create_dir_all(&root).unwrap();
     let conf = base.path().join("osprey.conf");
     config(&conf, &root, &root.join("never"), None);
+    // The file exists before the daemon starts, so the only records for it are the chmods
+    // (a one-page ring holds one file record at a time: the creation's open, write and close
+    // would race the first chmods for it).
+    let target = root.join("f");
+    std::fs::write(&target, b"").unwrap();
     // One page of ring buffer and no process events: only this test's file records use it.
     let d = Daemon::start(&[
         &format!("--config_path={}", conf.display()),
@@ -274,8 +279,6 @@ fn flood_received_plus_dropped_equals_generated() {
         "--enable_process_events=false",
     ]);
     const N: usize = 20_000;
-    let target = root.join("f");
-    std::fs::write(&target, b"").unwrap();
     for _ in 0..N {
         // One chmod = one record.
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
