@@ -459,7 +459,11 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
         }
         return Ok(());
     }
-    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
+    // A watched record whose path is incomplete (it is still sent, flagged). Renames and links
+    // are parked before their second path is known: only count those whose first is watched.
+    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0
+        && (!TWO_PATHS || rflags & file_flags::WATCHED != 0)
+    {
         count_drop(DropSlot::FileReadError);
     }
 
@@ -512,12 +516,42 @@ pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let parked = FILE_PENDING.get_ptr(&pid_tgid).ok_or(())?;
+    let parked = FILE_PENDING.get_ptr_mut(&pid_tgid).ok_or(())?;
     let off = offsets();
     // SAFETY: `parked` comes from a successful lookup in this map.
     let parked_flags = unsafe { (*parked).rflags };
     // SAFETY: checked read from the tracepoint record.
     let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.unwrap_or(-1);
+    if parked_flags & file_flags::RESOLVE_PATH2 != 0 {
+        // Decide whether a rename/link is watched before taking ring space, so an unwatched
+        // one can never be counted as a drop. The resolved path goes into the parked record.
+        let mut rflags = parked_flags;
+        let mut watched2 = false;
+        if let Some(scratch) = SCRATCH.get_ptr_mut(0) {
+            // SAFETY: this CPU's scratch slot and the parked record, both from successful map
+            // lookups; helpers bound every copy.
+            unsafe {
+                let buf = (*scratch).buf.as_mut_ptr();
+                let task = bpf_get_current_task() as *const u8;
+                let (p2, dfd2) = ((*parked).p2_ptr, (*parked).p2_dfd);
+                if let Ok((start, len)) =
+                    resolve(scratch, buf, task, -1, dfd2, p2, &off, &mut rflags)
+                {
+                    watched2 = watched(scratch, start, len);
+                    let (n, cut) = copy_path((*parked).path2.as_mut_ptr(), buf, start, len);
+                    (*parked).path2_len = n;
+                    if cut {
+                        rflags |= file_flags::PATH2_TRUNCATED;
+                    }
+                }
+                (*parked).rflags = rflags & !file_flags::RESOLVE_PATH2;
+            }
+        }
+        if !watched2 && parked_flags & file_flags::WATCHED == 0 {
+            let _ = FILE_PENDING.remove(&pid_tgid);
+            return Ok(());
+        }
+    }
     let Some(mut entry) = FILE_RING.reserve::<FileRecord>(0) else {
         count_drop(DropSlot::FileRingFull);
         let _ = FILE_PENDING.remove(&pid_tgid);
@@ -535,32 +569,6 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
         (*out).ret = ret;
         (*out).file = 0;
         (*out).f_mode = 0;
-        if parked_flags & file_flags::RESOLVE_PATH2 != 0 {
-            let mut rflags = parked_flags;
-            let mut watched2 = false;
-            if let Some(scratch) = SCRATCH.get_ptr_mut(0) {
-                let buf = (*scratch).buf.as_mut_ptr();
-                // SAFETY: helper without preconditions; used only with probe reads.
-                let task = bpf_get_current_task() as *const u8;
-                let (p2, dfd2) = ((*out).p2_ptr, (*out).p2_dfd);
-                if let Ok((start, len)) =
-                    resolve(scratch, buf, task, -1, dfd2, p2, &off, &mut rflags)
-                {
-                    watched2 = watched(scratch, start, len);
-                    let (n, cut) = copy_path((*out).path2.as_mut_ptr(), buf, start, len);
-                    (*out).path2_len = n;
-                    if cut {
-                        rflags |= file_flags::PATH2_TRUNCATED;
-                    }
-                }
-            }
-            if !watched2 && parked_flags & file_flags::WATCHED == 0 {
-                entry.discard(0);
-                let _ = FILE_PENDING.remove(&pid_tgid);
-                return Ok(());
-            }
-            (*out).rflags = rflags;
-        }
         if (*out).op == FileOp::Open as u8 && ret >= 0 {
             let flags = (*out).flags;
             // SAFETY: helper without preconditions; used only with probe reads.
