@@ -166,35 +166,6 @@ fn version_1_encoders_match_the_fixtures() {
     }
 }
 
-/// Wrote the fixture files once (kept for the record; they must not be rewritten).
-#[test]
-#[ignore = "writes the fixture files; run once, by hand, only for a new fixture version"]
-fn write_fixtures() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/storage/fixtures");
-    let pack = |recs: Vec<Vec<u8>>| {
-        let mut out = Vec::new();
-        for r in recs {
-            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            out.extend_from_slice(&r);
-        }
-        out
-    };
-    let pe = pack(
-        process_events_v1()
-            .iter()
-            .map(ProcessEvent::encode)
-            .collect(),
-    );
-    let dw = pack(drop_windows_v1().iter().map(DropWindow::encode).collect());
-    for (name, bytes) in [("process_event_v1.bin", pe), ("drop_window_v1.bin", dw)] {
-        let p = dir.join(name);
-        let len = std::fs::metadata(&p).map_or(0, |m| m.len());
-        assert_eq!(
-            len,
-            0,
-            "{} exists; fixtures are never rewritten",
-            p.display()
-        );
-        std::fs::write(p, bytes).unwrap();
-    }
-}
+// The fixture files were written once from `process_events_v1()` / `drop_windows_v1()` with
+// the v1 encoders, each record as a little-endian u32 length followed by its bytes. They are
+// never rewritten: a new format version gets new files next to them.
