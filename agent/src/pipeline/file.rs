@@ -9,7 +9,7 @@ use aya::maps::{MapData, RingBuf};
 use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
 use crate::{
     config::ConfigHandle,
-    ebpf::decode::{RawRecord, decode},
+    ebpf::decode::RawRecord,
     events::{FileEvent, FileStat},
     fim::hash::HashCache,
     stats::{PublisherCounters, SubscriberCounters},
@@ -220,23 +220,13 @@ pub fn run_publisher(
     shutdown: Shutdown,
 ) {
     let mut decoder = FileDecoder::new(Clock::now());
-    super::drain_ring(ring, &shutdown, |bytes| {
-        counters.events.add(1);
-        let events = match decode(bytes) {
-            Ok(RawRecord::File(r)) => decoder.file(&r),
-            Ok(RawRecord::Fd(r)) => decoder.fd(&r),
-            Ok(other) => {
-                counters.decode_errors.add(1);
-                log::debug!("unexpected record on the file ring: {other:?}");
-                Vec::new()
-            }
-            Err(e) => {
-                counters.decode_errors.add(1);
-                log::debug!("undecodable file record: {e}");
-                Vec::new()
-            }
+    super::run_ring_publisher(ring, queue, counters, shutdown, "file", |raw| {
+        let events = match raw {
+            RawRecord::File(r) => decoder.file(&r),
+            RawRecord::Fd(r) => decoder.fd(&r),
+            _ => return None,
         };
-        events.into_iter().all(|e| queue.push(Event::File(e)))
+        Some(events.into_iter().map(Event::File).collect())
     });
 }
 
@@ -345,7 +335,7 @@ mod tests {
         let mut d = FileDecoder::default();
         let mut bytes = vec![0u8; size_of::<FileRecord>()];
         bytes[0] = agent_common::EventKind::File as u8;
-        let Ok(RawRecord::File(mut r)) = decode(&bytes) else {
+        let Ok(RawRecord::File(mut r)) = crate::ebpf::decode::decode(&bytes) else {
             panic!("a zeroed file record decodes")
         };
         r.op = FileOp::Open as u8;

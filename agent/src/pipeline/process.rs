@@ -7,7 +7,7 @@ use aya::maps::{MapData, RingBuf};
 
 use super::{Event, Queue, Shutdown, Subscriber};
 use crate::{
-    ebpf::decode::{RawRecord, decode},
+    ebpf::decode::RawRecord,
     events::{FileMeta, ProcessEvent, ProcessSyscall},
     stats::{PublisherCounters, SubscriberCounters},
 };
@@ -35,9 +35,10 @@ impl Clock {
     }
 }
 
-pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
-    match raw {
-        RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => ProcessEvent::default(),
+/// The process event of an exec, fork or exit record; None for records of other kinds.
+pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
+    Some(match raw {
+        RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => return None,
         RawRecord::Fork(r) => ProcessEvent {
             time_ns: clock.wall_ns(r.header.ktime_ns),
             uptime: r.header.ktime_ns / 1_000_000_000,
@@ -93,7 +94,7 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> ProcessEvent {
             exit_code: Some(r.exit_code),
             ..Default::default()
         },
-    }
+    })
 }
 
 /// Reads the process ring buffer until `shutdown`, then drains what is left.
@@ -104,23 +105,8 @@ pub fn run_publisher(
     shutdown: Shutdown,
 ) {
     let clock = Clock::now();
-    super::drain_ring(ring, &shutdown, |bytes| {
-        counters.events.add(1);
-        match decode(bytes) {
-            Ok(raw @ (RawRecord::Exec(_) | RawRecord::Exit(_) | RawRecord::Fork(_))) => {
-                queue.push(Event::Process(to_event(raw, &clock)))
-            }
-            Ok(other) => {
-                counters.decode_errors.add(1);
-                log::debug!("unexpected record on the process ring: {other:?}");
-                true
-            }
-            Err(e) => {
-                counters.decode_errors.add(1);
-                log::debug!("undecodable process record: {e}");
-                true
-            }
-        }
+    super::run_ring_publisher(ring, queue, counters, shutdown, "process", |raw| {
+        to_event(raw, &clock).map(|e| vec![Event::Process(e)])
     });
 }
 

@@ -11,7 +11,7 @@ use aya::maps::{MapData, RingBuf};
 
 use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
 use crate::{
-    ebpf::decode::{RawRecord, decode},
+    ebpf::decode::RawRecord,
     events::SocketEvent,
     stats::{PublisherCounters, SubscriberCounters},
 };
@@ -163,27 +163,9 @@ pub fn run_publisher(
     shutdown: Shutdown,
 ) {
     let clock = Clock::now();
-    super::drain_ring(ring, &shutdown, |bytes| {
-        counters.events.add(1);
-        match decode(bytes) {
-            Ok(RawRecord::Socket(r)) => match to_event(&r, &clock) {
-                Some(e) => queue.push(Event::Socket(e)),
-                None => {
-                    counters.decode_errors.add(1);
-                    true
-                }
-            },
-            Ok(other) => {
-                counters.decode_errors.add(1);
-                log::debug!("unexpected record on the socket ring: {other:?}");
-                true
-            }
-            Err(e) => {
-                counters.decode_errors.add(1);
-                log::debug!("undecodable socket record: {e}");
-                true
-            }
-        }
+    super::run_ring_publisher(ring, queue, counters, shutdown, "socket", |raw| match raw {
+        RawRecord::Socket(r) => to_event(&r, &clock).map(|e| vec![Event::Socket(e)]),
+        _ => None,
     });
 }
 
