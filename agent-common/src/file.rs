@@ -33,6 +33,8 @@ pub enum FileOp {
     Write = 13,
     /// Closing an fd that was written to.
     CloseWrite = 14,
+    /// The first read through an fd opened read-only in a watched path (file_accesses only).
+    Read = 15,
 }
 
 impl FileOp {
@@ -52,6 +54,7 @@ impl FileOp {
             12 => Self::RemoveXattr,
             13 => Self::Write,
             14 => Self::CloseWrite,
+            15 => Self::Read,
             _ => return None,
         })
     }

@@ -44,6 +44,8 @@ pub mod globals {
     pub const WATCH_ALL: &str = "WATCH_ALL";
     /// Most argv bytes kept per exec.
     pub const ARGS_LIMIT: &str = "ARGS_LIMIT";
+    /// Most environment bytes kept per exec; 0 = the environment is not read.
+    pub const ENV_LIMIT: &str = "ENV_LIMIT";
     /// 1 = also report read-only opens (osquery's file_accesses).
     pub const REPORT_READS: &str = "REPORT_READS";
 }

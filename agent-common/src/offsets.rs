@@ -33,6 +33,14 @@ pub struct KernelOffsets {
     pub mm_arg_start: u32,
     /// `mm_struct.arg_end` (unsigned long).
     pub mm_arg_end: u32,
+    /// `mm_struct.env_start` (unsigned long).
+    pub mm_env_start: u32,
+    /// `mm_struct.env_end` (unsigned long).
+    pub mm_env_end: u32,
+    /// `cred.uid` (kuid_t).
+    pub cred_uid: u32,
+    /// `cred.gid` (kgid_t).
+    pub cred_gid: u32,
     /// `cred.euid` (kuid_t).
     pub cred_euid: u32,
     /// `cred.egid` (kgid_t).
@@ -113,7 +121,7 @@ pub struct KernelOffsets {
     /// What to add to the raw count to get the number of references (1 for `f_ref`, else 0).
     pub file_refcnt_bias: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 204);
+const _: () = assert!(size_of::<KernelOffsets>() == 220);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -134,6 +142,10 @@ impl KernelOffsets {
             mnt_ns_inum: Self::MISSING,
             mm_arg_start: Self::MISSING,
             mm_arg_end: Self::MISSING,
+            mm_env_start: Self::MISSING,
+            mm_env_end: Self::MISSING,
+            cred_uid: Self::MISSING,
+            cred_gid: Self::MISSING,
             cred_euid: Self::MISSING,
             cred_egid: Self::MISSING,
             tp_exec_filename: Self::MISSING,

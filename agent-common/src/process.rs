@@ -6,6 +6,10 @@ use crate::RecordHeader;
 pub const PATH_MAX: usize = 512;
 /// Bytes kept of the NUL-separated argv. A power of two: the programs mask lengths with it.
 pub const ARGS_MAX: usize = 4096;
+/// Bytes kept of the working directory.
+pub const CWD_MAX: usize = 1024;
+/// Bytes kept of the NUL-separated environment (when `--exec_env_max` turns it on).
+pub const ENV_MAX: usize = 4096;
 
 /// Flag bits in [`ExecRecord::flags`].
 pub mod exec_flags {
@@ -15,6 +19,14 @@ pub mod exec_flags {
     pub const PATH_TRUNCATED: u32 = 2;
     /// Reading argv from the new image failed.
     pub const ARGS_READ_FAILED: u32 = 4;
+    /// The environment was longer than the configured limit and was cut.
+    pub const ENV_TRUNCATED: u32 = 8;
+    /// Reading the environment from the new image failed.
+    pub const ENV_READ_FAILED: u32 = 16;
+    /// The working directory could not be (fully) resolved.
+    pub const CWD_UNRESOLVED: u32 = 32;
+    /// The working directory was longer than [`super::CWD_MAX`] - 1 bytes and was cut.
+    pub const CWD_TRUNCATED: u32 = 64;
 }
 
 /// `sched_process_exec`: a successful execve/execveat.
@@ -41,10 +53,19 @@ pub struct ExecRecord {
     pub path_len: u32,
     /// Bytes used in `args` (NUL-separated argv).
     pub args_len: u32,
+    /// Bytes used in `cwd`.
+    pub cwd_len: u32,
+    /// Bytes used in `env` (NUL-separated `KEY=value` strings); 0 when not captured.
+    pub env_len: u32,
     pub path: [u8; PATH_MAX],
     pub args: [u8; ARGS_MAX],
+    /// The working directory, resolved in the kernel from `task->fs->pwd`.
+    pub cwd: [u8; CWD_MAX],
+    pub env: [u8; ENV_MAX],
 }
-const _: () = assert!(size_of::<ExecRecord>() == 24 + 32 + 16 + 8 + PATH_MAX + ARGS_MAX);
+const _: () = assert!(
+    size_of::<ExecRecord>() == 24 + 32 + 16 + 8 + 8 + PATH_MAX + ARGS_MAX + CWD_MAX + ENV_MAX
+);
 
 /// `sched_process_exit` of a thread-group leader.
 #[repr(C)]
@@ -85,3 +106,27 @@ const _: () = assert!(size_of::<ForkRecord>() == 24 + 16);
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, explicit padding (size asserted above).
 unsafe impl aya::Pod for ForkRecord {}
+
+/// One process that was running when the agent started, written by the `iter/task` program
+/// (not a ring-buffer record: it is read from the iterator's file).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskRecord {
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Audit login uid; u32::MAX when unset.
+    pub auid: u32,
+    /// Mount namespace inode number, 0 when unknown.
+    pub mnt_ns: u32,
+    /// Process start (CLOCK_MONOTONIC ns), 0 when unknown.
+    pub start_ktime_ns: u64,
+}
+const _: () = assert!(size_of::<TaskRecord>() == 40);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, no padding (size asserted above).
+unsafe impl aya::Pod for TaskRecord {}

@@ -19,6 +19,7 @@ use agent_common::{
         FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FileOp, FileRecord, FileSpec, MAX_PATH_DEPTH,
         MAX_SYSCALL_NR, PathKey, file_flags,
     },
+    process::{CWD_MAX, exec_flags},
 };
 use aya_ebpf::{
     helpers::{
@@ -293,6 +294,54 @@ fn resolve(
         unsafe { *buf.add(start) = b'/' };
     }
     Ok((start, end - start))
+}
+
+/// Writes the working directory of `task` (`fs->pwd`) into `dst` (CWD_MAX bytes); returns
+/// (bytes, [`exec_flags`] bits for an unresolved or cut path).
+#[inline(always)]
+pub(crate) fn task_cwd(task: *const u8, dst: *mut u8, off: &KernelOffsets) -> (u32, u32) {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return (0, exec_flags::CWD_UNRESOLVED);
+    };
+    let pwd = (|| -> Result<(*const u8, *const u8), ()> {
+        let fs: *const u8 = read_field(task, off.task_fs)?;
+        let mnt: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_mnt))?;
+        let dentry: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_dentry))?;
+        Ok((mnt, dentry))
+    })();
+    let Ok((mnt, dentry)) = pwd else {
+        return (0, exec_flags::CWD_UNRESOLVED);
+    };
+    let mut rflags = 0u32;
+    let Ok(mut start) = walk(scratch, dentry, mnt, off, &mut rflags) else {
+        return (0, exec_flags::CWD_UNRESOLVED);
+    };
+    // SAFETY: this CPU's scratch slot (a successful per-CPU lookup); indexes inside BUF.
+    let buf = unsafe { (*scratch).buf.as_mut_ptr() };
+    if start == HALF {
+        start = HALF - 1;
+        // SAFETY: index inside BUF.
+        unsafe { *buf.add(start) = b'/' };
+    }
+    let mut flags = 0;
+    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
+        flags |= exec_flags::CWD_UNRESOLVED;
+    }
+    let len = HALF - start;
+    let truncated = len > CWD_MAX - 1;
+    let n = if truncated { CWD_MAX - 1 } else { len } & (CWD_MAX - 1);
+    if truncated {
+        flags |= exec_flags::CWD_TRUNCATED;
+    }
+    // SAFETY: `dst` has CWD_MAX bytes and n < CWD_MAX; start + n <= HALF < BUF.
+    unsafe {
+        bpf_probe_read_kernel(
+            dst.cast::<c_void>(),
+            n as u32,
+            buf.add(start & (HALF - 1)).cast::<c_void>(),
+        );
+    }
+    (n as u32, flags)
 }
 
 /// Is the path at buf[start..start+len] under a watched prefix?
@@ -581,6 +630,8 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
                 (*out).f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
                 if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
                     let _ = FD_STATE.insert(&(file as u64), &0u8, 0);
+                } else if report_reads() {
+                    let _ = FD_STATE.insert(&(file as u64), &2u8, 0);
                 }
             }
         }
@@ -609,14 +660,23 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     // SAFETY: checked read from the tracepoint record.
     let nr: i32 = unsafe { ctx.read_at(off.tp_syscall_nr as usize) }.map_err(|_| ())?;
     let op = FILE_SPECS.get(nr as u32).ok_or(())?.op;
+    // FD_STATE values: 0 opened for writing, 1 written since, 2 opened read-only (only with
+    // file_accesses), 3 read since.
     // SAFETY: `state` comes from a successful lookup in this map.
-    let written = unsafe { *state } != 0;
+    let st = unsafe { *state };
     let emit = if op == FileOp::Write as u8 {
-        if written {
+        if st != 0 {
             return Ok(());
         }
         // SAFETY: as above.
         unsafe { *state = 1 };
+        true
+    } else if op == FileOp::Read as u8 {
+        if st != 2 {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        unsafe { *state = 3 };
         true
     } else if op == FileOp::CloseWrite as u8 {
         // An unwritten file stays tracked while other references remain (a shell's `> file`
@@ -625,10 +685,10 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
         let refs = read_field::<u64>(file as *const u8, off.file_refcnt)
             .map(|r| r.wrapping_add(u64::from(off.file_refcnt_bias)))
             .unwrap_or(1);
-        if written || refs <= 1 {
+        if st == 1 || refs <= 1 {
             let _ = FD_STATE.remove(&key);
         }
-        written
+        st == 1
     } else {
         false
     };

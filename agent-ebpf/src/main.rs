@@ -15,7 +15,9 @@ mod socket;
 
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,
-    process::{ARGS_MAX, ExecRecord, ExitRecord, ForkRecord, PATH_MAX, exec_flags},
+    process::{
+        ARGS_MAX, ENV_MAX, ExecRecord, ExitRecord, ForkRecord, PATH_MAX, TaskRecord, exec_flags,
+    },
 };
 use aya_ebpf::{
     EbpfContext,
@@ -43,6 +45,16 @@ static ARGS_LIMIT: u32 = (ARGS_MAX - 1) as u32;
 fn args_limit() -> u32 {
     // SAFETY: as in `offsets`.
     unsafe { core::ptr::read_volatile(&ARGS_LIMIT) }
+}
+
+/// Most environment bytes kept per exec (`--exec_env_max`); 0 = not read at all.
+#[unsafe(no_mangle)]
+static ENV_LIMIT: u32 = 0;
+
+#[inline(always)]
+fn env_limit() -> u32 {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&ENV_LIMIT) }
 }
 
 /// Bit `kind` set = that [`EventKind`] is enabled.
@@ -217,6 +229,49 @@ fn try_exec(ctx: &TracePointContext) {
                 failed = true;
             }
         }
+
+        // The environment, only when asked for: it can hold secrets.
+        (*rec).env_len = 0;
+        let env_limit = u64::from(env_limit()).min((ENV_MAX - 1) as u64);
+        if env_limit > 0 {
+            match (
+                read_field::<u64>(mm, off.mm_env_start),
+                read_field::<u64>(mm, off.mm_env_end),
+            ) {
+                (Ok(start), Ok(end)) if end > start => {
+                    let mut len = end - start;
+                    if len > env_limit {
+                        len = env_limit;
+                        flags |= exec_flags::ENV_TRUNCATED;
+                    }
+                    let n = (len as u32) & (ENV_MAX as u32 - 1);
+                    let ret = bpf_probe_read_user(
+                        (*rec).env.as_mut_ptr().cast(),
+                        n,
+                        start as *const core::ffi::c_void,
+                    );
+                    if ret == 0 {
+                        (*rec).env_len = n;
+                    } else {
+                        flags |= exec_flags::ENV_READ_FAILED;
+                        failed = true;
+                    }
+                }
+                (Ok(_), Ok(_)) => {}
+                _ => {
+                    flags |= exec_flags::ENV_READ_FAILED;
+                    failed = true;
+                }
+            }
+        }
+
+        // The working directory, walked in the kernel like file paths.
+        let (n, cwd_flags) = file::task_cwd(task, (*rec).cwd.as_mut_ptr(), &off);
+        (*rec).cwd_len = n;
+        flags |= cwd_flags;
+        if cwd_flags & exec_flags::CWD_UNRESOLVED != 0 {
+            failed = true;
+        }
         (*rec).flags = flags;
     }
     if failed {
@@ -308,6 +363,67 @@ fn try_fork(ctx: &RawTracePointContext) {
         _pad: 0,
     });
     entry.submit(0);
+}
+
+/// `iter/task`: one [`TaskRecord`] per process (thread-group leader) running when the agent
+/// starts, written to the iterator's seq_file. The context is `struct bpf_iter__task
+/// { struct bpf_iter_meta *meta; struct task_struct *task; }`; `meta->seq` is the first field.
+#[unsafe(link_section = "iter/task")]
+#[unsafe(no_mangle)]
+pub fn dump_task(ctx: *mut core::ffi::c_void) -> i32 {
+    try_dump_task(ctx);
+    0
+}
+
+#[inline(always)]
+fn try_dump_task(ctx: *mut core::ffi::c_void) {
+    // SAFETY: direct loads of the two context fields and of `meta->seq`: the verifier types
+    // them (meta and seq non-null, task possibly null: checked below).
+    let (seq, task) = unsafe {
+        let fields = ctx as *const *const u8;
+        let meta = *fields;
+        let task = *fields.add(1);
+        let seq = *(meta as *const *mut aya_ebpf::bindings::seq_file);
+        (seq, task)
+    };
+    if task.is_null() {
+        return;
+    }
+    let off = offsets();
+    let (Ok(tgid), Ok(pid)) = (
+        read_field::<u32>(task, off.task_tgid),
+        read_field::<u32>(task, off.task_pid),
+    ) else {
+        return;
+    };
+    // Threads are not processes; the agent itself is not reported.
+    if tgid != pid || tgid == agent_tgid() || tgid == 0 {
+        return;
+    }
+    let parent: *const u8 = read_field(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    let cred: *const u8 = read_field(task, off.task_cred).unwrap_or(core::ptr::null());
+    let nsproxy: *const u8 = read_field(task, off.task_nsproxy).unwrap_or(core::ptr::null());
+    let mnt_ns: *const u8 = read_field(nsproxy, off.nsproxy_mnt_ns).unwrap_or(core::ptr::null());
+    let rec = TaskRecord {
+        tgid,
+        ppid: read_field::<u32>(parent, off.task_tgid).unwrap_or(0),
+        uid: read_field::<u32>(cred, off.cred_uid).unwrap_or(u32::MAX),
+        gid: read_field::<u32>(cred, off.cred_gid).unwrap_or(u32::MAX),
+        euid: read_field::<u32>(cred, off.cred_euid).unwrap_or(u32::MAX),
+        egid: read_field::<u32>(cred, off.cred_egid).unwrap_or(u32::MAX),
+        auid: read_field::<u32>(task, off.task_loginuid).unwrap_or(u32::MAX),
+        mnt_ns: read_field::<u32>(mnt_ns, off.mnt_ns_inum).unwrap_or(0),
+        start_ktime_ns: read_field::<u64>(task, off.task_start_time).unwrap_or(0),
+    };
+    // SAFETY: `seq` is the iterator's seq_file (typed by the verifier); the data pointer and
+    // length describe `rec` on this stack.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_seq_write(
+            seq,
+            (&raw const rec).cast(),
+            size_of::<TaskRecord>() as u32,
+        );
+    }
 }
 
 #[cfg(not(test))]

@@ -120,16 +120,31 @@ pub fn run(flags: &Flags) -> Result<()> {
             exec_args_max: u32::try_from(flags.u64("exec_args_max"))
                 .unwrap_or(u32::MAX)
                 .min(agent_common::process::ARGS_MAX as u32 - 1),
+            exec_env_max: u32::try_from(flags.u64("exec_env_max"))
+                .unwrap_or(u32::MAX)
+                .min(agent_common::process::ENV_MAX as u32 - 1),
         })?;
         log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
         drop_counters = Some(k.take_drops()?);
         if process_on {
+            // After the exec program is attached: every process is in the snapshot, in an
+            // exec record, or both.
+            let tasks = k.task_snapshot()?;
+            let snapshot = process::snapshot_events(
+                &tasks,
+                &process::Clock::now(),
+                crate::sys::monotonic_ns(),
+            );
+            log::info!(
+                "{} processes were running at start-up (task iterator)",
+                snapshot.len()
+            );
             let ring = k.take_process_ring()?;
             let (q, c, s) = (proc_queue.clone(), proc_counters.clone(), shutdown.clone());
             threads.push(
                 thread::Builder::new()
                     .name("pub-process".into())
-                    .spawn(move || process::run_publisher(ring, q, c, s))?,
+                    .spawn(move || process::run_publisher(ring, q, c, s, snapshot))?,
             );
         }
         if file_on {

@@ -10,6 +10,8 @@ pub enum ProcessSyscall {
     Execve = 1,
     Exit = 2,
     Fork = 3,
+    /// Running when the agent started (from the task iterator), not an event as such.
+    Snapshot = 4,
 }
 
 impl ProcessSyscall {
@@ -18,6 +20,7 @@ impl ProcessSyscall {
             Self::Execve => "execve",
             Self::Exit => "exit",
             Self::Fork => "fork",
+            Self::Snapshot => "snapshot",
         }
     }
 
@@ -26,6 +29,7 @@ impl ProcessSyscall {
             1 => Some(Self::Execve),
             2 => Some(Self::Exit),
             3 => Some(Self::Fork),
+            4 => Some(Self::Snapshot),
             _ => None,
         }
     }
@@ -53,6 +57,12 @@ pub struct ProcessEvent {
     pub argv: Vec<String>,
     /// argv was cut at the configured limit.
     pub args_truncated: bool,
+    /// Working directory at exec (empty when unknown or not an exec).
+    pub cwd: String,
+    /// Environment at exec, `KEY=value` each; empty unless `--exec_env_max` turns it on.
+    pub env: Vec<String>,
+    /// The environment was cut at the configured limit.
+    pub env_truncated: bool,
     pub cgroup_id: u64,
     pub mnt_ns: u32,
     /// Process start, wall-clock ns since the epoch (0 = unknown).
@@ -76,7 +86,8 @@ pub struct FileMeta {
 
 impl ProcessEvent {
     /// The current format version written by [`Self::encode`].
-    pub const FORMAT: u8 = 1;
+    /// Version 2 added cwd and env at the end; version 1 values still decode.
+    pub const FORMAT: u8 = 2;
 
     /// osquery's `cmdline`: argv joined by spaces.
     pub fn cmdline(&self) -> String {
@@ -132,12 +143,17 @@ impl ProcessEvent {
                     .i64(f.btime);
             }
         }
+        w.str(&self.cwd).u64(self.env.len() as u64);
+        for v in &self.env {
+            w.str(v);
+        }
+        w.u64(self.env_truncated.into());
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let (version, mut r) = Reader::new(buf)?;
-        if version != 1 {
+        if version != 1 && version != 2 {
             return Err(DecodeError::UnknownVersion(version));
         }
         let mut e = ProcessEvent {
@@ -178,6 +194,14 @@ impl ProcessEvent {
                 btime: r.i64()?,
             });
         }
+        if version >= 2 {
+            e.cwd = r.string()?;
+            let n = r.u64()?;
+            for _ in 0..n.min(1 << 16) {
+                e.env.push(r.string()?);
+            }
+            e.env_truncated = r.u64()? != 0;
+        }
         Ok(e)
     }
 }
@@ -202,6 +226,9 @@ mod tests {
             path: "/bin/true".into(),
             argv: vec!["/bin/true".into(), "marker 1".into()],
             args_truncated: false,
+            cwd: "/tmp/wörk dir".into(),
+            env: vec!["A=1".into(), "B=two words".into()],
+            env_truncated: true,
             cgroup_id: 99,
             mnt_ns: 4026531841,
             start_ns: 1_700_000_000_000_000_000,
@@ -302,7 +329,8 @@ pub struct FileStat {
 }
 
 impl FileEvent {
-    pub const FORMAT: u8 = 1;
+    /// Version 2 added cwd and env at the end; version 1 values still decode.
+    pub const FORMAT: u8 = 2;
 
     pub fn success(&self) -> bool {
         self.result >= 0
@@ -475,7 +503,8 @@ pub struct SocketEvent {
 }
 
 impl SocketEvent {
-    pub const FORMAT: u8 = 1;
+    /// Version 2 added cwd and env at the end; version 1 values still decode.
+    pub const FORMAT: u8 = 2;
 
     /// osquery's Linux `status`.
     pub fn status(&self) -> &'static str {

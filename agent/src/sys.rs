@@ -36,3 +36,9 @@ pub fn raise_memlock_limit() {
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// CLOCK_MONOTONIC now, in ns: the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+}

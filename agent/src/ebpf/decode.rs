@@ -4,7 +4,7 @@
 use agent_common::{
     EventKind, RecordHeader,
     file::{FdRecord, FileRecord},
-    process::{ExecRecord, ExitRecord, ForkRecord},
+    process::{ExecRecord, ExitRecord, ForkRecord, TaskRecord},
     socket::SockRecord,
 };
 use thiserror::Error;
@@ -41,6 +41,14 @@ impl std::fmt::Debug for RawRecord {
             Self::Fork(r) => write!(f, "Fork({r:?})"),
         }
     }
+}
+
+/// The records the task iterator wrote, back to back; a cut tail is ignored.
+pub fn task_records(bytes: &[u8]) -> Vec<TaskRecord> {
+    bytes
+        .chunks_exact(size_of::<TaskRecord>())
+        .filter_map(|c| read::<TaskRecord>(c, "task").ok())
+        .collect()
 }
 
 /// Copies a `T` out of `bytes`, which must hold at least `size_of::<T>()` bytes.

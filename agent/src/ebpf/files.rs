@@ -294,6 +294,11 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
         ("pwritev", (libc::SYS_pwritev, s(Write))),
         ("pwritev2", (libc::SYS_pwritev2, s(Write))),
         ("close", (libc::SYS_close, s(CloseWrite))),
+        ("read", (libc::SYS_read, s(Read))),
+        ("pread64", (libc::SYS_pread64, s(Read))),
+        ("readv", (libc::SYS_readv, s(Read))),
+        ("preadv", (libc::SYS_preadv, s(Read))),
+        ("preadv2", (libc::SYS_preadv2, s(Read))),
     ];
     // The legacy path syscalls that newer architectures (arm64) no longer have.
     #[cfg(target_arch = "x86_64")]
@@ -426,11 +431,22 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
     v
 }
 
-/// write*/close are handled by the small fd program, not the path program.
+/// write*/close/read* are handled by the small fd program, not the path program.
 pub fn is_fd_op(name: &str) -> bool {
     syscalls().iter().any(|(n, (_, s))| {
-        *n == name && (s.op == FileOp::Write as u8 || s.op == FileOp::CloseWrite as u8)
+        *n == name
+            && [FileOp::Write, FileOp::CloseWrite, FileOp::Read]
+                .iter()
+                .any(|op| s.op == *op as u8)
     })
+}
+
+/// read* are only attached when read accesses are reported (file_accesses): otherwise the
+/// busiest syscalls on the machine would pay for a lookup nobody asked for.
+pub fn is_read_op(name: &str) -> bool {
+    syscalls()
+        .iter()
+        .any(|(n, (_, s))| *n == name && s.op == FileOp::Read as u8)
 }
 
 /// The entry program for a syscall: two resolved paths (rename, link) have their own.

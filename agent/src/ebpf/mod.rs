@@ -68,6 +68,10 @@ pub fn offsets_from(
             .unwrap_or(KernelOffsets::MISSING),
         mm_arg_start: m("mm_struct", "arg_start"),
         mm_arg_end: m("mm_struct", "arg_end"),
+        mm_env_start: m("mm_struct", "env_start"),
+        mm_env_end: m("mm_struct", "env_end"),
+        cred_uid: m("cred", "uid"),
+        cred_gid: m("cred", "gid"),
         cred_euid: m("cred", "euid"),
         cred_egid: m("cred", "egid"),
         tp_exec_filename: exec_format
@@ -177,6 +181,8 @@ pub struct LoadOptions {
     pub report_reads: bool,
     /// Most argv bytes kept per exec; longer command lines are cut and flagged.
     pub exec_args_max: u32,
+    /// Most environment bytes kept per exec; 0 = not captured.
+    pub exec_env_max: u32,
 }
 
 /// Loaded and attached programs. Dropping it detaches them.
@@ -245,6 +251,7 @@ impl Kernel {
             .override_global(globals::ENABLED_KINDS, &kinds, true)
             .override_global(globals::WATCH_ALL, &watch_all, true)
             .override_global(globals::ARGS_LIMIT, &opts.exec_args_max, true)
+            .override_global(globals::ENV_LIMIT, &opts.exec_env_max, true)
             .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)
@@ -289,6 +296,9 @@ impl Kernel {
                 if !exists {
                     // Older kernels lack newer syscalls (openat2, fchmodat2): nothing to watch.
                     log::debug!("no tracepoint for syscall {name} on this kernel");
+                    continue;
+                }
+                if files::is_read_op(name) && !opts.report_reads {
                     continue;
                 }
                 let (enter, exit) = if files::is_fd_op(name) {
@@ -379,6 +389,32 @@ impl Kernel {
         Ok(DropCounters {
             map: PerCpuArray::try_from(map).context("DROPS is not a per-CPU array")?,
         })
+    }
+
+    /// The processes running now, from the `iter/task` program (the agent excluded). Run it
+    /// after the exec program is attached: a process is then in the snapshot, in the exec
+    /// records, or in both, never in neither.
+    pub fn task_snapshot(&mut self) -> Result<Vec<agent_common::process::TaskRecord>> {
+        use std::io::Read as _;
+        let btf =
+            aya::Btf::from_sys_fs().context("reading the kernel BTF for the task iterator")?;
+        let prog: &mut aya::programs::Iter = self
+            .ebpf
+            .program_mut("dump_task")
+            .ok_or_else(|| anyhow!("program dump_task missing from the object"))?
+            .try_into()
+            .context("dump_task is not an iterator program")?;
+        prog.load("task", &btf)
+            .context("verifier rejected the task iterator (dump_task)")?;
+        let link_id = prog.attach().context("attaching the task iterator")?;
+        let link = prog
+            .take_link(link_id)
+            .context("taking the task iterator link")?;
+        let mut file = link.into_file().context("creating the task iterator")?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .context("reading the task iterator")?;
+        Ok(decode::task_records(&bytes))
     }
 
     /// Replaces the watched prefixes while the programs run (config reload).

@@ -124,6 +124,13 @@ pub const FLAGS: &[FlagDef] = &[
         description: "Most argv bytes kept per exec (at most 4095); longer command lines are cut and flagged",
         shell_only: false,
     },
+    FlagDef {
+        name: "exec_env_max",
+        ty: Int,
+        default: "0",
+        description: "Most environment bytes kept per exec (at most 4095) for process_events.env; 0 = the environment is not captured. Environments can hold secrets: opt in knowingly",
+        shell_only: false,
+    },
     // Configuration.
     FlagDef {
         name: "config_path",

@@ -178,7 +178,7 @@ impl FileDecoder {
             }
             FileOp::SetXattr => ("ATTRIBUTES_MODIFIED", "setxattr"),
             FileOp::RemoveXattr => ("ATTRIBUTES_MODIFIED", "removexattr"),
-            FileOp::Write | FileOp::CloseWrite => return Vec::new(),
+            FileOp::Write | FileOp::CloseWrite | FileOp::Read => return Vec::new(),
         };
         e.action = action.into();
         e.operation = operation.into();
@@ -200,12 +200,12 @@ impl FileDecoder {
         e.target_path = path;
         e.inode = inode;
         e.fd = r.fd;
-        e.action = "UPDATED".into();
-        let (operation, syscall) = if op == Some(FileOp::CloseWrite) {
-            ("close_write", "close")
-        } else {
-            ("write", "write")
+        let (action, operation, syscall) = match op {
+            Some(FileOp::CloseWrite) => ("UPDATED", "close_write", "close"),
+            Some(FileOp::Read) => ("ACCESSED", "read", "read"),
+            _ => ("UPDATED", "write", "write"),
         };
+        e.action = action.into();
         e.operation = operation.into();
         e.syscall = syscall.into();
         vec![e]
@@ -286,10 +286,11 @@ impl Subscriber for FileEventsSubscriber {
         let Event::File(f) = ev else { return None };
         let live = self.config.current();
         let category = live.matcher.category(&f.target_path)?.to_owned();
-        let is_read_only_open = f.operation == "open"
-            && f.flags & libc::O_ACCMODE as u32 == 0
-            && f.flags & (O_CREAT | O_TRUNC) == 0;
-        if is_read_only_open && !live.matcher.wants_accesses(&category) {
+        let is_access = f.action == "ACCESSED"
+            || (f.operation == "open"
+                && f.flags & libc::O_ACCMODE as u32 == 0
+                && f.flags & (O_CREAT | O_TRUNC) == 0);
+        if is_access && !live.matcher.wants_accesses(&category) {
             return None;
         }
         let mut e = f.clone();

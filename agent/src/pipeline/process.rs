@@ -56,6 +56,8 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
         RawRecord::Exec(r) => {
             let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
             let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);
+            let env_len = (r.env_len as usize).min(r.env.len());
+            let cwd_len = (r.cwd_len as usize).min(r.cwd.len());
             ProcessEvent {
                 time_ns: clock.wall_ns(r.header.ktime_ns),
                 uptime: r.header.ktime_ns / 1_000_000_000,
@@ -71,6 +73,9 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
                 path,
                 argv,
                 args_truncated: r.flags & agent_common::process::exec_flags::ARGS_TRUNCATED != 0,
+                cwd: String::from_utf8_lossy(&r.cwd[..cwd_len]).into_owned(),
+                env: ProcessEvent::argv_from_nul_separated(&r.env[..env_len]),
+                env_truncated: r.flags & agent_common::process::exec_flags::ENV_TRUNCATED != 0,
                 cgroup_id: r.cgroup_id,
                 mnt_ns: r.mnt_ns,
                 start_ns: clock.wall_ns(r.start_ktime_ns),
@@ -97,14 +102,64 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
     })
 }
 
-/// Reads the process ring buffer until `shutdown`, then drains what is left.
+/// The processes that were running at start-up (task iterator records), as `snapshot` rows
+/// completed from /proc (path, argv, cwd); a process gone since keeps its kernel fields.
+pub fn snapshot_events(
+    tasks: &[agent_common::process::TaskRecord],
+    clock: &Clock,
+    now_mono_ns: u64,
+) -> Vec<ProcessEvent> {
+    tasks
+        .iter()
+        .map(|t| {
+            let proc_dir = std::path::PathBuf::from(format!("/proc/{}", t.tgid));
+            let link = |name: &str| {
+                std::fs::read_link(proc_dir.join(name))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let argv = std::fs::read(proc_dir.join("cmdline"))
+                .map(|b| ProcessEvent::argv_from_nul_separated(&b))
+                .unwrap_or_default();
+            ProcessEvent {
+                time_ns: clock.wall_ns(now_mono_ns),
+                uptime: now_mono_ns / 1_000_000_000,
+                syscall: Some(ProcessSyscall::Snapshot),
+                pid: t.tgid,
+                tid: t.tgid,
+                parent: t.ppid,
+                uid: t.uid,
+                gid: t.gid,
+                euid: t.euid,
+                egid: t.egid,
+                auid: t.auid,
+                path: link("exe"),
+                argv,
+                cwd: link("cwd"),
+                mnt_ns: t.mnt_ns,
+                start_ns: clock.wall_ns(t.start_ktime_ns),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Queues the start-up snapshot, then reads the process ring buffer until `shutdown` and
+/// drains what is left.
 pub fn run_publisher(
     ring: RingBuf<MapData>,
     queue: Queue,
     counters: Arc<PublisherCounters>,
     shutdown: Shutdown,
+    snapshot: Vec<ProcessEvent>,
 ) {
     let clock = Clock::now();
+    counters.events.add(snapshot.len() as u64);
+    for e in snapshot {
+        if !queue.push(Event::Process(e)) {
+            break;
+        }
+    }
     super::run_ring_publisher(ring, queue, counters, shutdown, "process", |raw| {
         to_event(raw, &clock).map(|e| vec![Event::Process(e)])
     });
@@ -167,7 +222,7 @@ impl Subscriber for ProcessEventsSubscriber {
         let Event::Process(p) = ev else { return None };
         let mut p = p.clone();
         match p.syscall {
-            Some(ProcessSyscall::Execve) => {
+            Some(ProcessSyscall::Execve | ProcessSyscall::Snapshot) => {
                 p.file = match self.metas.get(&p.path) {
                     Some((at, meta)) if p.time_ns.saturating_sub(*at) < META_TTL_NS => *meta,
                     _ => {

@@ -193,6 +193,83 @@ impl InodeExt for std::fs::Metadata {
     }
 }
 
+/// file_accesses: a read-only open is OPENED and its first read ACCESSED (once per open), in
+/// the categories that ask for it; the same reads elsewhere produce nothing.
+#[test]
+fn file_accesses_report_the_open_and_the_first_read() {
+    if !privileged() {
+        return;
+    }
+    use std::io::Read as _;
+    let base = tempfile::Builder::new()
+        .prefix("osprey-fim-acc-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = base.path().to_path_buf();
+    let (acc, plain) = (root.join("acc"), root.join("plain"));
+    std::fs::create_dir_all(&acc).unwrap();
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(acc.join("f"), b"0123456789").unwrap();
+    std::fs::write(plain.join("g"), b"0123456789").unwrap();
+    let conf = root.join("osprey.conf");
+    let text = serde_json::json!({
+        "options": {"enable_file_events": true},
+        "file_paths": {
+            "acc": [format!("{}/%%", acc.display())],
+            "plain": [format!("{}/%%", plain.display())],
+        },
+        "file_accesses": ["acc"],
+    });
+    std::fs::write(&conf, text.to_string()).unwrap();
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+
+    let mut byte = [0u8; 1];
+    for p in [acc.join("f"), plain.join("g")] {
+        let mut f = std::fs::File::open(&p).unwrap();
+        f.read_exact(&mut byte).unwrap();
+        f.read_exact(&mut byte).unwrap(); // a second read: not reported again
+    }
+    // The last event of the test: once it is stored, everything before it is too.
+    std::fs::write(acc.join("end"), b"").unwrap();
+    let sql = format!(
+        "SELECT action, operation, syscall, target_path, category, pid, inode FROM file_events \
+         WHERE target_path LIKE '{}/%' ORDER BY ntime, eid",
+        root.display()
+    );
+    let rows = d.wait_rows(&sql, 3);
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {}",
+                s(r, "action"),
+                s(r, "operation"),
+                s(r, "syscall"),
+                s(r, "target_path")
+                    .strip_prefix(&root.display().to_string())
+                    .unwrap_or(""),
+                s(r, "category"),
+                s(r, "pid"),
+            )
+        })
+        .collect();
+    let me = std::process::id();
+    assert_eq!(
+        got,
+        vec![
+            format!("OPENED open openat /acc/f acc {me}"),
+            format!("ACCESSED read read /acc/f acc {me}"),
+            // Created empty: no write, so no close_write either.
+            format!("CREATED open openat /acc/end acc {me}"),
+        ],
+        "{}",
+        d.log()
+    );
+    let ino = std::fs::metadata(acc.join("f")).unwrap().ito_inode();
+    assert_eq!(s(&rows[1], "inode"), ino.to_string());
+    d.stop();
+}
+
 #[test]
 fn reload_changes_the_coverage_without_restart() {
     if !privileged() {

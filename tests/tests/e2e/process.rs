@@ -27,7 +27,7 @@ fn exec_and_exit_of_a_child_are_stored_exactly() {
 
     // The `osprey query` processes are our children too and carry the marker in their argv.
     let sql = format!(
-        "SELECT pid, path, cmdline, uid, euid, parent, syscall, exit_code, tid FROM process_events \
+        "SELECT pid, path, cmdline, uid, euid, parent, syscall, exit_code, tid, cwd, env, env_count FROM process_events \
          WHERE cmdline LIKE '%{m}%' AND parent = {me} AND path IN ('/bin/sh', '/bin/true') ORDER BY ntime"
     );
     let rows = d.wait_rows(&sql, 4);
@@ -47,6 +47,11 @@ fn exec_and_exit_of_a_child_are_stored_exactly() {
     assert_eq!(s(sh_exec, "euid"), uid);
     assert_eq!(s(sh_exec, "pid"), s(sh_exec, "tid"));
     assert_eq!(s(sh_exec, "exit_code"), "");
+    // The cwd is resolved in the kernel; the environment is off by default.
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_eq!(s(sh_exec, "cwd"), cwd);
+    assert_eq!(s(sh_exec, "env"), "");
+    assert_eq!(s(sh_exec, "env_count"), "0");
     assert_eq!(s(sh_exit, "syscall"), "exit");
     assert_eq!(s(sh_exit, "pid"), s(sh_exec, "pid"));
     assert_eq!(s(sh_exit, "exit_code"), "3");
@@ -160,5 +165,106 @@ fn argv_is_cut_at_exec_args_max_and_flagged() {
     // 24 bytes of "/bin/true\0<arg>": the NUL becomes the space.
     assert_eq!(s(&rows[0], "cmdline"), format!("/bin/true {}", &long[..14]));
     assert_eq!(s(&rows[0], "overflows"), "cmdline");
+    d.stop();
+}
+
+#[test]
+fn cwd_and_opt_in_environment_of_an_exec() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&["--exec_env_max=4095"]);
+    let m = marker("env");
+    let dir = tempfile::Builder::new()
+        .prefix("osprey-cwd-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let status = Command::new("/bin/true")
+        .arg(&m)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("OSPREY_E2E", &m)
+        .env("SECOND", "two words")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let me = std::process::id();
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT cwd, env, env_count, env_size, overflows FROM process_events \
+             WHERE syscall = 'execve' AND parent = {me} AND cmdline = '/bin/true {m}'"
+        ),
+        1,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(s(&rows[0], "cwd"), dir.path().display().to_string());
+    assert_eq!(
+        s(&rows[0], "env"),
+        format!("OSPREY_E2E={m} SECOND=two words")
+    );
+    assert_eq!(s(&rows[0], "env_count"), "2");
+    let size = format!("OSPREY_E2E={m}").len() + 1 + "SECOND=two words".len() + 1;
+    assert_eq!(s(&rows[0], "env_size"), size.to_string());
+    assert_eq!(s(&rows[0], "overflows"), "");
+    d.stop();
+}
+
+/// A process started before the daemon is known from the task iterator: a `snapshot` row
+/// with its parent, image and cwd, and its exit row carries the same image.
+#[test]
+fn processes_running_before_start_come_from_the_task_iterator() {
+    if !privileged() {
+        return;
+    }
+    let m = marker("snap");
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", "read x", &m])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .unwrap()
+        .display()
+        .to_string();
+    let d = Daemon::start(&[]);
+    drop(child.stdin.take()); // EOF: `read` fails and the shell exits with 1
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let me = std::process::id();
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT syscall, pid, parent, path, cmdline, cwd, uid, exit_code FROM process_events \
+             WHERE pid = {pid} AND syscall IN ('snapshot', 'exit') ORDER BY ntime"
+        ),
+        2,
+    );
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} [{}] {} {} {}",
+                s(r, "syscall"),
+                s(r, "pid"),
+                s(r, "parent"),
+                s(r, "path"),
+                s(r, "cmdline"),
+                s(r, "cwd"),
+                s(r, "uid"),
+                s(r, "exit_code")
+            )
+        })
+        .collect();
+    let cwd = std::env::current_dir().unwrap().display().to_string();
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        got,
+        vec![
+            format!("snapshot {pid} {me} {exe} [/bin/sh -c read x {m}] {cwd} {uid} "),
+            format!("exit {pid} {me} {exe} [/bin/sh -c read x {m}]  {uid} 1"),
+        ],
+        "{}",
+        d.log()
+    );
     d.stop();
 }

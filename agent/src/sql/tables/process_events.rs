@@ -81,16 +81,21 @@ pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
         _ => null.clone(),
     };
     let cmdline = e.cmdline();
+    let env = e.env.join(" ");
+    let overflows: Vec<&str> = [(e.args_truncated, "cmdline"), (e.env_truncated, "env")]
+        .into_iter()
+        .filter_map(|(cut, name)| cut.then_some(name))
+        .collect();
     vec![
         int(e.pid),
         text(e.path.clone()),
         f.map_or(null.clone(), |f| text(format!("{:07o}", f.mode))),
         text(cmdline.clone()),
         uint(cmdline.len() as u64),
-        text(""),
-        int(0),
-        int(0),
-        text(""),
+        text(env),
+        uint(e.env.len() as u64),
+        uint(e.env.iter().map(|v| v.len() + 1).sum::<usize>() as u64),
+        text(e.cwd.clone()),
         uint(u64::from(e.auid)),
         opt_id(e.uid),
         opt_id(e.euid),
@@ -102,7 +107,7 @@ pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
         f.map_or(null.clone(), |f| int(f.mtime)),
         f.map_or(null.clone(), |f| int(f.ctime)),
         f.map_or(null.clone(), |f| int(f.btime)),
-        text(if e.args_truncated { "cmdline" } else { "" }),
+        text(overflows.join(",")),
         int(e.parent),
         uint(e.time_ns / 1_000_000_000),
         uint(e.uptime),
