@@ -60,6 +60,10 @@ impl FileOp {
     }
 }
 
+/// [`FileRecord::nr`] of an operation seen by a kernel-function hook rather than a syscall
+/// tracepoint: issued through io_uring (shown as syscall `io_uring`).
+pub const NR_IO_URING: u32 = 0xffff_0001;
+
 /// How a syscall's arguments map onto a [`FileRecord`]. Userspace fills one per syscall
 /// number (they differ per architecture); an argument index of -1 means "not present".
 #[repr(C)]

@@ -37,6 +37,10 @@ pub struct KernelOffsets {
     pub mm_env_start: u32,
     /// `mm_struct.env_end` (unsigned long).
     pub mm_env_end: u32,
+    /// `task_struct.flags` (unsigned int; PF_IO_WORKER = 0x10).
+    pub task_flags: u32,
+    /// `file.f_flags` (unsigned int: the open flags).
+    pub file_f_flags: u32,
     /// `cred.uid` (kuid_t).
     pub cred_uid: u32,
     /// `cred.gid` (kgid_t).
@@ -121,7 +125,7 @@ pub struct KernelOffsets {
     /// What to add to the raw count to get the number of references (1 for `f_ref`, else 0).
     pub file_refcnt_bias: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 220);
+const _: () = assert!(size_of::<KernelOffsets>() == 228);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -144,6 +148,8 @@ impl KernelOffsets {
             mm_arg_end: Self::MISSING,
             mm_env_start: Self::MISSING,
             mm_env_end: Self::MISSING,
+            task_flags: Self::MISSING,
+            file_f_flags: Self::MISSING,
             cred_uid: Self::MISSING,
             cred_gid: Self::MISSING,
             cred_euid: Self::MISSING,

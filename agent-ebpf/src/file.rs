@@ -34,18 +34,18 @@ use aya_ebpf::{
 use crate::{agent_tgid, count_drop, enabled, header, offsets, read_field};
 
 /// Where the directory walk ends (exclusive); components are written backwards from here.
-const HALF: usize = 4096;
+pub(crate) const HALF: usize = 4096;
 /// User strings are read to `HALF + 1`, after a '/' at `HALF`.
 const USER_MAX: usize = 512;
 const BUF: usize = HALF + 1 + USER_MAX + FILE_PATH_MAX + 64;
 const AT_FDCWD: i32 = -100;
-const O_ACCMODE: u32 = 3;
-const O_CREAT: u32 = 0o100;
-const O_TRUNC: u32 = 0o1000;
+pub(crate) const O_ACCMODE: u32 = 3;
+pub(crate) const O_CREAT: u32 = 0o100;
+pub(crate) const O_TRUNC: u32 = 0o1000;
 
 #[repr(C)]
 pub struct Scratch {
-    buf: [u8; BUF],
+    pub(crate) buf: [u8; BUF],
     key: Key<PathKey>,
     walk: WalkState,
 }
@@ -64,7 +64,7 @@ pub struct WalkState {
 }
 
 #[map(name = "FILE_RING")]
-static FILE_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+pub(crate) static FILE_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 
 #[map(name = "FILE_SPECS")]
 static FILE_SPECS: Array<FileSpec> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
@@ -73,16 +73,16 @@ static FILE_SPECS: Array<FileSpec> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
 static WATCHED_PATHS: LpmTrie<PathKey, u8> = LpmTrie::with_max_entries(4096, 0);
 
 #[map(name = "FD_STATE")]
-static FD_STATE: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+pub(crate) static FD_STATE: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
 
 #[map(name = "FILE_PENDING")]
-static FILE_PENDING: LruHashMap<u64, FileRecord> = LruHashMap::with_max_entries(4096, 0);
+pub(crate) static FILE_PENDING: LruHashMap<u64, FileRecord> = LruHashMap::with_max_entries(4096, 0);
 
 #[map(name = "FILE_SCRATCH")]
-static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "FILE_REC_SCRATCH")]
-static REC_SCRATCH: PerCpuArray<FileRecord> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static REC_SCRATCH: PerCpuArray<FileRecord> = PerCpuArray::with_max_entries(1, 0);
 
 /// 1 = every path is watched (no prefix filter).
 #[unsafe(no_mangle)]
@@ -93,7 +93,7 @@ static WATCH_ALL: u32 = 0;
 static REPORT_READS: u32 = 0;
 
 #[inline(always)]
-fn report_reads() -> bool {
+pub(crate) fn report_reads() -> bool {
     // SAFETY: as in `watch_all`.
     unsafe { core::ptr::read_volatile(&REPORT_READS) != 0 }
 }
@@ -117,7 +117,7 @@ fn arg(ctx: &TracePointContext, off: &KernelOffsets, i: i8) -> u64 {
 /// Writes the path of (dentry, vfsmount) so that it ends at `HALF` (exclusive) and returns
 /// where it starts. An empty result (the root) returns `HALF`.
 #[inline(always)]
-fn walk(
+pub(crate) fn walk(
     scratch: *mut Scratch,
     dentry: *const u8,
     vfsmnt: *const u8,
@@ -346,7 +346,7 @@ pub(crate) fn task_cwd(task: *const u8, dst: *mut u8, off: &KernelOffsets) -> (u
 
 /// Is the path at buf[start..start+len] under a watched prefix?
 #[inline(always)]
-fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
+pub(crate) fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
     if watch_all() {
         return true;
     }
@@ -373,7 +373,7 @@ fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
 
 /// Copies buf[start..start+len] into `dst` (FILE_PATH_MAX bytes); returns (len, truncated).
 #[inline(always)]
-fn copy_path(dst: *mut u8, buf: *const u8, start: usize, len: usize) -> (u32, bool) {
+pub(crate) fn copy_path(dst: *mut u8, buf: *const u8, start: usize, len: usize) -> (u32, bool) {
     if start > HALF + 1 {
         return (0, true);
     }

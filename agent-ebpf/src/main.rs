@@ -12,6 +12,7 @@
 
 mod file;
 mod socket;
+mod uring;
 
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,

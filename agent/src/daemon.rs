@@ -61,6 +61,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     let mut threads = Vec::new();
     let mut kernel = None;
     let mut drop_counters = None;
+    let mut hooks = Vec::new();
 
     let proc_counters = Arc::new(PublisherCounters::default());
     let file_counters = Arc::new(PublisherCounters::default());
@@ -120,11 +121,16 @@ pub fn run(flags: &Flags) -> Result<()> {
             exec_args_max: u32::try_from(flags.u64("exec_args_max"))
                 .unwrap_or(u32::MAX)
                 .min(agent_common::process::ARGS_MAX as u32 - 1),
+            hooks: flags
+                .get("ebpf_hooks")
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?,
             exec_env_max: u32::try_from(flags.u64("exec_env_max"))
                 .unwrap_or(u32::MAX)
                 .min(agent_common::process::ENV_MAX as u32 - 1),
         })?;
         log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
+        hooks = k.strategies.clone();
         drop_counters = Some(k.take_drops()?);
         if process_on {
             // After the exec program is attached: every process is in the snapshot, in an
@@ -218,6 +224,7 @@ pub fn run(flags: &Flags) -> Result<()> {
         started_ns,
         process_on,
     );
+    reporter.hooks = hooks;
     reporter.tick(true);
     // Before the pidfile: `osprey query` may look at osquery_flags as soon as it exists.
     config.persist(&store, true);
@@ -285,6 +292,8 @@ struct Reporter {
     started_ns: u64,
     running: bool,
     process_on: bool,
+    /// (publisher, hook strategy) of the kernel sources in use.
+    hooks: Vec<(&'static str, String)>,
     last_totals: std::collections::BTreeMap<(String, String, String), u64>,
     last_tick_ns: u64,
     window_seq: u64,
@@ -305,6 +314,7 @@ impl Reporter {
             started_ns,
             running: true,
             process_on,
+            hooks: Vec::new(),
             last_totals: Default::default(),
             last_tick_ns: started_ns,
             window_seq: 0,
@@ -407,6 +417,12 @@ impl Reporter {
                     name: (*n).into(),
                     events: c.events.get(),
                     active: self.process_on,
+                    hook: self
+                        .hooks
+                        .iter()
+                        .find(|(p, _)| p == n)
+                        .map(|(_, h)| h.clone())
+                        .unwrap_or_default(),
                 })
                 .collect(),
             subscribers: self

@@ -78,6 +78,9 @@ pub struct PublisherSnapshot {
     pub name: String,
     pub events: u64,
     pub active: bool,
+    /// The hook strategy (`tracepoint`, `tracepoint+fentry`); empty when not a kernel source.
+    #[serde(default)]
+    pub hook: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -2,7 +2,10 @@
 //! reading of the same kernel's BTF: `bpftool btf dump -j` (installed by `cargo xtask setup`).
 //! Needs root (tracefs); in CI it never skips.
 
-#![allow(clippy::unwrap_used, reason = "a test: a malformed bpftool dump should stop it")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test: a malformed bpftool dump should stop it"
+)]
 
 use std::{collections::HashMap, process::Command};
 
@@ -166,6 +169,8 @@ fn resolved_offsets_match_bpftool() {
             "env_start".into(),
         ),
         ("mm_env_end", o.mm_env_end, "mm_struct", "env_end".into()),
+        ("task_flags", o.task_flags, "task_struct", "flags".into()),
+        ("file_f_flags", o.file_f_flags, "file", "f_flags".into()),
         ("cred_uid", o.cred_uid, "cred", "uid".into()),
         ("cred_gid", o.cred_gid, "cred", "gid".into()),
         ("cred_euid", o.cred_euid, "cred", "euid".into()),

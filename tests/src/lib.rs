@@ -12,6 +12,17 @@ use std::{
 
 use serde_json::{Map, Value};
 
+/// `d` times `OSPREY_TEST_TIME_SCALE` (default 1): slack for the waits below on slow machines,
+/// e.g. the emulated guests of `cargo xtask vm-test`.
+pub fn scaled(d: Duration) -> Duration {
+    let scale = std::env::var("OSPREY_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 1.0)
+        .unwrap_or(1.0);
+    d.mul_f64(scale)
+}
+
 /// target/<profile>/osprey, next to the test binary's deps folder.
 pub fn osprey_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("OSPREY_BIN") {
@@ -118,7 +129,7 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + scaled(Duration::from_secs(60));
         let pidfile = self.db.join("osprey.pid");
         loop {
             if pidfile.exists() {
@@ -136,7 +147,8 @@ impl Daemon {
             }
             assert!(
                 Instant::now() < deadline,
-                "daemon not ready within 60 s:\n{}",
+                "daemon not ready within {:?}:\n{}",
+                scaled(Duration::from_secs(60)),
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -162,7 +174,7 @@ impl Daemon {
 
     /// Polls `sql` until it returns at least `n` rows (the writer batches for a few ms).
     pub fn wait_rows(&self, sql: &str, n: usize) -> Vec<Map<String, Value>> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + scaled(Duration::from_secs(20));
         loop {
             let rows = self.query(sql);
             if rows.len() >= n || Instant::now() > deadline {

@@ -70,6 +70,8 @@ pub fn offsets_from(
         mm_arg_end: m("mm_struct", "arg_end"),
         mm_env_start: m("mm_struct", "env_start"),
         mm_env_end: m("mm_struct", "env_end"),
+        task_flags: m("task_struct", "flags"),
+        file_f_flags: m("file", "f_flags"),
         cred_uid: m("cred", "uid"),
         cred_gid: m("cred", "gid"),
         cred_euid: m("cred", "euid"),
@@ -183,7 +185,36 @@ pub struct LoadOptions {
     pub exec_args_max: u32,
     /// Most environment bytes kept per exec; 0 = not captured.
     pub exec_env_max: u32,
+    /// Which hooks may be used beyond the tracepoint base.
+    pub hooks: Hooks,
 }
+
+/// `--ebpf_hooks`: `auto` probes the kernel for the better hooks, `tracepoint` forces the
+/// tracepoint base (which is complete on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    Auto,
+    Tracepoint,
+}
+
+impl std::str::FromStr for Hooks {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "tracepoint" => Ok(Self::Tracepoint),
+            other => Err(format!(
+                "--ebpf_hooks must be auto or tracepoint, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// The hook strategy in use for each publisher, as logged and shown in `osquery_events.hook`.
+pub const STRATEGY_TRACEPOINT: &str = "tracepoint";
+/// Tracepoints for syscalls, plus fentry on `security_file_open` for opens issued through
+/// io_uring.
+pub const STRATEGY_FENTRY: &str = "tracepoint+fentry";
 
 /// Loaded and attached programs. Dropping it detaches them.
 pub struct Kernel {
@@ -191,6 +222,8 @@ pub struct Kernel {
     pub offsets: KernelOffsets,
     /// Tracepoints that exist in tracefs but could not be attached, with the reason.
     pub skipped: Vec<String>,
+    /// (publisher, strategy) for every enabled event source.
+    pub strategies: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -220,6 +253,27 @@ fn load_program(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
         .with_context(|| format!("{prog} is not a tracepoint program"))?;
     p.load()
         .with_context(|| format!("verifier rejected {prog}"))
+}
+
+/// The fentry hook for io_uring opens and the two tracepoints that mark io_uring_enter.
+fn attach_uring_hooks(ebpf: &mut Ebpf) -> Result<()> {
+    let btf = aya::Btf::from_sys_fs().context("reading the kernel BTF")?;
+    let p: &mut aya::programs::FEntry = ebpf
+        .program_mut("uring_file_open")
+        .ok_or_else(|| anyhow!("program uring_file_open missing from the object"))?
+        .try_into()
+        .context("uring_file_open is not an fentry program")?;
+    p.load("security_file_open", &btf)
+        .context("loading fentry/security_file_open")?;
+    p.attach().context("attaching fentry/security_file_open")?;
+    for (prog, tp) in [
+        ("sys_enter_io_uring_enter", "sys_enter_io_uring_enter"),
+        ("sys_exit_io_uring_enter", "sys_exit_io_uring_enter"),
+    ] {
+        load_program(ebpf, prog)?;
+        attach(ebpf, prog, "syscalls", tp)?;
+    }
+    Ok(())
 }
 
 impl Kernel {
@@ -354,10 +408,47 @@ impl Kernel {
                 )?;
             }
         }
+        let mut strategies = Vec::new();
+        if opts.enabled.contains(&EventKind::ProcessExec) {
+            strategies.push((
+                crate::pipeline::process::PUBLISHER,
+                STRATEGY_TRACEPOINT.into(),
+            ));
+        }
+        if files_on {
+            let file = match opts.hooks {
+                Hooks::Tracepoint => {
+                    log::info!("file events: tracepoint base (--ebpf_hooks=tracepoint)");
+                    STRATEGY_TRACEPOINT
+                }
+                Hooks::Auto => match attach_uring_hooks(&mut ebpf) {
+                    Ok(()) => {
+                        log::info!(
+                            "file events: syscall tracepoints + fentry on security_file_open (io_uring opens)"
+                        );
+                        STRATEGY_FENTRY
+                    }
+                    Err(e) => {
+                        log::info!(
+                            "file events: tracepoint base (this kernel refuses fentry: {e:#}); opens issued through io_uring are not seen"
+                        );
+                        STRATEGY_TRACEPOINT
+                    }
+                },
+            };
+            strategies.push((crate::pipeline::file::PUBLISHER, file.into()));
+        }
+        if opts.enabled.contains(&EventKind::Socket) {
+            strategies.push((
+                crate::pipeline::socket::PUBLISHER,
+                STRATEGY_TRACEPOINT.into(),
+            ));
+        }
         Ok(Self {
             ebpf,
             offsets,
             skipped,
+            strategies,
         })
     }
 

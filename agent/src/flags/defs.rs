@@ -125,6 +125,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "ebpf_hooks",
+        ty: Choice(&["auto", "tracepoint"]),
+        default: "auto",
+        description: "Kernel hooks: auto (probe the kernel and add fentry hooks where it accepts them, e.g. for io_uring opens) or tracepoint (the tracepoint base only). The choice per event type is logged and shown in osquery_events.hook",
+        shell_only: false,
+    },
+    FlagDef {
         name: "exec_env_max",
         ty: Int,
         default: "0",

@@ -27,10 +27,12 @@ const FMODE_CREATED: u32 = 1 << 20;
 
 /// Syscall number -> name, for the `syscall` column.
 fn syscall_names() -> HashMap<u32, &'static str> {
-    crate::ebpf::files::syscalls()
+    let mut names: HashMap<u32, &'static str> = crate::ebpf::files::syscalls()
         .into_iter()
         .filter_map(|(name, (nr, _))| u32::try_from(nr).ok().map(|nr| (nr, name)))
-        .collect()
+        .collect();
+    names.insert(agent_common::file::NR_IO_URING, "io_uring");
+    names
 }
 
 fn text(buf: &[u8], len: u32) -> String {

@@ -19,6 +19,7 @@ const COLUMNS: &[Column] = &[
     col("refreshes", Integer),
     col("active", Integer),
     col("dropped", BigInt),
+    col("hook", Text),
 ];
 
 #[derive(Debug)]
@@ -68,6 +69,7 @@ impl Table for OsqueryEvents {
                 int(0),
                 int(i64::from(p.active && snap.running)),
                 uint(dropped),
+                text(p.hook.clone()),
             ]));
         }
         for s in &snap.subscribers {
@@ -86,6 +88,7 @@ impl Table for OsqueryEvents {
                 int(0),
                 int(i64::from(snap.running)),
                 uint(dropped),
+                text(""),
             ]));
         }
         Ok(Box::new(rows.into_iter()))
