@@ -61,6 +61,25 @@ pub struct WalkState {
     mnt_root: u64,
     pos: u64,
     done: u64,
+    /// See [`bounded_index`].
+    index: u64,
+}
+
+/// `BUF` rounded up to a power of two, minus one: masks every index into the scratch buffer.
+const INDEX_MASK: usize = (BUF.next_power_of_two()) - 1;
+
+/// `v`, stored to and reloaded from map memory, then masked. Old verifiers (5.10) forget the
+/// bounds of values the compiler spilled to the stack and refuse map-pointer arithmetic with
+/// them; a masked value loaded from a map is bounded on every kernel, and the compiler cannot
+/// drop the mask because it cannot see the value.
+#[inline(always)]
+fn bounded_index(scratch: *mut Scratch, v: usize) -> usize {
+    // SAFETY: `scratch` is this CPU's scratch slot (a successful per-CPU lookup).
+    unsafe {
+        let slot = &raw mut (*scratch).walk.index;
+        core::ptr::write_volatile(slot, v as u64);
+        (core::ptr::read_volatile(slot) as usize) & INDEX_MASK
+    }
 }
 
 #[map(name = "FILE_RING")]
@@ -358,7 +377,8 @@ pub(crate) fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
     } else {
         len
     };
-    // SAFETY: `scratch` is this CPU's scratch value; the source range start + 256 < BUF.
+    let start = bounded_index(scratch, start);
+    // SAFETY: `scratch` is this CPU's scratch value; the helper checks the source range.
     unsafe {
         let key = &mut (*scratch).key;
         key.prefix_len = (n as u32) * 8;
@@ -373,12 +393,23 @@ pub(crate) fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
 
 /// Copies buf[start..start+len] into `dst` (FILE_PATH_MAX bytes); returns (len, truncated).
 #[inline(always)]
-pub(crate) fn copy_path(dst: *mut u8, buf: *const u8, start: usize, len: usize) -> (u32, bool) {
+pub(crate) fn copy_path(
+    dst: *mut u8,
+    scratch: *mut Scratch,
+    start: usize,
+    len: usize,
+) -> (u32, bool) {
     if start > HALF + 1 {
         return (0, true);
     }
+    let start = bounded_index(scratch, start);
+    // SAFETY: this CPU's scratch slot.
+    let buf = unsafe { (*scratch).buf.as_ptr() };
     let truncated = len > FILE_PATH_MAX - 1;
-    let n = if truncated { FILE_PATH_MAX - 1 } else { len } & (FILE_PATH_MAX - 1);
+    let n = if truncated { FILE_PATH_MAX - 1 } else { len };
+    // Masked after a round trip through map memory, so that the verifier sees the bound
+    // whatever the compiler made of the comparison above.
+    let n = bounded_index(scratch, n) & (FILE_PATH_MAX - 1);
     // SAFETY: `dst` has FILE_PATH_MAX bytes, n < FILE_PATH_MAX; start + n < BUF.
     unsafe {
         bpf_probe_read_kernel(
@@ -457,7 +488,7 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     match first {
         Ok((start, len)) => {
             is_watched = watched(scratch, start, len);
-            let (n, cut) = copy_path(rec.path.as_mut_ptr(), buf, start, len);
+            let (n, cut) = copy_path(rec.path.as_mut_ptr(), scratch, start, len);
             rec.path_len = n;
             if cut {
                 rflags |= file_flags::PATH_TRUNCATED;
@@ -587,7 +618,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
                     resolve(scratch, buf, task, -1, dfd2, p2, &off, &mut rflags)
                 {
                     watched2 = watched(scratch, start, len);
-                    let (n, cut) = copy_path((*parked).path2.as_mut_ptr(), buf, start, len);
+                    let (n, cut) = copy_path((*parked).path2.as_mut_ptr(), scratch, start, len);
                     (*parked).path2_len = n;
                     if cut {
                         rflags |= file_flags::PATH2_TRUNCATED;

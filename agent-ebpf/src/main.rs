@@ -383,8 +383,10 @@ fn try_dump_task(ctx: *mut core::ffi::c_void) {
     let (seq, task) = unsafe {
         let fields = ctx as *const *const u8;
         let meta = *fields;
-        let task = *fields.add(1);
         let seq = *(meta as *const *mut aya_ebpf::bindings::seq_file);
+        // The task as a plain number (see `read_field`'s callers): some kernels refuse
+        // arithmetic with a runtime offset on a typed `struct task_struct *`.
+        let task = bpf_probe_read_kernel(fields.add(1) as *const u64).unwrap_or(0) as *const u8;
         (seq, task)
     };
     if task.is_null() {

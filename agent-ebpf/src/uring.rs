@@ -12,14 +12,16 @@
 //! check and the use. (`bpf_d_path` needs `&file->f_path` typed by the verifier, which takes a
 //! compile-time field offset; Rust eBPF has no CO-RE relocations to make that portable.)
 
-use core::ffi::c_void;
-
 use agent_common::{
     DropSlot, EventKind,
     file::{FileOp, FileRecord, NR_IO_URING, file_flags},
 };
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid},
+    EbpfContext,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_uid_gid,
+        bpf_probe_read_kernel,
+    },
     macros::{fentry, map, tracepoint},
     maps::HashMap,
     programs::{FEntryContext, TracePointContext},
@@ -73,7 +75,11 @@ fn try_file_open(ctx: &FEntryContext) -> Result<(), ()> {
     if !inline && !worker {
         return Ok(());
     }
-    let file: *const u8 = ctx.arg::<*const c_void>(0).cast();
+    // The file pointer, read as a plain number: the verifier types a direct load as `struct
+    // file *`, and some kernels refuse arithmetic with a runtime offset on typed pointers.
+    // SAFETY: the context is the trampoline's array of u64 arguments; the helper checks.
+    let file =
+        unsafe { bpf_probe_read_kernel(ctx.as_ptr() as *const u64) }.map_err(|_| ())? as *const u8;
     let flags = read_field::<u32>(file, off.file_f_flags)?;
     let writes = flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0;
     if !writes && !report_reads() {
@@ -95,8 +101,8 @@ fn try_file_open(ctx: &FEntryContext) -> Result<(), ()> {
     let uid_gid = bpf_get_current_uid_gid();
     // SAFETY: both pointers come from successful per-CPU lookups; this program is the only
     // user of this CPU's slots while it runs.
-    let (buf, rec) = unsafe { ((*scratch).buf.as_ptr(), &mut *rec) };
-    let (n, cut) = copy_path(rec.path.as_mut_ptr(), buf, start, len);
+    let rec = unsafe { &mut *rec };
+    let (n, cut) = copy_path(rec.path.as_mut_ptr(), scratch, start, len);
     if cut {
         rflags |= file_flags::PATH_TRUNCATED;
     }

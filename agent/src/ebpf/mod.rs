@@ -300,6 +300,10 @@ impl Kernel {
             .fold(0, |acc, k| acc | (1 << (*k as u32)));
         let watch_all = u32::from(opts.watch_all || opts.watched_prefixes.iter().any(|p| p == "/"));
         let mut ebpf = EbpfLoader::new()
+            // The error line and the statistics only: a full instruction trace of programs
+            // with loops overflows the log buffer, and the kernel then keeps a part without
+            // the error.
+            .verifier_log_level(aya::VerifierLogLevel::STATS)
             .override_global(globals::OFFSETS, &offsets, true)
             .override_global(globals::AGENT_TGID, &tgid, true)
             .override_global(globals::ENABLED_KINDS, &kinds, true)
