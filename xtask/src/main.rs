@@ -4,13 +4,15 @@
 //! - `setup`  installs Debian packages, the pinned eBPF nightly and bpf-linker (idempotent).
 //! - `build`  release binaries in `target/release/`.
 //! - `run`    builds, starts the daemon with the embedded default config, opens the shell.
-//! - `test`   every test, the privileged eBPF tests included.
+//! - `test`   every test, the privileged eBPF tests included, then `vm-test`.
+//! - `vm-test` the kernel-source e2e tests in QEMU on Debian 5.10, 6.1 and 6.12 (`vm.rs`).
 //! - `lint`   `cargo fmt --check` and clippy `-D warnings` for userspace and the eBPF target.
 //! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
 
 mod bench;
 mod run;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -26,7 +28,10 @@ commands:
   setup            install Debian packages, the eBPF nightly and bpf-linker (idempotent)
   build            build release binaries into target/release/
   run [-- ARGS]    build, start the daemon, then run `osprey ARGS` (default: the shell)
-  test             run every test, the privileged eBPF tests included
+  test             run every test, the privileged eBPF tests included, then vm-test
+  vm-test [KERNEL...]
+                   the kernel-source e2e tests in QEMU on Debian kernels
+                   (5.10, 6.1, 6.12; default: all), logs in target/vm/logs/
   lint             cargo fmt --check and clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
 ";
@@ -62,6 +67,10 @@ fn dispatch(args: &[String]) -> Result<()> {
         "test" => {
             setup::setup()?;
             test()
+        }
+        "vm-test" => {
+            setup::setup()?;
+            vm::vm_test(&rest)
         }
         "lint" => {
             setup::setup()?;
@@ -110,7 +119,7 @@ pub fn run_checked(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn build(release: bool) -> Result<()> {
+pub(crate) fn build(release: bool) -> Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--package", "agent", "--bins"]);
     if release {
@@ -125,7 +134,15 @@ fn test() -> Result<()> {
     let mut cmd = cargo();
     // Default members: agent-ebpf only builds for the BPF target.
     cmd.args(["test", "--no-fail-fast"]);
-    run_checked(&mut cmd)
+    let host = run_checked(&mut cmd);
+    // The same kernel-source tests on other kernels, in QEMU; run even when the host tests
+    // failed, so one run reports both.
+    let vm = vm::vm_test(&[]);
+    match (host, vm) {
+        (Ok(()), vm) => vm,
+        (Err(e), Ok(())) => Err(e),
+        (Err(h), Err(v)) => Err(h.context(format!("and {v:#}"))),
+    }
 }
 
 fn lint() -> Result<()> {

@@ -24,11 +24,17 @@ const LLVM_MAJOR: &str = "22";
 /// - libclang-dev: bindgen in librocksdb-sys.
 /// - librocksdb-dev: the RocksDB library we link (see .cargo/config.toml).
 /// - python3-venv: the osquery-python extension tests.
+/// - qemu-system-x86, busybox-static, cpio: `cargo xtask vm-test` (guests on other kernels).
+/// - bpftool: inspecting programs and BTF when a kernel rejects one.
 const DEBIAN_PACKAGES: &[&str] = &[
     "libclang-dev",
     "librocksdb-dev",
     "python3-venv",
     "ca-certificates",
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "bpftool",
 ];
 
 pub fn tools_dir() -> PathBuf {
