@@ -117,6 +117,7 @@ pub fn vm_test(args: &[String]) -> Result<()> {
         "gzip",
         "timeout",
         "ldd",
+        "mke2fs",
     ] {
         if which(tool).is_none() {
             bail!("`{tool}` is missing: run `cargo xtask setup`");
@@ -148,11 +149,10 @@ pub fn vm_test(args: &[String]) -> Result<()> {
         let t0 = Instant::now();
         let kf = ensure_kernel(k, &mut fetched)?;
         eprintln!("xtask vm-test: kernel {} = {}", k.label, kf.version);
+        let mods = kernel_initramfs(&work, k.label, &kf.vmlinuz)?;
         for s in STRATEGIES {
-            let initrd = work.join(format!("initrd-{}.gz", s.name));
-            if !initrd.exists() {
-                strategy_initramfs(&work, &base, s, &initrd)?;
-            }
+            let initrd = work.join(format!("initrd-{}-{}.gz", k.label, s.name));
+            strategy_initramfs(&work, &[&base, &mods], s, &initrd)?;
             let log = logs.join(format!("{}-{}.log", k.label, s.name));
             results.push(boot(k.label, s.name, &kf.vmlinuz, &initrd, &log, &tests)?);
         }
@@ -400,7 +400,12 @@ fn ensure_kernel(k: &Kernel, updated: &mut BTreeSet<Suites>) -> Result<KernelFil
     let dir = vm_dir().join("kernels").join(k.label);
     let vmlinuz = dir.join("vmlinuz");
     let version_file = dir.join("version");
-    if let (true, Ok(version)) = (vmlinuz.exists(), fs::read_to_string(&version_file)) {
+    let modules_order = dir.join("modules/order");
+    if let (true, true, Ok(version)) = (
+        vmlinuz.exists(),
+        modules_order.exists(),
+        fs::read_to_string(&version_file),
+    ) {
         return Ok(KernelFiles {
             vmlinuz,
             version: version.trim().to_owned(),
@@ -478,12 +483,117 @@ fn ensure_kernel(k: &Kernel, updated: &mut BTreeSet<Suites>) -> Result<KernelFil
     if let Some(config) = pick("config-") {
         fs::copy(config, dir.join("config"))?;
     }
+    extract_modules(&deb, &unpack, &dir.join("modules"))?;
     fs::rename(dir.join("vmlinuz.tmp"), &vmlinuz)?;
     let version = format!("{package} {}", deb_version.trim());
     fs::write(&version_file, format!("{version}\n"))?;
     let _ = fs::remove_dir_all(&unpack);
     let _ = fs::remove_file(&deb);
     Ok(KernelFiles { vmlinuz, version })
+}
+
+/// Modules the guest loads for its /tmp: a virtio disk with a filesystem that has user xattrs
+/// (tmpfs has them only from 6.6 on). Built-in ones are absent from modules.dep and skipped.
+const GUEST_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"];
+
+/// Copies `GUEST_MODULES` and their dependencies (read from each module's `depends=`; the
+/// package ships no modules.dep) out of the package into `out`, uncompressed, with `out/order`
+/// listing them in load order.
+fn extract_modules(deb: &Path, unpack: &Path, out: &Path) -> Result<()> {
+    let name_of = |path: &str| {
+        let file = path.rsplit('/').next().unwrap_or(path);
+        file.split(".ko").next().unwrap_or(file).replace('-', "_")
+    };
+    let listing = output_text(Command::new("dpkg-deb").arg("-c").arg(deb))?;
+    let paths: BTreeMap<String, String> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|p| p.contains("/lib/modules/") && p.contains(".ko"))
+        .map(|p| (name_of(p), p.to_owned()))
+        .collect();
+    let _ = fs::remove_dir_all(out);
+    fs::create_dir_all(out)?;
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut pending: Vec<String> = GUEST_MODULES
+        .iter()
+        .map(|m| (*m).to_owned())
+        .filter(|m| paths.contains_key(m))
+        .collect();
+    while !pending.is_empty() {
+        let members: Vec<String> = pending.iter().map(|m| format!("'{}'", paths[m])).collect();
+        run_checked(
+            Command::new("sh")
+                .current_dir(unpack)
+                .arg("-c")
+                .arg(format!(
+                    "dpkg-deb --fsys-tarfile '{}' | tar -x {}",
+                    deb.display(),
+                    members.join(" ")
+                )),
+        )?;
+        let mut next = Vec::new();
+        for m in pending.drain(..) {
+            let src = unpack.join(paths[&m].trim_start_matches("./"));
+            let tool = [(".xz", "xz"), (".zst", "zstd"), (".gz", "gzip")]
+                .iter()
+                .find(|(ext, _)| paths[&m].ends_with(ext))
+                .map(|(_, t)| *t);
+            let bytes = match tool {
+                Some(tool) => {
+                    let o = Command::new(tool)
+                        .args(["-d", "-c"])
+                        .arg(&src)
+                        .output()
+                        .with_context(|| format!("running {tool}"))?;
+                    if !o.status.success() {
+                        bail!("{tool} -d {} failed", src.display());
+                    }
+                    o.stdout
+                }
+                None => fs::read(&src)?,
+            };
+            let key = b"depends=";
+            let d: Vec<String> = bytes
+                .windows(key.len())
+                .position(|w| w == key)
+                .map(|i| {
+                    let rest = &bytes[i + key.len()..];
+                    let end = rest.iter().position(|b| *b == 0).unwrap_or(0);
+                    String::from_utf8_lossy(&rest[..end])
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(|x| x.replace('-', "_"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            fs::write(out.join(format!("{m}.ko")), &bytes)?;
+            for x in &d {
+                if paths.contains_key(x) && !deps.contains_key(x) && !next.contains(x) {
+                    next.push(x.clone());
+                }
+            }
+            deps.insert(m, d);
+        }
+        next.retain(|x| !deps.contains_key(x));
+        pending = next;
+    }
+    // Depth-first: dependencies before the module.
+    fn visit(m: &str, deps: &BTreeMap<String, Vec<String>>, order: &mut Vec<String>) {
+        if order.iter().any(|o| o == m) || !deps.contains_key(m) {
+            return;
+        }
+        for d in &deps[m] {
+            visit(d, deps, order);
+        }
+        order.push(m.to_owned());
+    }
+    let mut order = Vec::new();
+    for m in GUEST_MODULES {
+        visit(m, &deps, &mut order);
+    }
+    let list: String = order.iter().map(|m| format!("{m}.ko\n")).collect();
+    fs::write(out.join("order"), list)?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,9 +697,24 @@ fn cpio_gz(dir: &Path, out: &Path) -> Result<()> {
     )))
 }
 
+/// The kernel's modules (`/modules/*.ko` and `/modules/order`) as an archive of their own.
+fn kernel_initramfs(work: &Path, label: &str, vmlinuz: &Path) -> Result<PathBuf> {
+    let src = vmlinuz.with_file_name("modules");
+    let dir = work.join(format!("mods-{label}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("modules"))?;
+    for e in fs::read_dir(&src).with_context(|| format!("listing {}", src.display()))? {
+        let e = e?;
+        fs::copy(e.path(), dir.join("modules").join(e.file_name()))?;
+    }
+    let out = work.join(format!("mods-{label}.cpio.gz"));
+    cpio_gz(&dir, &out)?;
+    Ok(out)
+}
+
 /// The base archive plus a second one holding `/etc/osprey-vm.env` for the strategy (the
 /// kernel unpacks concatenated archives in order).
-fn strategy_initramfs(work: &Path, base: &Path, s: &Strategy, out: &Path) -> Result<()> {
+fn strategy_initramfs(work: &Path, parts: &[&Path], s: &Strategy, out: &Path) -> Result<()> {
     let dir = work.join(format!("env-{}", s.name));
     fs::create_dir_all(dir.join("etc"))?;
     let mut env = format!("export OSPREY_VM_STRATEGY={}\n", s.name);
@@ -599,7 +724,10 @@ fn strategy_initramfs(work: &Path, base: &Path, s: &Strategy, out: &Path) -> Res
     fs::write(dir.join("etc/osprey-vm.env"), env)?;
     let overlay = work.join(format!("env-{}.cpio.gz", s.name));
     cpio_gz(&dir, &overlay)?;
-    let mut bytes = fs::read(base)?;
+    let mut bytes = Vec::new();
+    for part in parts {
+        bytes.extend(fs::read(part)?);
+    }
     bytes.extend(fs::read(&overlay)?);
     fs::write(out, bytes)?;
     Ok(())
@@ -612,7 +740,17 @@ mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
+for m in $(cat /modules/order 2>/dev/null); do
+    insmod /modules/$m || echo "osprey-vm: insmod $m failed"
+done
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda ] && break; sleep 0.2; done
+# A disk filesystem for /tmp: tmpfs has user xattrs only from 6.6 on.
+if mount -t ext4 /dev/vda /tmp 2>/dev/null; then
+    echo "osprey-vm: /tmp on /dev/vda"
+else
+    mount -t tmpfs tmpfs /tmp
+    echo "osprey-vm: /tmp on tmpfs (no disk)"
+fi
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
@@ -675,6 +813,15 @@ fn boot(
         .and_then(|v| v.parse().ok())
         .unwrap_or(GUEST_TIMEOUT_SECS);
     eprintln!("xtask vm-test: booting {kernel} / {strategy} (timeout {timeout}s)");
+    // A fresh, sparse ext2 disk for the guest's /tmp (mounted with the ext4 driver).
+    let disk = initrd.with_extension("disk");
+    let _ = fs::remove_file(&disk);
+    run_checked(Command::new("truncate").args(["-s", "2G"]).arg(&disk))?;
+    run_checked(
+        Command::new(which("mke2fs").unwrap_or_else(|| "mke2fs".into()))
+            .args(["-q", "-F", "-t", "ext2"])
+            .arg(&disk),
+    )?;
     let started = Instant::now();
     let mut child = Command::new("timeout")
         .args([
@@ -689,6 +836,8 @@ fn boot(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", KERNEL_APPEND])
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", disk.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -726,6 +875,7 @@ fn boot(
     let status = child.wait()?;
     let elapsed = started.elapsed();
 
+    let _ = fs::remove_file(&disk);
     let tests = parse_results(&text, expected);
     let exit: Option<i32> = text.lines().find_map(|l| {
         let rest = &l[l.find(MARKER)? + MARKER.len()..];
