@@ -137,7 +137,8 @@ pub fn vm_test(args: &[String]) -> Result<()> {
     let vm = vm_dir();
     let logs = vm.join("logs");
     fs::create_dir_all(&logs)?;
-    let work = vm.join("run");
+    // Per invocation, so two concurrent runs never delete each other's files.
+    let work = vm.join(format!("run-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let base = build_base_initramfs(&work, &osprey, &e2e)?;
