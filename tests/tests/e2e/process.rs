@@ -223,6 +223,15 @@ fn processes_running_before_start_come_from_the_task_iterator() {
         .spawn()
         .unwrap();
     let pid = child.id();
+    // The child may not have exec'd yet: wait until its argv is the shell's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .ends_with(format!("{m}\0").as_bytes())
+    {
+        assert!(std::time::Instant::now() < deadline, "child {pid} never exec'd");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .unwrap()
         .display()
