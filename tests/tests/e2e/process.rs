@@ -229,7 +229,10 @@ fn processes_running_before_start_come_from_the_task_iterator() {
         .unwrap_or_default()
         .ends_with(format!("{m}\0").as_bytes())
     {
-        assert!(std::time::Instant::now() < deadline, "child {pid} never exec'd");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child {pid} never exec'd"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
