@@ -70,7 +70,10 @@ pub fn bench(args: &[String]) -> Result<()> {
     for a in args {
         match a.as_str() {
             "--quick" => quick = true,
-            other => bail!("unknown argument {other:?}; usage: cargo xtask bench [--quick]"),
+            "--guests" => return guests_only(),
+            other => {
+                bail!("unknown argument {other:?}; usage: cargo xtask bench [--quick | --guests]")
+            }
         }
     }
     let p = Params::new(quick);
@@ -288,6 +291,39 @@ fn zero_loss_report(runs: &Result<Vec<LossRun>>) -> String {
         }
     }
     s
+}
+
+/// Section 7: the hook strategies' overhead inside QEMU guests (`crate::vm::overhead`).
+fn guest_section(date: &str) -> String {
+    let table = match crate::vm::overhead() {
+        Ok(t) => t,
+        Err(e) => format!("not measurable: {e:#}\n"),
+    };
+    format!(
+        "\n## 7. Hook strategies on other kernels (QEMU guests, ratios only)\n\n\
+         Measured {}. The open()/close() loop on a watched file inside each guest, with the \
+         agent running under each `--ebpf_hooks` strategy, as a ratio to the loop without the \
+         agent in the same boot (medians of 3 one-second runs; the CPUs are emulated, so only \
+         the ratios mean anything). On this machine's kernel every strategy is `tracepoint` \
+         (section 1). `cargo xtask bench --guests` reruns this section alone.\n\n{table}",
+        date.trim()
+    )
+}
+
+/// `cargo xtask bench --guests`: replaces section 7 of bench/RESULTS.md.
+fn guests_only() -> Result<()> {
+    let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S UTC"]))?;
+    let out = root().join("bench/RESULTS.md");
+    let old = std::fs::read_to_string(&out).unwrap_or_default();
+    let keep = old
+        .find("\n## 7. ")
+        .map_or(old.as_str(), |i| &old[..i])
+        .trim_end()
+        .to_owned();
+    let report = format!("{keep}\n{}", guest_section(&date));
+    std::fs::write(&out, &report).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("{report}");
+    Ok(())
 }
 
 fn median(v: &[f64]) -> Option<f64> {
@@ -648,8 +684,11 @@ impl Bench {
         let loss = self.zero_loss();
         eprintln!("xtask bench: query");
         let query = self.query();
+        eprintln!("xtask bench: hook strategies on guest kernels (QEMU)");
+        self.note("cargo xtask bench --guests   # section 7 alone".into());
         let mut report = self.report(date.trim(), &file, &exec, &ingest, &query);
         report = report.replace(ZERO_LOSS_PLACEHOLDER, &zero_loss_report(&loss));
+        report.push_str(&guest_section(&date));
         Ok(report)
     }
 

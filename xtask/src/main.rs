@@ -34,6 +34,7 @@ commands:
                    (5.10, 6.1, 6.12; default: all), logs in target/vm/logs/
   lint             cargo fmt --check and clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
+  bench --guests   rerun only section 7 (hook strategies in QEMU guests)
 ";
 
 fn main() -> ExitCode {

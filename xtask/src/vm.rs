@@ -141,7 +141,7 @@ pub fn vm_test(args: &[String]) -> Result<()> {
     let work = vm.join(format!("run-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
-    let base = build_base_initramfs(&work, &osprey, &e2e)?;
+    let base = build_base_initramfs(&work, &osprey, &e2e, None)?;
 
     let mut fetched = BTreeSet::new();
     let mut results: Vec<RunResult> = Vec::new();
@@ -153,7 +153,7 @@ pub fn vm_test(args: &[String]) -> Result<()> {
         let mods = kernel_initramfs(&work, k.label, &kf.vmlinuz)?;
         for s in STRATEGIES {
             let initrd = work.join(format!("initrd-{}-{}.gz", k.label, s.name));
-            strategy_initramfs(&work, &[&base, &mods], s, &initrd)?;
+            strategy_initramfs(&work, &[&base, &mods], s, "test", &initrd)?;
             let log = logs.join(format!("{}-{}.log", k.label, s.name));
             results.push(boot(k.label, s.name, &kf.vmlinuz, &initrd, &log, &tests)?);
         }
@@ -172,6 +172,87 @@ pub fn vm_test(args: &[String]) -> Result<()> {
         bail!("vm-test: {failed} failure(s), see the table above and the serial logs");
     }
     Ok(())
+}
+
+/// For `cargo xtask bench`: on each guest kernel and strategy, the open()/close() loop on a
+/// watched file with the agent running, as a ratio to the same loop without it (medians of 3
+/// one-second runs in the same boot). Guest figures are ratios only: TCG makes absolute
+/// rates meaningless. Returns a Markdown section.
+pub fn overhead() -> Result<String> {
+    crate::build(false)?;
+    run_checked(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "bench",
+        "--bin",
+        "openloop",
+    ]))?;
+    let target = target_dir()?;
+    let osprey = target.join("debug/osprey");
+    let openloop = target.join("release/openloop");
+    let e2e = e2e_binary()?;
+    let vm = vm_dir();
+    let logs = vm.join("logs");
+    fs::create_dir_all(&logs)?;
+    let work = vm.join(format!("run-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let base = build_base_initramfs(&work, &osprey, &e2e, Some(&openloop))?;
+    let mut fetched = BTreeSet::new();
+    let mut out = String::from(
+        "| kernel | strategy | hook used for file events | ratio (agent / none) |\n|---|---|---|---|\n",
+    );
+    for k in KERNELS {
+        let kf = ensure_kernel(k, &mut fetched)?;
+        let mods = kernel_initramfs(&work, k.label, &kf.vmlinuz)?;
+        for s in STRATEGIES {
+            let initrd = work.join(format!("initrd-ovh-{}-{}.gz", k.label, s.name));
+            strategy_initramfs(&work, &[&base, &mods], s, "overhead", &initrd)?;
+            let log = logs.join(format!("{}-{}-overhead.log", k.label, s.name));
+            let r = boot(k.label, s.name, &kf.vmlinuz, &initrd, &log, &[])?;
+            let text = fs::read_to_string(&r.log)
+                .unwrap_or_default()
+                .replace('\r', "");
+            let rates = |which: &str| -> Vec<f64> {
+                text.lines()
+                    .filter_map(|l| l.split_once(&format!("OSPREY-VM-BENCH {which} ")))
+                    .filter_map(|(_, rest)| {
+                        rest.split_whitespace()
+                            .find_map(|kv| kv.strip_prefix("ops_per_sec="))?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            };
+            let hook = text
+                .lines()
+                .find_map(|l| {
+                    l.split_once("OSPREY-VM-BENCH hook ")
+                        .map(|(_, h)| h.trim().to_owned())
+                })
+                .unwrap_or_default();
+            let med = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied()
+            };
+            let cell = match (r.problem.as_ref(), med(rates("base")), med(rates("agent"))) {
+                (None, Some(b), Some(a)) if b > 0.0 => format!("{:.3}", a / b),
+                (p, _, _) => format!(
+                    "not measurable: {}",
+                    p.cloned()
+                        .unwrap_or_else(|| format!("no result, see {}", log.display()))
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} ({}) | {} | {} | {} |",
+                k.label, kf.version, s.name, hook, cell
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&work);
+    Ok(out)
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -602,9 +683,15 @@ fn extract_modules(deb: &Path, unpack: &Path, out: &Path) -> Result<()> {
 
 const GUEST_BIN: &str = "/osprey/osprey";
 const GUEST_E2E: &str = "/osprey/e2e";
+const GUEST_OPENLOOP: &str = "/osprey/openloop";
 
 /// The part every run shares: busybox, the binaries and their libraries.
-fn build_base_initramfs(work: &Path, osprey: &Path, e2e: &Path) -> Result<PathBuf> {
+fn build_base_initramfs(
+    work: &Path,
+    osprey: &Path,
+    e2e: &Path,
+    openloop: Option<&Path>,
+) -> Result<PathBuf> {
     let root = work.join("root");
     for d in [
         "bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "root", "etc", "osprey",
@@ -636,7 +723,11 @@ fn build_base_initramfs(work: &Path, osprey: &Path, e2e: &Path) -> Result<PathBu
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     fs::write(root.join("etc/hostname"), "osprey-vm\n")?;
 
-    for (src, dst) in [(osprey, GUEST_BIN), (e2e, GUEST_E2E)] {
+    let mut bins = vec![(osprey, GUEST_BIN), (e2e, GUEST_E2E)];
+    if let Some(o) = openloop {
+        bins.push((o, GUEST_OPENLOOP));
+    }
+    for (src, dst) in bins {
         copy_binary(src, &root.join(dst.trim_start_matches('/')))?;
         for lib in ldd(src)? {
             let dst = root.join(lib.to_string_lossy().trim_start_matches('/'));
@@ -715,10 +806,19 @@ fn kernel_initramfs(work: &Path, label: &str, vmlinuz: &Path) -> Result<PathBuf>
 
 /// The base archive plus a second one holding `/etc/osprey-vm.env` for the strategy (the
 /// kernel unpacks concatenated archives in order).
-fn strategy_initramfs(work: &Path, parts: &[&Path], s: &Strategy, out: &Path) -> Result<()> {
+fn strategy_initramfs(
+    work: &Path,
+    parts: &[&Path],
+    s: &Strategy,
+    mode: &str,
+    out: &Path,
+) -> Result<()> {
     let dir = work.join(format!("env-{}", s.name));
     fs::create_dir_all(dir.join("etc"))?;
-    let mut env = format!("export OSPREY_VM_STRATEGY={}\n", s.name);
+    let mut env = format!(
+        "export OSPREY_VM_STRATEGY={}\nexport OSPREY_VM_MODE={mode}\n",
+        s.name
+    );
     for (k, v) in s.env {
         let _ = writeln!(env, "export {k}='{v}'");
     }
@@ -764,6 +864,23 @@ export HOME=/root CI=1 OSPREY_BIN=/osprey/osprey OSPREY_TEST_TIME_SCALE=@TIME_SC
 echo "osprey-vm: $(cat /proc/version)"
 echo "osprey-vm: strategy $OSPREY_VM_STRATEGY, lsm $(cat /sys/kernel/security/lsm 2>/dev/null)"
 cd /tmp
+if [ "$OSPREY_VM_MODE" = overhead ]; then
+    # open()/close() of a watched file: without the agent, then with it (this strategy).
+    mkdir -p /tmp/ovh && echo x > /tmp/ovh/t
+    echo '{"options":{"enable_file_events":true},"file_paths":{"b":["/tmp/ovh/%%"]}}' > /tmp/ovh.json
+    for i in 1 2 3; do
+        echo "OSPREY-VM-BENCH base $(/osprey/openloop --file /tmp/ovh/t --secs 1)"
+        /osprey/osprey daemon --database_path=/tmp/ovh-db-$i --config_path=/tmp/ovh.json > /tmp/ovh-$i.log 2>&1 &
+        d=$!
+        n=0
+        while [ ! -f /tmp/ovh-db-$i/osprey.pid ] && [ $n -lt 900 ]; do sleep 0.1; n=$((n+1)); done
+        echo "OSPREY-VM-BENCH agent $(/osprey/openloop --file /tmp/ovh/t --secs 1)"
+        kill $d; wait $d
+    done
+    echo "OSPREY-VM-BENCH hook $(grep -o 'file events: [^(;]*' /tmp/ovh-1.log | head -1)"
+    echo "OSPREY-VM-DONE exit=0"
+    poweroff -f
+fi
 /osprey/e2e --test-threads=1 @FILTERS@
 rc=$?
 echo "OSPREY-VM-DONE exit=$rc"
