@@ -6,8 +6,8 @@ use crate::RecordHeader;
 pub const PATH_MAX: usize = 512;
 /// Bytes kept of the NUL-separated argv. A power of two: the programs mask lengths with it.
 pub const ARGS_MAX: usize = 4096;
-/// Bytes kept of the working directory.
-pub const CWD_MAX: usize = 1024;
+/// Bytes kept of the working directory: as much as of a file path (it is copied the same way).
+pub const CWD_MAX: usize = crate::file::FILE_PATH_MAX;
 /// Bytes kept of the NUL-separated environment (when `--exec_env_max` turns it on).
 pub const ENV_MAX: usize = 4096;
 

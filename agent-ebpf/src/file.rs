@@ -19,7 +19,7 @@ use agent_common::{
         FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FileOp, FileRecord, FileSpec, MAX_PATH_DEPTH,
         MAX_SYSCALL_NR, PathKey, file_flags,
     },
-    process::{CWD_MAX, exec_flags},
+    process::exec_flags,
 };
 use aya_ebpf::{
     helpers::{
@@ -296,10 +296,7 @@ fn resolve(
         // SAFETY: index inside BUF.
         unsafe { *buf.add(HALF) = b'/' };
         let (mnt, dentry) = if dfd == AT_FDCWD {
-            let fs: *const u8 = read_field(task, off.task_fs)?;
-            let mnt: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_mnt))?;
-            let dentry: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_dentry))?;
-            (mnt, dentry)
+            pwd(task, off)?
         } else {
             fd_path(task, dfd, off)?
         };
@@ -322,45 +319,51 @@ pub(crate) fn task_cwd(task: *const u8, dst: *mut u8, off: &KernelOffsets) -> (u
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return (0, exec_flags::CWD_UNRESOLVED);
     };
-    let pwd = (|| -> Result<(*const u8, *const u8), ()> {
-        let fs: *const u8 = read_field(task, off.task_fs)?;
-        let mnt: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_mnt))?;
-        let dentry: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_dentry))?;
-        Ok((mnt, dentry))
-    })();
-    let Ok((mnt, dentry)) = pwd else {
+    let Ok((mnt, dentry)) = pwd(task, off) else {
         return (0, exec_flags::CWD_UNRESOLVED);
     };
     let mut rflags = 0u32;
     let Ok(mut start) = walk(scratch, dentry, mnt, off, &mut rflags) else {
         return (0, exec_flags::CWD_UNRESOLVED);
     };
-    // SAFETY: this CPU's scratch slot (a successful per-CPU lookup); indexes inside BUF.
-    let buf = unsafe { (*scratch).buf.as_mut_ptr() };
     if start == HALF {
         start = HALF - 1;
-        // SAFETY: index inside BUF.
-        unsafe { *buf.add(start) = b'/' };
+        // SAFETY: this CPU's scratch slot (a successful per-CPU lookup); index inside BUF.
+        unsafe { *(*scratch).buf.as_mut_ptr().add(start) = b'/' };
     }
     let mut flags = 0;
     if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
         flags |= exec_flags::CWD_UNRESOLVED;
     }
-    let len = HALF - start;
-    let truncated = len > CWD_MAX - 1;
-    let n = if truncated { CWD_MAX - 1 } else { len } & (CWD_MAX - 1);
-    if truncated {
+    let (n, cut) = copy_path(dst, scratch, start, HALF - start);
+    if cut {
         flags |= exec_flags::CWD_TRUNCATED;
     }
-    // SAFETY: `dst` has CWD_MAX bytes and n < CWD_MAX; start + n <= HALF < BUF.
-    unsafe {
-        bpf_probe_read_kernel(
-            dst.cast::<c_void>(),
-            n as u32,
-            buf.add(start & (HALF - 1)).cast::<c_void>(),
-        );
-    }
-    (n as u32, flags)
+    (n, flags)
+}
+
+/// (vfsmount, dentry) of the task's working directory.
+#[inline(always)]
+fn pwd(task: *const u8, off: &KernelOffsets) -> Result<(*const u8, *const u8), ()> {
+    let fs: *const u8 = read_field(task, off.task_fs)?;
+    let mnt: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_mnt))?;
+    let dentry: *const u8 = read_field(fs, off.fs_pwd.wrapping_add(off.path_dentry))?;
+    Ok((mnt, dentry))
+}
+
+/// Remembers a file just opened in a watched path, by its `struct file`: opened for writing,
+/// its first write and its close after a write are reported; read-only (file_accesses only),
+/// its first read. Values: see `try_fd`.
+#[inline(always)]
+pub(crate) fn track_open(file: u64, flags: u32) {
+    let state = if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
+        0u8
+    } else if report_reads() {
+        2u8
+    } else {
+        return;
+    };
+    let _ = FD_STATE.insert(&file, &state, 0);
 }
 
 /// Is the path at buf[start..start+len] under a watched prefix?
@@ -659,11 +662,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
                 (*out).inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
                 (*out).file = file as u64;
                 (*out).f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
-                if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
-                    let _ = FD_STATE.insert(&(file as u64), &0u8, 0);
-                } else if report_reads() {
-                    let _ = FD_STATE.insert(&(file as u64), &2u8, 0);
-                }
+                track_open(file as u64, flags);
             }
         }
     }

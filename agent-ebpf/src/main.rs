@@ -122,6 +122,25 @@ pub(crate) fn header(kind: EventKind, pid_tgid: u64) -> RecordHeader {
     }
 }
 
+/// Copies user memory [start, end) (argv or the environment of the new image) into `dst`,
+/// a buffer of `MAX` bytes (a power of two), at most `limit` (< MAX) bytes. Returns the bytes
+/// copied (Err: the read faulted) and whether the range was cut.
+#[inline(always)]
+fn copy_user<const MAX: usize>(
+    dst: *mut u8,
+    start: u64,
+    end: u64,
+    limit: u64,
+) -> (Result<u32, ()>, bool) {
+    let cut = end - start > limit;
+    let len = if cut { limit } else { end - start };
+    // The mask proves the bound to the verifier.
+    let n = (len as u32) & (MAX as u32 - 1);
+    // SAFETY: `dst` has MAX bytes and n < MAX; the helper checks the user address.
+    let ret = unsafe { bpf_probe_read_user(dst.cast(), n, start as *const core::ffi::c_void) };
+    (if ret == 0 { Ok(n) } else { Err(()) }, cut)
+}
+
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     try_exec(&ctx);
@@ -205,24 +224,17 @@ fn try_exec(ctx: &TracePointContext) {
             read_field::<u64>(mm, off.mm_arg_end),
         ) {
             (Ok(start), Ok(end)) if end > start => {
-                let mut len = end - start;
                 let limit = u64::from(args_limit()).min((ARGS_MAX - 1) as u64);
-                if len > limit {
-                    len = limit;
+                let (n, cut) = copy_user::<ARGS_MAX>((*rec).args.as_mut_ptr(), start, end, limit);
+                if cut {
                     flags |= exec_flags::ARGS_TRUNCATED;
                 }
-                // The mask proves the bound to the verifier.
-                let n = (len as u32) & (ARGS_MAX as u32 - 1);
-                let ret = bpf_probe_read_user(
-                    (*rec).args.as_mut_ptr().cast(),
-                    n,
-                    start as *const core::ffi::c_void,
-                );
-                if ret == 0 {
-                    (*rec).args_len = n;
-                } else {
-                    flags |= exec_flags::ARGS_READ_FAILED;
-                    failed = true;
+                match n {
+                    Ok(n) => (*rec).args_len = n,
+                    Err(()) => {
+                        flags |= exec_flags::ARGS_READ_FAILED;
+                        failed = true;
+                    }
                 }
             }
             _ => {
@@ -240,22 +252,17 @@ fn try_exec(ctx: &TracePointContext) {
                 read_field::<u64>(mm, off.mm_env_end),
             ) {
                 (Ok(start), Ok(end)) if end > start => {
-                    let mut len = end - start;
-                    if len > env_limit {
-                        len = env_limit;
+                    let (n, cut) =
+                        copy_user::<ENV_MAX>((*rec).env.as_mut_ptr(), start, end, env_limit);
+                    if cut {
                         flags |= exec_flags::ENV_TRUNCATED;
                     }
-                    let n = (len as u32) & (ENV_MAX as u32 - 1);
-                    let ret = bpf_probe_read_user(
-                        (*rec).env.as_mut_ptr().cast(),
-                        n,
-                        start as *const core::ffi::c_void,
-                    );
-                    if ret == 0 {
-                        (*rec).env_len = n;
-                    } else {
-                        flags |= exec_flags::ENV_READ_FAILED;
-                        failed = true;
+                    match n {
+                        Ok(n) => (*rec).env_len = n,
+                        Err(()) => {
+                            flags |= exec_flags::ENV_READ_FAILED;
+                            failed = true;
+                        }
                     }
                 }
                 (Ok(_), Ok(_)) => {}

@@ -30,8 +30,8 @@ use aya_ebpf::{
 use crate::{
     agent_tgid, count_drop, enabled,
     file::{
-        FD_STATE, FILE_RING, HALF, O_ACCMODE, O_CREAT, O_TRUNC, REC_SCRATCH, SCRATCH, copy_path,
-        report_reads, walk, watched,
+        FILE_RING, HALF, O_ACCMODE, O_CREAT, O_TRUNC, REC_SCRATCH, SCRATCH, copy_path,
+        report_reads, track_open, walk, watched,
     },
     header, offsets, read_field,
 };
@@ -131,10 +131,6 @@ fn try_file_open(ctx: &FEntryContext) -> Result<(), ()> {
         count_drop(DropSlot::FileRingFull);
         return Ok(());
     }
-    if writes {
-        let _ = FD_STATE.insert(&(file as u64), &0u8, 0);
-    } else {
-        let _ = FD_STATE.insert(&(file as u64), &2u8, 0);
-    }
+    track_open(file as u64, flags);
     Ok(())
 }

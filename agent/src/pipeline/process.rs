@@ -114,9 +114,7 @@ pub fn snapshot_events(
         .map(|t| {
             let proc_dir = std::path::PathBuf::from(format!("/proc/{}", t.tgid));
             let link = |name: &str| {
-                std::fs::read_link(proc_dir.join(name))
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+                crate::sql::tables::read_link(&proc_dir.join(name)).unwrap_or_default()
             };
             let argv = std::fs::read(proc_dir.join("cmdline"))
                 .map(|b| ProcessEvent::argv_from_nul_separated(&b))

@@ -9,6 +9,7 @@ pub mod event_scan;
 mod file_events;
 mod groups;
 mod host;
+pub use host::read_link;
 mod kernel_info;
 mod mounts;
 mod os_version;
