@@ -30,6 +30,27 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: build scripts are single-threaded at this point; nothing else reads the
     // environment concurrently.
     unsafe { std::env::set_var("PATH", new_path) };
+
+    // aya-build runs the nested `cargo build` with our environment and turns every line of its
+    // stderr into a `cargo:warning`, so each "Compiling ..."/"Finished ..." status line showed up
+    // as a warning of this crate. Quiet mode drops those status lines (and the nested cargo's own
+    // warnings) but not its errors; rustc's diagnostics travel as JSON on stdout, which aya-build
+    // still renders as warnings, so real warnings and compile errors stay visible. If either
+    // variable is already set it is left alone: CARGO_TERM_VERBOSE=true brings the lines back.
+    println!("cargo:rerun-if-env-changed=CARGO_TERM_QUIET");
+    println!("cargo:rerun-if-env-changed=CARGO_TERM_VERBOSE");
+    if std::env::var_os("CARGO_TERM_QUIET").is_none()
+        && std::env::var_os("CARGO_TERM_VERBOSE").is_none()
+    {
+        // SAFETY: as above.
+        unsafe {
+            std::env::set_var("CARGO_TERM_QUIET", "true");
+            // Overrides a `term.verbose` from a cargo config file, which cargo would reject
+            // together with `term.quiet`.
+            std::env::set_var("CARGO_TERM_VERBOSE", "false");
+        }
+    }
+
     if which_bpf_linker().is_none() && std::env::var_os("AYA_BUILD_SKIP").is_none() {
         return Err(anyhow!(
             "bpf-linker not found in {} or PATH: run `cargo xtask setup` first",

@@ -4,10 +4,7 @@
 //! `meta` column family and a [`DropWindow`] row for every loss counter that moved, so
 //! `osprey query` (another process) can show them and join losses against time ranges.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,40 +15,7 @@ use crate::storage::{
 
 pub const META_STATS: &[u8] = b"stats";
 
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Live counters of one publisher.
-#[derive(Debug, Default)]
-pub struct PublisherCounters {
-    /// Records received from the source.
-    pub events: Counter,
-    /// Records that could not be decoded (counted, then skipped).
-    pub decode_errors: Counter,
-    /// Records dropped because the queue to the subscribers was full.
-    pub queue_full: Counter,
-}
-
-/// Live counters of one subscriber.
-#[derive(Debug, Default)]
-pub struct SubscriberCounters {
-    /// Rows durably handed to RocksDB.
-    pub events: Counter,
-    /// Rows lost because a batch write failed.
-    pub write_errors: Counter,
-    /// Rows removed by retention (events_expiry, events_max, events_max_bytes). Not a loss:
-    /// reported under reason [`REASON_EXPIRED`], and never in per-second drop windows.
-    pub expired: Counter,
-}
+pub use crate::rt::counters::{Counter, PublisherCounters, SubscriberCounters};
 
 /// The `event_drops` reason of rows removed by retention.
 pub const REASON_EXPIRED: &str = "expired";

@@ -9,7 +9,7 @@
 
 use std::{collections::HashMap, process::Command};
 
-use agent::ebpf::{btf::Btf, resolve_offsets};
+use agent::sys::ebpf::{btf::Btf, resolve_offsets};
 use agent_common::KernelOffsets;
 use serde_json::Value;
 

@@ -6,10 +6,12 @@
 //! - `run`    builds, starts the daemon with the embedded default config, opens the shell.
 //! - `test`   every test, the privileged eBPF tests included, then `vm-test`.
 //! - `vm-test` the kernel-source e2e tests in QEMU on Debian 5.10, 6.1 and 6.12 (`vm.rs`).
-//! - `lint`   `cargo fmt --check` and clippy `-D warnings` for userspace and the eBPF target.
+//! - `lint`   the layering check (`layers.rs`, rules in ARCHITECTURE.md), then `cargo fmt --check`
+//!   and clippy `-D warnings` for userspace and the eBPF target.
 //! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
 
 mod bench;
+mod layers;
 mod run;
 mod setup;
 mod vm;
@@ -32,7 +34,8 @@ commands:
   vm-test [KERNEL...]
                    the kernel-source e2e tests in QEMU on Debian kernels
                    (5.10, 6.1, 6.12; default: all), logs in target/vm/logs/
-  lint             cargo fmt --check and clippy -D warnings (userspace and eBPF target)
+  lint             layering check (ARCHITECTURE.md rules), cargo fmt --check and
+                   clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
   bench --guests   rerun only section 7 (hook strategies in QEMU guests)
 ";
@@ -79,7 +82,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "bench" => {
             setup::setup()?;
-            build(true)?;
+            build_bench()?;
             bench::bench(&rest)
         }
         "help" | "--help" | "-h" => {
@@ -129,12 +132,25 @@ pub(crate) fn build(release: bool) -> Result<()> {
     run_checked(&mut cmd)
 }
 
+/// Release binaries with the `bench` feature: `osprey bench-ingest` and `bench-query`.
+fn build_bench() -> Result<()> {
+    run_checked(cargo().args([
+        "build",
+        "--package",
+        "agent",
+        "--bins",
+        "--release",
+        "--features",
+        "bench",
+    ]))
+}
+
 fn test() -> Result<()> {
     // The end-to-end tests run target/debug/osprey, so build it first.
     build(false)?;
     let mut cmd = cargo();
     // Default members: agent-ebpf only builds for the BPF target.
-    cmd.args(["test", "--no-fail-fast"]);
+    cmd.args(["test", "--no-fail-fast", "--features", "agent/bench"]);
     let host = run_checked(&mut cmd);
     // The same kernel-source tests on other kernels, in QEMU; run even when the host tests
     // failed, so one run reports both.
@@ -147,9 +163,19 @@ fn test() -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    // Cheap and independent of the toolchains: which agent module may import which.
+    layers::run()?;
     run_checked(cargo().args(["fmt", "--all", "--check"]))?;
     // Default members (userspace); agent-ebpf is linted below for its own target.
-    run_checked(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    run_checked(cargo().args([
+        "clippy",
+        "--all-targets",
+        "--features",
+        "agent/bench",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The kernel programs, for the BPF target, with the pinned nightly.
     let toolchain = setup::ebpf_toolchain()?;
     let mut cmd = Command::new("rustup");

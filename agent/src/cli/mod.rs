@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     flags::{self, Flags},
-    sql::{Engine, Sources},
+    sql::{Engine, TableEnv},
     storage::Store,
 };
 use output::Mode;
@@ -70,19 +70,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if cmd == "bench-ingest" {
-        // Hidden: the ingest measurement behind `cargo xtask bench`; prints JSON.
-        let (events, dir, sync) = crate::storage::bench::parse_args(rest)?;
-        let r = crate::storage::bench::ingest_bench(&dir, events, sync)?;
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if cmd == "bench-query" {
-        // Hidden: the query measurement behind `cargo xtask bench`; prints JSON.
-        let (events, dir) = crate::sql::bench::parse_args(rest).map_err(anyhow::Error::msg)?;
-        let r = crate::sql::bench::query_bench(&dir, events).map_err(anyhow::Error::msg)?;
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(ExitCode::SUCCESS);
+    #[cfg(feature = "bench")]
+    if let Some(code) = bench_command(cmd, rest)? {
+        return Ok(code);
     }
     let (flags, positional) = Flags::from_sources(rest, std::env::vars())?;
     init_logging(&flags);
@@ -98,7 +88,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             if let Some(extra) = positional.first() {
                 bail!("`osprey daemon` takes no argument (got {extra:?})");
             }
-            crate::daemon::run(&flags)?;
+            crate::daemon::main(&flags)?;
             Ok(ExitCode::SUCCESS)
         }
         "query" => {
@@ -145,6 +135,27 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     }
 }
 
+/// The hidden measurements behind `cargo xtask bench` (built with `--features bench`); each
+/// prints JSON.
+#[cfg(feature = "bench")]
+fn bench_command(cmd: &str, rest: &[String]) -> Result<Option<ExitCode>> {
+    let json = match cmd {
+        "bench-ingest" => {
+            let (events, dir, sync) = crate::bench::ingest::parse_args(rest)?;
+            serde_json::to_string(&crate::bench::ingest::ingest_bench(&dir, events, sync)?)?
+        }
+        "bench-query" => {
+            let (events, dir) =
+                crate::bench::query::parse_args(rest).map_err(anyhow::Error::msg)?;
+            let r = crate::bench::query::query_bench(&dir, events).map_err(anyhow::Error::msg)?;
+            serde_json::to_string(&r)?
+        }
+        _ => return Ok(None),
+    };
+    println!("{json}");
+    Ok(Some(ExitCode::SUCCESS))
+}
+
 fn mode(flags: &Flags) -> Mode {
     if flags.bool("json") {
         Mode::Json
@@ -155,6 +166,14 @@ fn mode(flags: &Flags) -> Mode {
     } else {
         Mode::Pretty
     }
+}
+
+/// The SQL environment of `osprey query` and `shell`: live tables, every source's event
+/// table, and the config-aware `osquery_flags`.
+pub fn table_env(store: Option<Arc<Store>>, flags: &Flags) -> TableEnv {
+    TableEnv::new(store, Arc::new(flags.clone()))
+        .with_tables(crate::sources::tables())
+        .with_flags_view(Arc::new(crate::control::flags_view))
 }
 
 /// An engine over the daemon's store (as a secondary) when the database exists. Without one,
@@ -173,9 +192,5 @@ fn engine(flags: &Flags) -> Result<Engine> {
         }
         None => None,
     };
-    Engine::new(Sources {
-        store,
-        flags: Arc::new(flags.clone()),
-    })
-    .context("setting up SQL tables")
+    Engine::new(table_env(store, flags)).context("setting up SQL tables")
 }

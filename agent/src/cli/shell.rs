@@ -221,17 +221,11 @@ impl Shell {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::{flags::Flags, sql::Sources};
+    use crate::flags::Flags;
 
     fn shell(mode: Mode) -> Shell {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(super::super::table_env(None, &Flags::default())).expect("engine");
         Shell::new(engine, mode, true)
     }
 

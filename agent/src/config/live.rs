@@ -8,7 +8,6 @@
 //! after each change (a publisher reprograms its kernel filter then, without stopping its ring).
 
 use std::{
-    cell::Cell,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -18,15 +17,18 @@ use std::{
 };
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use rusqlite::types::Value;
 
 use super::{Config, ConfigError, load};
 use crate::{
-    fim::{FimMatcher, FimStatus, fim_status},
+    fim::{FimMatcher, FimState, FimStatus, fim_status},
     flags::{FlagError, Flags, persist::DaemonFlags},
-    sql::{Engine, Sources},
     storage::Store,
 };
+
+/// Evaluates `file_paths_query` for a config about to be applied, with its effective flags,
+/// and records the rows in [`Config::queried_paths`]; returns the warnings. Injected by the
+/// layer above (the control plane runs the SQL): the config service never runs SQL itself.
+pub type Expander = Arc<dyn Fn(&mut Config, &Flags) -> Vec<String> + Send + Sync>;
 
 /// One applied configuration and everything derived from it.
 #[derive(Debug)]
@@ -130,8 +132,12 @@ pub enum LoadError {
 }
 
 /// Loads the config at `path` (None: the embedded default) and applies its options on top of
-/// `base`.
-pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), LoadError> {
+/// `base`; `expand` evaluates `file_paths_query` (None: its queries are not run).
+pub fn build(
+    base: &Flags,
+    path: Option<&Path>,
+    expand: Option<&Expander>,
+) -> Result<(Live, Vec<String>), LoadError> {
     let parsed = load(path)?;
     let mut config = parsed.config;
     let mut flags = base.clone();
@@ -144,11 +150,13 @@ pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), L
                 source,
             })?,
     );
-    if !config.file_paths_query.is_empty() {
-        warnings.extend(run_file_paths_queries(&mut config, &flags));
+    if let Some(expand) = expand
+        && !config.file_paths_query.is_empty()
+    {
+        warnings.extend(expand(&mut config, &flags));
     }
     let matcher = config.fim_matcher();
-    let fim = fim_status(&flags, &config);
+    let fim = fim_status(&flags, config.watched_categories());
     Ok((
         Live {
             config,
@@ -161,67 +169,44 @@ pub fn build(base: &Flags, path: Option<&Path>) -> Result<(Live, Vec<String>), L
     ))
 }
 
-thread_local! {
-    /// Set while this thread runs `file_paths_query`: a query that reads `osquery_flags` loads
-    /// the config again, which must not run the queries again (endless recursion).
-    static IN_FILE_PATHS_QUERY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `file_paths_query` on live tables (no event store), with the effective flags.
-fn run_file_paths_queries(config: &mut Config, flags: &Flags) -> Vec<String> {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            IN_FILE_PATHS_QUERY.set(false);
+impl Live {
+    /// What the file source follows.
+    pub fn fim_state(&self) -> FimState {
+        FimState {
+            on: self.fim.on,
+            matcher: self.matcher.clone(),
+            report_reads: !self.config.file_accesses.is_empty(),
         }
     }
-    if IN_FILE_PATHS_QUERY.replace(true) {
-        return vec!["file_paths_query: not run while a file_paths_query is running".into()];
-    }
-    let _reset = Reset;
-    let engine = match Engine::new(Sources {
-        store: None,
-        flags: Arc::new(flags.clone()),
-    }) {
-        Ok(e) => e,
-        Err(e) => return vec![format!("file_paths_query: no SQL engine: {e}")],
-    };
-    config.expand_file_paths_query(&mut |sql| {
-        let rs = engine.query(sql)?;
-        let col = rs
-            .columns
-            .iter()
-            .position(|c| c == "path")
-            .ok_or("its result has no `path` column")?;
-        Ok(rs
-            .rows
-            .iter()
-            .filter_map(|row| match row.get(col) {
-                Some(Value::Text(s)) if !s.is_empty() => Some(s.clone()),
-                _ => None,
-            })
-            .collect())
-    })
 }
 
 /// The daemon's config owner: start-up load, reloads, persistence of the effective flags.
-#[derive(Debug)]
 pub struct Service {
     /// Command line, environment and flagfile: fixed for the life of the process.
     base: Flags,
     path: Option<PathBuf>,
+    expand: Option<Expander>,
     handle: ConfigHandle,
     reload_requested: Arc<AtomicBool>,
     last_attempt: Instant,
     last_error: Option<String>,
 }
 
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("path", &self.path)
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Service {
     /// Loads the start-up config (a failure here is fatal: there is no last good config yet),
     /// logs its warnings and the FIM status line, and installs the SIGHUP handler.
-    pub fn start(base: &Flags) -> Result<Self, LoadError> {
+    pub fn start(base: &Flags, expand: Option<Expander>) -> Result<Self, LoadError> {
         let path = base.path("config_path");
-        let (live, warnings) = build(base, path.as_deref())?;
+        let (live, warnings) = build(base, path.as_deref(), expand.as_ref())?;
         log::info!("config: {} (sha1 {})", live.config.origin, live.config.hash);
         for w in &warnings {
             log::warn!("config: {w}");
@@ -236,6 +221,7 @@ impl Service {
         Ok(Self {
             base: base.clone(),
             path,
+            expand,
             handle: ConfigHandle::new(live),
             reload_requested,
             last_attempt: Instant::now(),
@@ -279,7 +265,7 @@ impl Service {
     pub fn reload(&mut self) -> Result<u64, LoadError> {
         self.last_attempt = Instant::now();
         let old = self.current();
-        match build(&self.base, self.path.as_deref()) {
+        match build(&self.base, self.path.as_deref(), self.expand.as_ref()) {
             Ok((live, warnings)) => {
                 self.last_error = None;
                 if live.config == old.config && live.flags.changed(&old.flags).is_empty() {
@@ -354,7 +340,7 @@ mod tests {
         let path = dir.path().join("osquery.conf");
         std::fs::write(&path, r#"{"options": {"events_max": 7}}"#).unwrap();
         let mut svc =
-            Service::start(&base(&[format!("--config_path={}", path.display())])).unwrap();
+            Service::start(&base(&[format!("--config_path={}", path.display())]), None).unwrap();
         let handle = svc.handle();
         let rx = handle.subscribe();
         assert_eq!(handle.generation(), 1);
@@ -421,10 +407,13 @@ mod tests {
             r#"{"options": {"events_max": 7, "events_expiry": 5}}"#,
         )
         .unwrap();
-        let svc = Service::start(&base(&[
-            format!("--config_path={}", path.display()),
-            "--events_max=3".into(),
-        ]))
+        let svc = Service::start(
+            &base(&[
+                format!("--config_path={}", path.display()),
+                "--events_max=3".into(),
+            ]),
+            None,
+        )
         .unwrap();
         let live = svc.current();
         assert_eq!(
@@ -444,69 +433,14 @@ mod tests {
     }
 
     #[test]
-    fn file_paths_query_rows_become_patterns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.json");
-        std::fs::write(
-            &path,
-            r#"{"options": {"enable_file_events": true},
-                "file_paths": {"etc": ["/etc/%"]},
-                "file_paths_query": {
-                  "etc": ["SELECT '/etc/ssh/%%' AS path UNION ALL SELECT '' AS path"],
-                  "db": ["SELECT value || '/%%' AS path FROM osquery_flags WHERE name = 'database_path'"],
-                  "bad": ["SELECT 'relative' AS path", "SELECT 1 AS nopath", "SELEC"]
-                }}"#,
-        )
-        .unwrap();
-        let (live, warnings) = build(
-            &base(&[
-                format!("--config_path={}", path.display()),
-                "--database_path=/srv/db".into(),
-            ]),
-            Some(&path),
-        )
-        .unwrap();
-        assert_eq!(
-            live.config.queried_paths,
-            [
-                ("etc".to_owned(), vec!["/etc/ssh/%%".to_owned()]),
-                // Read through osquery_flags, which loads this config again: no recursion.
-                ("db".to_owned(), vec!["/srv/db/%%".to_owned()]),
-                ("bad".to_owned(), vec![]),
-            ]
-        );
-        assert_eq!(
-            warnings[..2],
-            [
-                "file_paths_query.bad[0]: row ignored: \"relative\" is not an absolute path (osquery resolves it against its working directory; Osprey refuses it)",
-                "file_paths_query.bad[1]: its result has no `path` column",
-            ]
-        );
-        // The rest of SQLite's message belongs to the SQL engine.
-        assert!(
-            warnings[2].starts_with("file_paths_query.bad[2]: near \"SELEC\": syntax error"),
-            "{warnings:?}"
-        );
-        assert_eq!(warnings.len(), 3);
-        assert_eq!(live.matcher.category("/etc/ssh/a/b"), Some("etc"));
-        assert_eq!(live.matcher.category("/srv/db/x/y"), Some("db"));
-        assert_eq!(
-            live.fim.to_string(),
-            "FIM on: enable_file_events=true (config), 2 categories"
-        );
-        // The file's own keys round-trip without the query results.
-        assert!(live.config.to_json()["file_paths"]["db"].is_null());
-    }
-
-    #[test]
     fn coalesced_notifications_and_dropped_subscribers() {
-        let (live, _) = build(&Flags::default(), None).unwrap();
+        let (live, _) = build(&Flags::default(), None, None).unwrap();
         let handle = ConfigHandle::new(live);
         let rx = handle.subscribe();
         let gone = handle.subscribe();
         drop(gone);
         for _ in 0..3 {
-            let (live, _) = build(&Flags::default(), None).unwrap();
+            let (live, _) = build(&Flags::default(), None, None).unwrap();
             handle.publish(live);
         }
         // One pending message (the first change); the current generation is the newest.

@@ -195,6 +195,11 @@ impl Config {
         out
     }
 
+    /// How many `file_paths` categories (queried ones included) name at least one pattern.
+    pub fn watched_categories(&self) -> usize {
+        self.watched().iter().filter(|(_, p)| !p.is_empty()).count()
+    }
+
     /// osquery's `file_paths_query`: runs every query with `run`, which returns the `path`
     /// column of each row, and keeps each path as a pattern of the query's category in
     /// [`Config::queried_paths`]. As in osquery, a failing query or a bad path is a warning

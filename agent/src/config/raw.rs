@@ -24,9 +24,25 @@ impl Raw {
         if !value.is_object() {
             return Err(format!(
                 "(top level): expected a JSON object, got {}",
-                super::validate::describe(&value)
+                describe(&value)
             ));
         }
         serde_json::from_value(value).map_err(|e| format!("(top level): {e}"))
+    }
+}
+
+/// A short rendering of a JSON value for "got ..." messages.
+pub(super) fn describe(v: &Value) -> String {
+    match v {
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+        other => {
+            let s = other.to_string();
+            if s.chars().count() > 40 {
+                format!("{}…", s.chars().take(40).collect::<String>())
+            } else {
+                s
+            }
+        }
     }
 }

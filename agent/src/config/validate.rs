@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Config, ConfigError, Decorators, Pack, Parsed, Query, raw::Raw};
+use super::{
+    Config, ConfigError, Decorators, Pack, Parsed, Query,
+    raw::{Raw, describe},
+};
 use crate::fim::pattern;
 
 /// osquery's `kMaxQueryInterval` (one week).
@@ -22,22 +25,6 @@ const OSQUERY_ONLY_KEYS: &[&str] = &[
     "feature_vectors",
     "kafka_topics",
 ];
-
-/// A short rendering of a JSON value for "got ..." messages.
-pub(super) fn describe(v: &Value) -> String {
-    match v {
-        Value::Array(_) => "an array".into(),
-        Value::Object(_) => "an object".into(),
-        other => {
-            let s = other.to_string();
-            if s.chars().count() > 40 {
-                format!("{}…", s.chars().take(40).collect::<String>())
-            } else {
-                s
-            }
-        }
-    }
-}
 
 fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {

@@ -11,7 +11,28 @@ use std::fmt;
 
 pub use pattern::FimMatcher;
 
-use crate::{config::Config, flags::Flags};
+use crate::flags::Flags;
+
+/// What the file source follows: whether FIM is on, the matcher of the config in force, and
+/// whether read-only accesses are wanted. The control plane replaces it after each reload.
+#[derive(Clone, Debug, Default)]
+pub struct FimState {
+    pub on: bool,
+    pub matcher: FimMatcher,
+    /// The config has `file_accesses`: the kernel reports reads too.
+    pub report_reads: bool,
+}
+
+impl FimState {
+    /// The literal prefixes the kernel filter needs (a superset of what the matcher keeps).
+    pub fn kernel_prefixes(&self) -> Vec<String> {
+        self.matcher
+            .kernel_prefixes()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+}
 
 /// The effective FIM state and why, plus warnings for settings that contradict each other.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,13 +69,9 @@ impl fmt::Display for FimStatus {
     }
 }
 
-/// Whether FIM runs with these flags and this config, and why.
-pub fn fim_status(flags: &Flags, config: &Config) -> FimStatus {
-    let categories = config
-        .watched()
-        .iter()
-        .filter(|(_, p)| !p.is_empty())
-        .count();
+/// Whether FIM runs with these flags and a config of `categories` non-empty `file_paths`
+/// categories, and why.
+pub fn fim_status(flags: &Flags, categories: usize) -> FimStatus {
     let enable = flags.bool("enable_file_events");
     let setting = |name: &str| format!("{name}={} ({})", flags.get(name), flags.source(name));
     let mut warnings = Vec::new();
@@ -91,14 +108,9 @@ mod tests {
     use super::*;
     use crate::flags::Source;
 
-    fn config(categories: &[(&str, &[&str])]) -> Config {
-        Config {
-            file_paths: categories
-                .iter()
-                .map(|(c, p)| (c.to_string(), p.iter().map(|s| s.to_string()).collect()))
-                .collect(),
-            ..Config::default()
-        }
+    /// The number of non-empty categories, as the config counts them.
+    fn config(categories: &[(&str, &[&str])]) -> usize {
+        categories.iter().filter(|(_, p)| !p.is_empty()).count()
     }
 
     fn flags(args: &[&str]) -> Flags {
@@ -111,7 +123,7 @@ mod tests {
     #[test]
     fn status_lines() {
         let three = config(&[("a", &["/a"]), ("b", &["/b"]), ("c", &["/c/%%"])]);
-        let cases: &[(&[&str], &Config, &str)] = &[
+        let cases: &[(&[&str], &usize, &str)] = &[
             (
                 &["--enable_file_events"],
                 &three,
@@ -135,11 +147,7 @@ mod tests {
                 "FIM off: enable_file_events=false (default); warning: the config lists 1 \
                  file_paths category, but FIM is off",
             ),
-            (
-                &[],
-                &Config::default(),
-                "FIM off: enable_file_events=false (default)",
-            ),
+            (&[], &0, "FIM off: enable_file_events=false (default)"),
             (
                 &["--enable_file_events"],
                 &config(&[("empty", &[])]),
@@ -148,13 +156,13 @@ mod tests {
             ),
             (
                 &["--disable_endpointsecurity_fim=false"],
-                &Config::default(),
+                &0,
                 "FIM on: enable_file_events=true (command line), 0 categories; warning: \
                  file_paths is empty: nothing is watched",
             ),
         ];
         for (args, cfg, want) in cases {
-            let s = fim_status(&flags(args), cfg);
+            let s = fim_status(&flags(args), **cfg);
             assert_eq!(s.to_string(), *want, "{args:?}");
         }
     }

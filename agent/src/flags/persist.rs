@@ -110,24 +110,15 @@ impl Source {
     }
 }
 
-/// What `osquery_flags` shows, and the FIM status line for it: with a live daemon writing to
-/// `store`, the daemon's flags (shell-only ones stay `local`) and its status; otherwise
-/// `local` with the options of the config it names (or the embedded default) applied.
-pub fn view(store: Option<&Store>, local: &Flags) -> (Flags, String) {
-    if let Some(d) = store
+/// The flags and FIM status line of a live daemon writing to `store`, with this process's
+/// shell-only flags kept from `local`; None when no daemon is running there. What to show
+/// otherwise is the caller's choice (`control::flags_view` applies the config's options).
+pub fn daemon_view(store: Option<&Store>, local: &Flags) -> Option<(Flags, String)> {
+    let d = store
         .and_then(DaemonFlags::load)
-        .filter(DaemonFlags::is_live)
-    {
-        let status = d.fim_status.clone();
-        return (d.overlay(local), status);
-    }
-    match crate::config::live::build(local, local.path("config_path").as_deref()) {
-        Ok((live, _)) => {
-            let status = live.fim.to_string();
-            (live.flags, status)
-        }
-        Err(e) => (local.clone(), format!("FIM unknown: {e}")),
-    }
+        .filter(DaemonFlags::is_live)?;
+    let status = d.fim_status.clone();
+    Some((d.overlay(local), status))
 }
 
 /// One row of `osquery_flags`.
@@ -297,94 +288,6 @@ mod tests {
             ("true", "false")
         );
         assert_eq!(rows.len(), FLAGS.len() + super::super::ALIASES.len());
-    }
-
-    #[test]
-    fn view_shows_a_live_daemon_and_otherwise_this_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_primary(&dir.path().join("db")).unwrap();
-        let mut daemon = Flags::default();
-        daemon
-            .apply_config_options(&[("events_max".into(), "77".into())])
-            .unwrap();
-        let mut p = DaemonFlags::new(&daemon, "FIM off: test".into());
-        p.save(&store).unwrap();
-        assert_eq!(DaemonFlags::load(&store), Some(p.clone()));
-        let (f, status) = view(Some(&store), &Flags::default());
-        assert_eq!(
-            (f.get("events_max"), f.source("events_max"), status.as_str()),
-            ("77", Source::Config, "FIM off: test")
-        );
-
-        // Gone: exited cleanly, or its pid no longer exists. This process's view then, with
-        // the embedded default config's options.
-        let local = |p: &DaemonFlags| {
-            p.save(&store).unwrap();
-            let (f, status) = view(Some(&store), &Flags::default());
-            (
-                f.get("events_max").to_owned(),
-                f.source("config_refresh"),
-                status,
-            )
-        };
-        let want = (
-            "50000".to_owned(),
-            Source::Config,
-            "FIM off: enable_file_events=false (default)".to_owned(),
-        );
-        p.running = false;
-        assert_eq!(local(&p), want);
-        p.running = true;
-        p.pid = u32::MAX;
-        assert_eq!(local(&p), want);
-        // Undecodable bytes are "no daemon", not an error.
-        store.put_meta(META_KEY, b"\xff{", false).unwrap();
-        assert_eq!(DaemonFlags::load(&store), None);
-        assert_eq!(
-            view(Some(&store), &Flags::default()).0.get("events_max"),
-            "50000"
-        );
-    }
-
-    #[test]
-    fn osquery_flags_table_shows_sources_and_alias_rows() {
-        use rusqlite::types::Value;
-        let mut local = Flags::default();
-        local
-            .parse_args(
-                &["--disable_endpointsecurity_fim=false".to_owned()],
-                Source::CommandLine,
-            )
-            .unwrap();
-        let engine = crate::sql::Engine::new(crate::sql::Sources {
-            store: None,
-            flags: std::sync::Arc::new(local),
-        })
-        .unwrap();
-        let rs = engine
-            .query(
-                "SELECT name, value, source FROM osquery_flags WHERE name IN \
-                 ('enable_file_events', 'disable_endpointsecurity_fim', 'config_refresh') \
-                 ORDER BY name",
-            )
-            .unwrap();
-        let text = |s: &str| Value::Text(s.to_owned());
-        assert_eq!(
-            rs.rows,
-            vec![
-                vec![text("config_refresh"), text("0"), text("config")],
-                vec![
-                    text("disable_endpointsecurity_fim"),
-                    text("false"),
-                    text("command line")
-                ],
-                vec![
-                    text("enable_file_events"),
-                    text("true"),
-                    text("command line")
-                ],
-            ]
-        );
     }
 
     #[test]

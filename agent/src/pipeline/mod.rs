@@ -6,15 +6,8 @@
 //! ```
 //! Every hand-off counts what it passes and what it loses ([`crate::stats`]).
 
-pub mod file;
-pub mod process;
-pub mod socket;
-
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -22,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySen
 
 use crate::{
     events::{FileEvent, ProcessEvent, SocketEvent},
-    stats::{PublisherCounters, SubscriberCounters},
+    rt::counters::{PublisherCounters, SubscriberCounters},
     storage::{EventBatch, SeqAllocator, Store, event_key},
 };
 
@@ -304,87 +297,6 @@ fn log_write_error(last: &mut Option<Instant>, events: usize, e: &crate::storage
         log::error!("writing {events} events failed (counted in write_errors): {e}");
         *last = Some(Instant::now());
     }
-}
-
-/// A shared stop flag for the threads of the pipeline.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown(Arc<AtomicBool>);
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.0.clone()
-    }
-}
-
-/// Polls a kernel ring buffer and hands every record to `each` until `shutdown` is set, then
-/// drains what is left. Stops early when `each` returns false (the writer is gone).
-pub fn drain_ring(
-    mut ring: aya::maps::RingBuf<aya::maps::MapData>,
-    shutdown: &Shutdown,
-    mut each: impl FnMut(&[u8]) -> bool,
-) {
-    let timeout = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 100_000_000,
-    };
-    loop {
-        let stopping = shutdown.is_set();
-        {
-            let mut fds = [rustix::event::PollFd::new(
-                &ring,
-                rustix::event::PollFlags::IN,
-            )];
-            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
-                && e != rustix::io::Errno::INTR
-            {
-                log::error!("poll on a ring buffer failed: {e}");
-            }
-        }
-        while let Some(item) = ring.next() {
-            if !each(&item) {
-                return;
-            }
-        }
-        if stopping {
-            return;
-        }
-    }
-}
-
-/// Runs one kernel ring's publisher until `shutdown`: counts every record in `events`, turns
-/// it into pipeline events with `convert`, and queues them. A record that does not decode, or
-/// that `convert` refuses (None: not for this ring, or unusable), is counted in
-/// `decode_errors`.
-pub fn run_ring_publisher(
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
-    queue: Queue,
-    counters: Arc<PublisherCounters>,
-    shutdown: Shutdown,
-    ring_name: &str,
-    mut convert: impl FnMut(crate::ebpf::decode::RawRecord) -> Option<Vec<Event>>,
-) {
-    drain_ring(ring, &shutdown, |bytes| {
-        counters.events.add(1);
-        let events = match crate::ebpf::decode::decode(bytes) {
-            Ok(raw) => convert(raw).unwrap_or_else(|| {
-                counters.decode_errors.add(1);
-                log::debug!("unusable record on the {ring_name} ring");
-                Vec::new()
-            }),
-            Err(e) => {
-                counters.decode_errors.add(1);
-                log::debug!("undecodable record on the {ring_name} ring: {e}");
-                Vec::new()
-            }
-        };
-        events.into_iter().all(|e| queue.push(e))
-    });
 }
 
 #[cfg(test)]

@@ -17,11 +17,8 @@
 //!   (64 MiB, or a quarter of a small file system) fails inside RocksDB with a background
 //!   error; whether 7.8's recovery from it avoids the same assertion is unknown.
 
-pub mod bench;
 pub mod codec;
 pub mod extensions;
-#[cfg(test)]
-mod fixtures;
 pub mod optimize;
 pub mod retention;
 
@@ -44,8 +41,16 @@ use rocksdb::{
 type Db = DBWithThreadMode<MultiThreaded>;
 use thiserror::Error;
 
-/// Column families that hold events, one per event table.
-pub const EVENT_TABLES: &[&str] = &["process_events", "file_events", "socket_events"];
+/// Event tables are named `<something>_events`, as in osquery; their column families get the
+/// event options (compression, block size). Which ones exist is decided above storage, by the
+/// source registry (`Store::ensure_event_tables`); a primary also creates one on first write.
+pub const EVENT_SUFFIX: &str = "_events";
+
+fn is_event_table(name: &str) -> bool {
+    name.len() > EVENT_SUFFIX.len()
+        && name.ends_with(EVENT_SUFFIX)
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
 /// Small bookkeeping values: seq reservations, persisted counters.
 pub const CF_META: &str = "meta";
 /// Drop windows: key = `window_end_ns ‖ seq`, value = an encoded [`crate::stats::DropWindow`].
@@ -147,7 +152,7 @@ impl std::fmt::Debug for Store {
 
 fn cf_options(name: &str) -> Options {
     let mut o = Options::default();
-    if EVENT_TABLES.contains(&name) {
+    if is_event_table(name) {
         // Events compress well (repeated paths and command lines).
         o.set_compression_type(DBCompressionType::Lz4);
         o.set_bottommost_compression_type(DBCompressionType::Zstd);
@@ -159,10 +164,7 @@ fn cf_options(name: &str) -> Options {
 }
 
 fn all_cfs() -> Vec<&'static str> {
-    let mut v: Vec<&str> = EVENT_TABLES.to_vec();
-    v.push(CF_META);
-    v.push(CF_DROPS);
-    v
+    vec![CF_META, CF_DROPS]
 }
 
 impl Store {
@@ -315,9 +317,58 @@ impl Store {
     }
 
     fn cf(&self, name: &str) -> Result<Arc<BoundColumnFamily<'_>>, StorageError> {
+        if let Some(cf) = self.db.cf_handle(name) {
+            return Ok(cf);
+        }
+        if !self.is_secondary() && is_event_table(name) {
+            self.ensure_event_tables(&[name])?;
+            if let Some(cf) = self.db.cf_handle(name) {
+                return Ok(cf);
+            }
+        }
+        Err(StorageError::UnknownTable(name.to_owned()))
+    }
+
+    /// Flushes `table` and rewrites all of it to the bottom level (zstd there), so that size
+    /// measurements compare between runs; returns its SST bytes afterwards.
+    pub fn compact_fully(&self, table: &str) -> Result<u64, StorageError> {
+        let cf = self.cf(table)?;
+        self.db.flush_cf(&cf).map_err(|e| self.err(e))?;
+        let mut co = rocksdb::CompactOptions::default();
+        co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         self.db
-            .cf_handle(name)
-            .ok_or_else(|| StorageError::UnknownTable(name.to_owned()))
+            .compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &co);
+        Ok(self
+            .db
+            .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
+            .map_err(|e| self.err(e))?
+            .unwrap_or(0))
+    }
+
+    /// Creates the column families of `tables` that do not exist yet (primary only), so that a
+    /// secondary opened later sees every table of the source registry.
+    pub fn ensure_event_tables(&self, tables: &[&str]) -> Result<(), StorageError> {
+        let _guard = self.ext_lock.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tables {
+            if !is_event_table(t) {
+                return Err(StorageError::UnknownTable((*t).to_owned()));
+            }
+            if self.db.cf_handle(t).is_none() {
+                self.db
+                    .create_cf(t, &cf_options(t))
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The event tables this database holds (column families named `*_events`).
+    pub fn event_tables(&self) -> Vec<String> {
+        Self::cf_names(&self.path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| is_event_table(n))
+            .collect()
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {

@@ -20,14 +20,13 @@
 
 use std::{
     sync::Arc,
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use rocksdb::{BoundColumnFamily, ReadOptions};
 
 use super::{StorageError, Store, event_key};
-use crate::{pipeline::Shutdown, stats::SubscriberCounters};
+use crate::rt::{Shutdown, counters::SubscriberCounters};
 
 /// The limits of every event table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,10 +81,10 @@ pub struct Removed {
     pub cause: Cause,
 }
 
-/// Starts the retention thread. It runs one round at once (rows left over from before a
-/// restart go first), then one per `cfg.interval`, until `shutdown` is set.
-pub fn spawn(store: Arc<Store>, cfg: RetentionConfig, shutdown: Shutdown) -> JoinHandle<()> {
-    let body = move || {
+/// The retention loop, for a thread of its own: one round at once (rows left over from before
+/// a restart go first), then one per `cfg.interval`, until `shutdown` is set.
+pub fn run(store: Arc<Store>, cfg: RetentionConfig, shutdown: Shutdown) {
+    {
         if cfg.limits.is_off() {
             log::info!("retention is off (events_expiry, events_max and events_max_bytes are 0)");
             return;
@@ -122,15 +121,7 @@ pub fn spawn(store: Arc<Store>, cfg: RetentionConfig, shutdown: Shutdown) -> Joi
                 return;
             }
         }
-    };
-    std::thread::Builder::new()
-        .name("retention".into())
-        .spawn(body)
-        .unwrap_or_else(|e| {
-            // Without a thread there is no retention; say so instead of stopping the daemon.
-            log::error!("cannot start the retention thread: {e}; events are not expired");
-            std::thread::spawn(|| {})
-        })
+    }
 }
 
 /// One round for one table at time `now_ns`: the rows removed, or None when within limits.
@@ -443,7 +434,10 @@ mod tests {
             vec![(T, counters.clone())],
         );
         cfg.interval = Duration::from_millis(50);
-        let h = spawn(s.clone(), cfg, shutdown.clone());
+        let h = {
+            let (s, shutdown) = (s.clone(), shutdown.clone());
+            std::thread::spawn(move || run(s, cfg, shutdown))
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while counters.expired.get() < 30 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

@@ -9,7 +9,7 @@
 
 use crate::{
     sql::{
-        Sources,
+        TableEnv,
         tables::util::{int, secs_to_ns_range, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
     },
@@ -30,12 +30,12 @@ const WINDOW_END: usize = 6;
 
 #[derive(Debug)]
 pub struct EventDrops {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl EventDrops {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -54,7 +54,7 @@ impl Table for EventDrops {
         }
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let Some(store) = &self.sources.store else {
+        let Some(store) = &self.env.store else {
             return Ok(Box::new(std::iter::empty()));
         };
         let mut rows = Vec::new();

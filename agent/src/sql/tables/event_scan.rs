@@ -8,10 +8,39 @@ use rusqlite::types::Value;
 use crate::{
     sql::{
         tables::util::secs_to_ns_range,
-        vtab::{QueryContext, Row},
+        vtab::{Column, QueryContext, Row},
     },
     storage::Store,
 };
+
+/// The index of the column called `name`, found at compile time (`const TIME: usize =
+/// column_index(COLUMNS, "time")`): inserting a column cannot silently move the push-down to
+/// another one, and a missing name fails the build.
+pub const fn column_index(columns: &[Column], name: &str) -> usize {
+    let mut i = 0;
+    while i < columns.len() {
+        if str_eq(columns[i].name, name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("no column of that name")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Rows read from RocksDB per refill: the most a `LIMIT` can over-read.
 pub const CHUNK: usize = 256;
@@ -129,4 +158,18 @@ pub fn scan_rows(
     };
     let (from_ns, to_ns) = time_range(ctx, time_column);
     Box::new(EventScan::new(store, table, from_ns, to_ns, decode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::vtab::{ColumnType::*, col};
+
+    #[test]
+    fn columns_are_found_by_name() {
+        const COLS: &[Column] = &[col("a", Text), col("time", BigInt), col("b", Text)];
+        const TIME: usize = column_index(COLS, "time");
+        assert_eq!(TIME, 1);
+        assert_eq!(column_index(COLS, "b"), 2);
+    }
 }

@@ -1,12 +1,15 @@
 //! `groups`: local groups from `/etc/group`, with osquery's columns. Malformed lines are
 //! skipped. `WHERE pid_with_namespace = N` reads process N's `/etc/group` (a container's).
 
-use crate::sql::{
-    tables::{
-        host::{ns_roots, read_text},
-        util::{int, text},
+use crate::{
+    sql::{
+        tables::{
+            ns::ns_roots,
+            util::{int, text},
+        },
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
     },
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
+    sys::procfs::read_text,
 };
 
 const COLUMNS: &[Column] = &[
@@ -70,7 +73,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -91,11 +94,7 @@ mod tests {
 
     #[test]
     fn root_group_is_gid_zero() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT gid, gid_signed, groupname FROM groups WHERE gid = 0")
             .expect("query");

@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
-use crate::sql::{
-    tables::{host::read_text, util::text},
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+use crate::{
+    sql::{
+        tables::util::text,
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+    },
+    sys::procfs::read_text,
 };
 
 const COLUMNS: &[Column] = &[
@@ -62,7 +65,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -83,11 +86,7 @@ mod tests {
 
     #[test]
     fn matches_uname_and_proc_cmdline() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT version, arguments, path, device FROM kernel_info")
             .expect("query");

@@ -6,20 +6,16 @@
 
 mod event_drops;
 pub mod event_scan;
-mod file_events;
 mod groups;
-mod host;
-pub use host::read_link;
 mod kernel_info;
 mod mounts;
+mod ns;
 mod os_version;
 mod osquery_events;
 mod osquery_flags;
 mod osquery_info;
-mod process_events;
 pub mod processes;
 pub mod schema;
-mod socket_events;
 mod system_info;
 mod time;
 mod uptime;
@@ -27,19 +23,16 @@ mod users;
 
 use std::sync::Arc;
 
-pub use process_events::ProcessEventsTable;
+use super::{TableEnv, vtab::Table};
 
-use super::{Sources, vtab::Table};
-
-pub fn all(sources: &Sources) -> Vec<Arc<dyn Table>> {
+/// The tables `sql` owns (live state and the agent's own); the event tables come from
+/// [`TableEnv::providers`].
+pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
     vec![
-        Arc::new(ProcessEventsTable::new(sources.clone())),
-        Arc::new(file_events::FileEventsTable::new(sources.clone())),
-        Arc::new(socket_events::SocketEventsTable::new(sources.clone())),
-        Arc::new(osquery_events::OsqueryEvents::new(sources.clone())),
-        Arc::new(event_drops::EventDrops::new(sources.clone())),
-        Arc::new(osquery_flags::OsqueryFlags::new(sources.clone())),
-        Arc::new(osquery_info::OsqueryInfo::new(sources.clone())),
+        Arc::new(osquery_events::OsqueryEvents::new(env.clone())),
+        Arc::new(event_drops::EventDrops::new(env.clone())),
+        Arc::new(osquery_flags::OsqueryFlags::new(env.clone())),
+        Arc::new(osquery_info::OsqueryInfo::new(env.clone())),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
@@ -53,7 +46,7 @@ pub fn all(sources: &Sources) -> Vec<Arc<dyn Table>> {
 }
 
 /// Helpers shared by the tables.
-pub(crate) mod util {
+pub mod util {
     use rusqlite::types::Value;
 
     pub fn text(s: impl Into<String>) -> Value {

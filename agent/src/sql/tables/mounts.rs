@@ -5,12 +5,12 @@ use std::path::Path;
 
 use rusqlite::types::Value;
 
-use crate::sql::{
-    tables::{
-        host::read_text,
-        util::{text, uint},
+use crate::{
+    sql::{
+        tables::util::{text, uint},
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
     },
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+    sys::procfs::read_text,
 };
 
 const COLUMNS: &[Column] = &[
@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -286,11 +286,7 @@ mod tests {
 
     #[test]
     fn root_is_listed_with_its_type() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT type, flags FROM mounts WHERE path = '/'")
             .expect("query");

@@ -2,12 +2,15 @@
 //! osquery's columns. `WHERE pid_with_namespace = N` reads the os-release of process N's root
 //! (a container's), as osquery does.
 
-use crate::sql::{
-    tables::{
-        host::{NsRoot, ns_roots, parse_env_file, read_text},
-        util::{int, text},
+use crate::{
+    sql::{
+        tables::{
+            ns::ns_roots,
+            util::{int, text},
+        },
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
     },
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
+    sys::procfs::{NsRoot, parse_env_file, read_text},
 };
 use rusqlite::types::Value;
 
@@ -124,7 +127,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -175,11 +178,7 @@ mod tests {
 
     #[test]
     fn matches_etc_os_release() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT name, version, major, codename, platform, arch FROM os_version")
             .expect("query");
@@ -215,11 +214,7 @@ mod tests {
 
     #[test]
     fn own_namespace_by_pid() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let me = std::process::id();
         let rs = engine
             .query(&format!(

@@ -3,7 +3,7 @@
 
 use crate::{
     sql::{
-        Sources,
+        TableEnv,
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
     },
@@ -24,12 +24,12 @@ const COLUMNS: &[Column] = &[
 
 #[derive(Debug)]
 pub struct OsqueryEvents {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl OsqueryEvents {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -41,7 +41,7 @@ impl Table for OsqueryEvents {
         COLUMNS
     }
     fn generate(&self, _ctx: &QueryContext) -> Result<Rows, String> {
-        let Some(store) = &self.sources.store else {
+        let Some(store) = &self.env.store else {
             return Ok(Box::new(std::iter::empty()));
         };
         let snap = Snapshot::load(store)

@@ -5,7 +5,7 @@
 use crate::{
     flags::persist,
     sql::{
-        Sources,
+        TableEnv,
         tables::util::{int, text},
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
     },
@@ -23,12 +23,12 @@ const COLUMNS: &[Column] = &[
 
 #[derive(Debug)]
 pub struct OsqueryFlags {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl OsqueryFlags {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -43,7 +43,7 @@ impl Table for OsqueryFlags {
         // With a daemon running on this database, its effective flags (config options
         // included) rather than this process's; alias rows and the FIM status line come from
         // the flag registry (flags::persist).
-        let (flags, fim_status) = persist::view(self.sources.store.as_deref(), &self.sources.flags);
+        let (flags, fim_status) = (self.env.flags_view)(self.env.store.as_deref(), &self.env.flags);
         let rows: Vec<_> = persist::rows(&flags, &fim_status)
             .into_iter()
             .map(|r| {

@@ -3,7 +3,7 @@
 
 use crate::{
     sql::{
-        Sources,
+        TableEnv,
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
     },
@@ -27,12 +27,12 @@ const COLUMNS: &[Column] = &[
 
 #[derive(Debug)]
 pub struct OsqueryInfo {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl OsqueryInfo {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -44,7 +44,7 @@ impl Table for OsqueryInfo {
         COLUMNS
     }
     fn generate(&self, _ctx: &QueryContext) -> Result<Rows, String> {
-        let snap = match &self.sources.store {
+        let snap = match &self.env.store {
             Some(s) => Snapshot::load(s).map_err(|e| e.to_string())?,
             None => None,
         };

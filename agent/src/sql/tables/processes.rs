@@ -14,12 +14,15 @@ use std::{
 
 use rusqlite::types::Value;
 
-use crate::sql::{
-    tables::{
-        host::{read_link, read_text, value_i64},
-        util::{int, text},
+use crate::{
+    sql::{
+        tables::{
+            ns::value_i64,
+            util::{int, text},
+        },
+        vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
     },
-    vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
+    sys::procfs::{read_link, read_text},
 };
 
 const COLUMNS: &[Column] = &[
@@ -459,15 +462,11 @@ impl Table for Processes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::{Engine, Sources, vtab};
+    use crate::sql::{Engine, TableEnv, vtab};
     use crate::{flags::Flags, sql::vtab::Constraint};
 
     fn engine() -> Engine {
-        Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine")
+        Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine")
     }
 
     #[test]

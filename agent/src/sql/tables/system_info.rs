@@ -6,12 +6,12 @@ use std::{collections::BTreeSet, path::Path};
 
 use rusqlite::types::Value;
 
-use crate::sql::{
-    tables::{
-        host::{read_text, read_trimmed},
-        util::{int, text},
+use crate::{
+    sql::{
+        tables::util::{int, text},
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
     },
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+    sys::procfs::{read_text, read_trimmed},
 };
 
 const COLUMNS: &[Column] = &[
@@ -168,7 +168,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -210,11 +210,7 @@ mod tests {
 
     #[test]
     fn matches_host() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT hostname, cpu_logical_cores, physical_memory, cpu_type FROM system_info")
             .expect("query");

@@ -54,7 +54,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -67,11 +67,7 @@ mod tests {
 
     #[test]
     fn total_seconds_matches_proc_uptime() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query("SELECT days, hours, minutes, seconds, total_seconds FROM uptime")
             .expect("query");

@@ -3,12 +3,15 @@
 
 use rusqlite::types::Value;
 
-use crate::sql::{
-    tables::{
-        host::{NsRoot, ns_roots, read_text},
-        util::{int, text},
+use crate::{
+    sql::{
+        tables::{
+            ns::ns_roots,
+            util::{int, text},
+        },
+        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
     },
-    vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
+    sys::procfs::{NsRoot, read_text},
 };
 
 const COLUMNS: &[Column] = &[
@@ -115,7 +118,7 @@ mod tests {
     use super::*;
     use crate::{
         flags::Flags,
-        sql::{Engine, Sources},
+        sql::{Engine, TableEnv},
     };
 
     #[test]
@@ -163,11 +166,7 @@ mod tests {
 
     #[test]
     fn root_is_uid_zero_with_home_root() {
-        let engine = Engine::new(Sources {
-            store: None,
-            flags: Arc::new(Flags::default()),
-        })
-        .expect("engine");
+        let engine = Engine::new(TableEnv::new(None, Arc::new(Flags::default()))).expect("engine");
         let rs = engine
             .query(
                 "SELECT uid, gid, uid_signed, username, directory FROM users \

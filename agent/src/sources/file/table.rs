@@ -6,8 +6,8 @@ use rusqlite::types::Value;
 use crate::{
     events::FileEvent,
     sql::{
-        Sources,
-        tables::event_scan::{scan_rows, time_cost},
+        TableEnv,
+        tables::event_scan::{column_index, scan_rows, time_cost},
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
     },
@@ -51,16 +51,16 @@ pub const COLUMNS: &[Column] = &[
     col("ntime", BigInt),
 ];
 
-const TIME: usize = 16;
+const TIME: usize = column_index(COLUMNS, "time");
 
 #[derive(Debug)]
 pub struct FileEventsTable {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl FileEventsTable {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -125,7 +125,7 @@ impl Table for FileEventsTable {
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         Ok(scan_rows(
-            self.sources.store.clone(),
+            self.env.store.clone(),
             "file_events",
             ctx,
             TIME,

@@ -6,8 +6,8 @@ use rusqlite::types::Value;
 use crate::{
     events::{ProcessEvent, ProcessSyscall},
     sql::{
-        Sources,
-        tables::event_scan::{scan_rows, time_cost},
+        TableEnv,
+        tables::event_scan::{column_index, scan_rows, time_cost},
         tables::util::{int, text, uint},
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col, hidden},
     },
@@ -54,17 +54,17 @@ pub const COLUMNS: &[Column] = &[
     col("ntime", BigInt),
 ];
 
-const TIME: usize = 22;
-const PID: usize = 0;
+const TIME: usize = column_index(COLUMNS, "time");
+const PID: usize = column_index(COLUMNS, "pid");
 
 #[derive(Debug)]
 pub struct ProcessEventsTable {
-    sources: Sources,
+    env: TableEnv,
 }
 
 impl ProcessEventsTable {
-    pub fn new(sources: Sources) -> Self {
-        Self { sources }
+    pub fn new(env: TableEnv) -> Self {
+        Self { env }
     }
 }
 
@@ -154,7 +154,7 @@ impl Table for ProcessEventsTable {
             })
             .collect();
         Ok(scan_rows(
-            self.sources.store.clone(),
+            self.env.store.clone(),
             "process_events",
             ctx,
             TIME,

@@ -1,4 +1,31 @@
-//! The few direct calls into the operating system that the rest of the agent builds on.
+//! All access to the operating system: clocks and rlimits (here), host files under `/proc`,
+//! `/etc` and `/sys` ([`procfs`]), and the kernel programs ([`ebpf`]: BTF, tracefs, loading,
+//! ring buffers). Architecture invariant: `sys` imports nothing else of the crate, so a port
+//! to another OS fills in this folder and nothing above it.
+
+#[cfg(target_os = "linux")]
+pub mod ebpf;
+pub mod procfs;
+
+/// Converts kernel clocks to wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    mono_to_real_ns: i128,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        Self {
+            mono_to_real_ns: monotonic_to_realtime_offset_ns(),
+        }
+    }
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        if mono_ns == 0 {
+            return 0;
+        }
+        u64::try_from(i128::from(mono_ns) + self.mono_to_real_ns).unwrap_or(0)
+    }
+}
 
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns `bpf_ktime_get_ns()` into wall time.
 pub fn monotonic_to_realtime_offset_ns() -> i128 {

@@ -172,7 +172,7 @@ pub fn missing_file_offsets(o: &KernelOffsets) -> Option<&'static str> {
     .map(|(n, _)| n)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     pub enabled: Vec<EventKind>,
@@ -191,8 +191,9 @@ pub struct LoadOptions {
 
 /// `--ebpf_hooks`: `auto` probes the kernel for the better hooks, `tracepoint` forces the
 /// tracepoint base (which is complete on its own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Hooks {
+    #[default]
     Auto,
     Tracepoint,
 }
@@ -222,8 +223,8 @@ pub struct Kernel {
     pub offsets: KernelOffsets,
     /// Tracepoints that exist in tracefs but could not be attached, with the reason.
     pub skipped: Vec<String>,
-    /// (publisher, strategy) for every enabled event source.
-    pub strategies: Vec<(&'static str, String)>,
+    /// (record kind, strategy) for every enabled event source.
+    pub strategies: Vec<(EventKind, String)>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -414,10 +415,7 @@ impl Kernel {
         }
         let mut strategies = Vec::new();
         if opts.enabled.contains(&EventKind::ProcessExec) {
-            strategies.push((
-                crate::pipeline::process::PUBLISHER,
-                STRATEGY_TRACEPOINT.into(),
-            ));
+            strategies.push((EventKind::ProcessExec, STRATEGY_TRACEPOINT.into()));
         }
         if files_on {
             let file = match opts.hooks {
@@ -440,13 +438,10 @@ impl Kernel {
                     }
                 },
             };
-            strategies.push((crate::pipeline::file::PUBLISHER, file.into()));
+            strategies.push((EventKind::File, file.into()));
         }
         if opts.enabled.contains(&EventKind::Socket) {
-            strategies.push((
-                crate::pipeline::socket::PUBLISHER,
-                STRATEGY_TRACEPOINT.into(),
-            ));
+            strategies.push((EventKind::Socket, STRATEGY_TRACEPOINT.into()));
         }
         Ok(Self {
             ebpf,
@@ -454,6 +449,15 @@ impl Kernel {
             skipped,
             strategies,
         })
+    }
+
+    /// The hook strategy attached for records of `kind` (`tracepoint`, `tracepoint+fentry`),
+    /// if that kind is enabled.
+    pub fn strategy(&self, kind: EventKind) -> Option<&str> {
+        self.strategies
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s.as_str())
     }
 
     pub fn take_process_ring(&mut self) -> Result<RingBuf<MapData>> {
@@ -542,5 +546,40 @@ impl DropCounters {
                 Ok((*slot, values.iter().copied().collect()))
             })
             .collect()
+    }
+}
+
+/// Polls a kernel ring buffer and hands every record to `each` until `stopping()` is true, then
+/// drains what is left. Stops early when `each` returns false (the writer is gone).
+pub fn drain_ring(
+    mut ring: RingBuf<MapData>,
+    stopping: impl Fn() -> bool,
+    mut each: impl FnMut(&[u8]) -> bool,
+) {
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        let stopping = stopping();
+        {
+            let mut fds = [rustix::event::PollFd::new(
+                &ring,
+                rustix::event::PollFlags::IN,
+            )];
+            if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout))
+                && e != rustix::io::Errno::INTR
+            {
+                log::error!("poll on a ring buffer failed: {e}");
+            }
+        }
+        while let Some(item) = ring.next() {
+            if !each(&item) {
+                return;
+            }
+        }
+        if stopping {
+            return;
+        }
     }
 }

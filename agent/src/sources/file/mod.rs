@@ -3,17 +3,27 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
 
+use agent_common::EventKind;
 use agent_common::file::{FdRecord, FileOp, FileRecord};
 use aya::maps::{MapData, RingBuf};
 
-use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
 use crate::{
-    config::ConfigHandle,
-    ebpf::decode::RawRecord,
     events::{FileEvent, FileStat},
-    fim::hash::HashCache,
-    stats::{PublisherCounters, SubscriberCounters},
+    fim::{FimState, hash::HashCache},
+    pipeline::{Event, Queue, Subscriber},
+    rt::supervise::Supervised,
+    rt::{
+        Shutdown, Watch,
+        counters::{PublisherCounters, SubscriberCounters},
+    },
+    sys::{
+        Clock,
+        ebpf::{Kernel, LoadOptions, decode::RawRecord},
+    },
 };
+
+mod table;
+pub use table::FileEventsTable;
 
 pub const PUBLISHER: &str = "ebpf_file";
 pub const TABLE: &str = "file_events";
@@ -27,7 +37,7 @@ const FMODE_CREATED: u32 = 1 << 20;
 
 /// Syscall number -> name, for the `syscall` column.
 fn syscall_names() -> HashMap<u32, &'static str> {
-    let mut names: HashMap<u32, &'static str> = crate::ebpf::files::syscalls()
+    let mut names: HashMap<u32, &'static str> = crate::sys::ebpf::files::syscalls()
         .into_iter()
         .filter_map(|(name, (nr, _))| u32::try_from(nr).ok().map(|nr| (nr, name)))
         .collect();
@@ -222,7 +232,7 @@ pub fn run_publisher(
     shutdown: Shutdown,
 ) {
     let mut decoder = FileDecoder::new(Clock::now());
-    super::run_ring_publisher(ring, queue, counters, shutdown, "file", |raw| {
+    super::ring::run_ring_publisher(ring, queue, counters, shutdown, "file", |raw| {
         let events = match raw {
             RawRecord::File(r) => decoder.file(&r),
             RawRecord::Fd(r) => decoder.fd(&r),
@@ -237,7 +247,7 @@ pub fn run_publisher(
 #[derive(Debug)]
 pub struct FileEventsSubscriber {
     counters: Arc<SubscriberCounters>,
-    config: ConfigHandle,
+    fim: Watch<FimState>,
     hashes: HashCache,
     read_max: u64,
 }
@@ -245,13 +255,13 @@ pub struct FileEventsSubscriber {
 impl FileEventsSubscriber {
     pub fn new(
         counters: Arc<SubscriberCounters>,
-        config: ConfigHandle,
+        fim: Watch<FimState>,
         read_max: u64,
         hash_cache_max: usize,
     ) -> Self {
         Self {
             counters,
-            config,
+            fim,
             hashes: HashCache::new(hash_cache_max),
             read_max,
         }
@@ -286,7 +296,7 @@ impl Subscriber for FileEventsSubscriber {
     }
     fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
         let Event::File(f) = ev else { return None };
-        let live = self.config.current();
+        let live = self.fim.current();
         let category = live.matcher.category(&f.target_path)?.to_owned();
         let is_access = f.action == "ACCESSED"
             || (f.operation == "open"
@@ -321,6 +331,69 @@ impl Subscriber for FileEventsSubscriber {
     }
 }
 
+/// The file source: FIM from the syscall tracepoints (and fentry where the kernel allows),
+/// filtered in the kernel by the watched prefixes of the config in force.
+#[derive(Debug)]
+pub struct FileSource;
+
+pub static SOURCE: FileSource = FileSource;
+
+impl crate::sql::TableProvider for FileSource {
+    fn make_table(&self, env: &crate::sql::TableEnv) -> Arc<dyn crate::sql::vtab::Table> {
+        Arc::new(FileEventsTable::new(env.clone()))
+    }
+}
+
+impl super::Source for FileSource {
+    fn publisher(&self) -> &'static str {
+        PUBLISHER
+    }
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::File, EventKind::FileFd]
+    }
+    fn drop_event_type(&self, _kind: EventKind) -> &'static str {
+        "file"
+    }
+    /// FIM's one switch (enable_file_events, its aliases, disable_events) and something to
+    /// watch.
+    fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
+        let fim = ctx.fim.current();
+        !ctx.flags.bool("disable_events") && fim.on && !fim.matcher.is_empty()
+    }
+    fn configure(&self, ctx: super::Ctx<'_>, opts: &mut LoadOptions) -> anyhow::Result<()> {
+        let fim = ctx.fim.current();
+        opts.watched_prefixes = fim.kernel_prefixes();
+        opts.report_reads = fim.report_reads;
+        Ok(())
+    }
+    fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
+        let ring = w.kernel()?.take_file_ring()?;
+        let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        Ok(w.supervisor
+            .spawn("pub-file", move || run_publisher(ring, q, c, s))?)
+    }
+    fn subscriber(
+        &self,
+        ctx: super::Ctx<'_>,
+        counters: Arc<SubscriberCounters>,
+    ) -> Box<dyn Subscriber> {
+        Box::new(FileEventsSubscriber::new(
+            counters,
+            ctx.fim.clone(),
+            ctx.flags.u64("read_max"),
+            ctx.flags.u64("hash_cache_max") as usize,
+        ))
+    }
+    /// New prefixes go in before old ones go out, so nothing still watched is uncovered in
+    /// between.
+    fn reconfigure(&self, kernel: &mut Kernel, ctx: super::Ctx<'_>) -> anyhow::Result<()> {
+        kernel.set_watched(&ctx.fim.current().kernel_prefixes())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,8 +410,8 @@ mod tests {
     fn open_actions_follow_the_kernel() {
         let mut d = FileDecoder::default();
         let mut bytes = vec![0u8; size_of::<FileRecord>()];
-        bytes[0] = agent_common::EventKind::File as u8;
-        let Ok(RawRecord::File(mut r)) = crate::ebpf::decode::decode(&bytes) else {
+        bytes[0] = EventKind::File as u8;
+        let Ok(RawRecord::File(mut r)) = crate::sys::ebpf::decode::decode(&bytes) else {
             panic!("a zeroed file record decodes")
         };
         r.op = FileOp::Open as u8;

@@ -15,11 +15,12 @@ use std::{
 use serde::Serialize;
 use thiserror::Error;
 
-use super::{StorageError, Store};
 use crate::{
     events::{FileMeta, ProcessEvent, ProcessSyscall},
-    pipeline::{self, Event, WhenFull, WriterConfig, process},
+    pipeline::{self, Event, WhenFull, WriterConfig},
+    sources::process,
     stats::{PublisherCounters, SubscriberCounters},
+    storage::{StorageError, Store},
 };
 
 #[derive(Debug, Error)]
@@ -194,19 +195,7 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
 
-    let cf = store.cf(process::TABLE)?;
-    store.db.flush_cf(&cf).map_err(|e| store.err(e))?;
-    // Rewrite every file to the bottom level (zstd there), so that runs compare.
-    let mut co = rocksdb::CompactOptions::default();
-    co.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-    store
-        .db
-        .compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &co);
-    let sst_bytes = store
-        .db
-        .property_int_value_cf(&cf, "rocksdb.total-sst-files-size")
-        .map_err(|e| store.err(e))?
-        .unwrap_or(0);
+    let sst_bytes = store.compact_fully(process::TABLE)?;
     let stored = sub_counters.events.get();
     Ok(IngestBench {
         events,

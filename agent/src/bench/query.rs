@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::{
     events::{ProcessEvent, ProcessSyscall},
     flags::Flags,
-    sql::{Engine, Sources, vtab::QueryContext},
+    sql::{Engine, TableEnv, vtab::QueryContext},
     storage::{Store, event_key},
 };
 
@@ -156,10 +156,10 @@ fn run(work: &Path, events: u64) -> Result<QueryBench, String> {
     }
     store.flush_wal().map_err(|e| e.to_string())?;
     let osprey_load_secs = load.elapsed().as_secs_f64();
-    let engine = Engine::new(Sources {
-        store: Some(store.clone()),
-        flags: Arc::new(Flags::default()),
-    })
+    let engine = Engine::new(
+        TableEnv::new(Some(store.clone()), Arc::new(Flags::default()))
+            .with_tables(crate::sources::tables()),
+    )
     .map_err(|e| e.to_string())?;
 
     // SQLite's side: the very rows the virtual table produces, every column (hidden ones

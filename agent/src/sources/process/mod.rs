@@ -3,37 +3,29 @@
 
 use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
 
+use agent_common::EventKind;
 use aya::maps::{MapData, RingBuf};
 
-use super::{Event, Queue, Shutdown, Subscriber};
 use crate::{
-    ebpf::decode::RawRecord,
     events::{FileMeta, ProcessEvent, ProcessSyscall},
-    stats::{PublisherCounters, SubscriberCounters},
+    pipeline::{Event, Queue, Subscriber},
+    rt::supervise::Supervised,
+    rt::{
+        Shutdown,
+        counters::{PublisherCounters, SubscriberCounters},
+    },
+    sys::{
+        Clock,
+        ebpf::{LoadOptions, decode::RawRecord},
+        procfs::read_link,
+    },
 };
+
+mod table;
+pub use table::ProcessEventsTable;
 
 pub const PUBLISHER: &str = "ebpf_process";
 pub const TABLE: &str = "process_events";
-
-/// Converts kernel clocks to wall time.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    mono_to_real_ns: i128,
-}
-
-impl Clock {
-    pub fn now() -> Self {
-        Self {
-            mono_to_real_ns: crate::sys::monotonic_to_realtime_offset_ns(),
-        }
-    }
-    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
-        if mono_ns == 0 {
-            return 0;
-        }
-        u64::try_from(i128::from(mono_ns) + self.mono_to_real_ns).unwrap_or(0)
-    }
-}
 
 /// The process event of an exec, fork or exit record; None for records of other kinds.
 pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
@@ -113,9 +105,7 @@ pub fn snapshot_events(
         .iter()
         .map(|t| {
             let proc_dir = std::path::PathBuf::from(format!("/proc/{}", t.tgid));
-            let link = |name: &str| {
-                crate::sql::tables::read_link(&proc_dir.join(name)).unwrap_or_default()
-            };
+            let link = |name: &str| read_link(&proc_dir.join(name)).unwrap_or_default();
             let argv = std::fs::read(proc_dir.join("cmdline"))
                 .map(|b| ProcessEvent::argv_from_nul_separated(&b))
                 .unwrap_or_default();
@@ -158,7 +148,7 @@ pub fn run_publisher(
             break;
         }
     }
-    super::run_ring_publisher(ring, queue, counters, shutdown, "process", |raw| {
+    super::ring::run_ring_publisher(ring, queue, counters, shutdown, "process", |raw| {
         to_event(raw, &clock).map(|e| vec![Event::Process(e)])
     });
 }
@@ -257,5 +247,76 @@ impl Subscriber for ProcessEventsSubscriber {
             _ => {}
         }
         Some((p.time_ns, p.encode()))
+    }
+}
+
+/// The process source: exec, fork and exit from the sched tracepoints, plus the start-up
+/// snapshot from the task iterator.
+#[derive(Debug)]
+pub struct ProcessSource;
+
+pub static SOURCE: ProcessSource = ProcessSource;
+
+impl crate::sql::TableProvider for ProcessSource {
+    fn make_table(&self, env: &crate::sql::TableEnv) -> Arc<dyn crate::sql::vtab::Table> {
+        Arc::new(ProcessEventsTable::new(env.clone()))
+    }
+}
+
+impl super::Source for ProcessSource {
+    fn publisher(&self) -> &'static str {
+        PUBLISHER
+    }
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+    fn kinds(&self) -> &'static [EventKind] {
+        &[
+            EventKind::ProcessExec,
+            EventKind::ProcessExit,
+            EventKind::ProcessFork,
+        ]
+    }
+    fn drop_event_type(&self, kind: EventKind) -> &'static str {
+        match kind {
+            EventKind::ProcessExit => "exit",
+            EventKind::ProcessFork => "fork",
+            _ => "exec",
+        }
+    }
+    fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
+        !ctx.flags.bool("disable_events") && ctx.flags.bool("enable_process_events")
+    }
+    fn configure(&self, ctx: super::Ctx<'_>, opts: &mut LoadOptions) -> anyhow::Result<()> {
+        let limit = |flag: &str, max: usize| {
+            u32::try_from(ctx.flags.u64(flag))
+                .unwrap_or(u32::MAX)
+                .min(max as u32 - 1)
+        };
+        opts.exec_args_max = limit("exec_args_max", agent_common::process::ARGS_MAX);
+        opts.exec_env_max = limit("exec_env_max", agent_common::process::ENV_MAX);
+        Ok(())
+    }
+    fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
+        // After the exec program is attached: every process is in the snapshot, in an exec
+        // record, or both.
+        let tasks = w.kernel()?.task_snapshot()?;
+        let snapshot = snapshot_events(&tasks, &Clock::now(), crate::sys::monotonic_ns());
+        log::info!(
+            "{} processes were running at start-up (task iterator)",
+            snapshot.len()
+        );
+        let ring = w.kernel()?.take_process_ring()?;
+        let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        Ok(w.supervisor.spawn("pub-process", move || {
+            run_publisher(ring, q, c, s, snapshot)
+        })?)
+    }
+    fn subscriber(
+        &self,
+        _ctx: super::Ctx<'_>,
+        counters: Arc<SubscriberCounters>,
+    ) -> Box<dyn Subscriber> {
+        Box::new(ProcessEventsSubscriber::new(counters))
     }
 }

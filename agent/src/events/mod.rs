@@ -3,6 +3,9 @@
 
 use crate::storage::codec::{DecodeError, Reader, Writer};
 
+#[cfg(test)]
+mod fixtures;
+
 /// How a process event came about (osquery's `syscall` column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -6,15 +6,23 @@ use std::{
     sync::Arc,
 };
 
+use agent_common::EventKind;
 use agent_common::socket::{SockOp, SockRecord};
 use aya::maps::{MapData, RingBuf};
 
-use super::{Event, Queue, Shutdown, Subscriber, process::Clock};
 use crate::{
-    ebpf::decode::RawRecord,
     events::SocketEvent,
-    stats::{PublisherCounters, SubscriberCounters},
+    pipeline::{Event, Queue, Subscriber},
+    rt::supervise::Supervised,
+    rt::{
+        Shutdown,
+        counters::{PublisherCounters, SubscriberCounters},
+    },
+    sys::{Clock, ebpf::decode::RawRecord},
 };
+
+mod table;
+pub use table::SocketEventsTable;
 
 pub const PUBLISHER: &str = "ebpf_socket";
 pub const TABLE: &str = "socket_events";
@@ -163,7 +171,7 @@ pub fn run_publisher(
     shutdown: Shutdown,
 ) {
     let clock = Clock::now();
-    super::run_ring_publisher(ring, queue, counters, shutdown, "socket", |raw| match raw {
+    super::ring::run_ring_publisher(ring, queue, counters, shutdown, "socket", |raw| match raw {
         RawRecord::Socket(r) => to_event(&r, &clock).map(|e| vec![Event::Socket(e)]),
         _ => None,
     });
@@ -198,6 +206,49 @@ impl Subscriber for SocketEventsSubscriber {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         Some((e.time_ns, e.encode()))
+    }
+}
+
+/// The socket source: connect, bind, listen and accept from the syscall tracepoints.
+#[derive(Debug)]
+pub struct SocketSource;
+
+pub static SOURCE: SocketSource = SocketSource;
+
+impl crate::sql::TableProvider for SocketSource {
+    fn make_table(&self, env: &crate::sql::TableEnv) -> Arc<dyn crate::sql::vtab::Table> {
+        Arc::new(SocketEventsTable::new(env.clone()))
+    }
+}
+
+impl super::Source for SocketSource {
+    fn publisher(&self) -> &'static str {
+        PUBLISHER
+    }
+    fn table(&self) -> &'static str {
+        TABLE
+    }
+    fn kinds(&self) -> &'static [EventKind] {
+        &[EventKind::Socket]
+    }
+    fn drop_event_type(&self, _kind: EventKind) -> &'static str {
+        "socket"
+    }
+    fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
+        !ctx.flags.bool("disable_events") && ctx.flags.bool("enable_socket_events")
+    }
+    fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
+        let ring = w.kernel()?.take_sock_ring()?;
+        let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        Ok(w.supervisor
+            .spawn("pub-socket", move || run_publisher(ring, q, c, s))?)
+    }
+    fn subscriber(
+        &self,
+        _ctx: super::Ctx<'_>,
+        counters: Arc<SubscriberCounters>,
+    ) -> Box<dyn Subscriber> {
+        Box::new(SocketEventsSubscriber::new(counters))
     }
 }
 

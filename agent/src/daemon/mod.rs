@@ -1,0 +1,149 @@
+//! `osprey daemon`: the wiring. Event sources → pipeline → RocksDB on dedicated threads, the
+//! control plane (config refresh, counter report) as tasks on its runtime, until SIGINT,
+//! SIGTERM or a component's failure.
+//!
+//! Shutdown order matters for "nothing lost silently": detach the programs first (no new
+//! records), let the publishers drain their ring buffers, close the queues, let the writer
+//! flush, write the final counters, then exit (non-zero if a component panicked).
+
+mod reporter;
+mod wiring;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    control::Control,
+    flags::Flags,
+    rt::{Shutdown, supervise::Supervisor},
+    sources::{self, Ctx, Source},
+    storage::Store,
+};
+use reporter::Reporter;
+
+/// `osprey daemon` as the command line starts it: the control plane (which loads the config),
+/// the store it names, signal handlers, and every registered source.
+pub fn main(flags: &Flags) -> Result<()> {
+    let control = Control::start(flags)?;
+    let db_path = control
+        .live()
+        .flags
+        .path("database_path")
+        .context("--database_path must not be empty")?;
+    let store = Arc::new(
+        Store::open_primary(&db_path)
+            .with_context(|| format!("opening the event store at {}", db_path.display()))?,
+    );
+    let shutdown = Shutdown::default();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;
+    }
+    run(store, sources::REGISTRY, control, shutdown)
+}
+
+/// Runs the daemon on `store` with `sources` until `shutdown` (or a component fails: then the
+/// others are stopped in order and the failure is returned).
+pub fn run(
+    store: Arc<Store>,
+    sources: &[&'static dyn Source],
+    control: Control,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let started_ns = crate::sys::now_ns();
+    let live = control.live();
+    let flags: &Flags = &live.flags;
+    let sup = Supervisor::new(shutdown.clone());
+    let ctx = Ctx {
+        flags,
+        fim: control.fim(),
+    };
+    store.ensure_event_tables(&sources::event_tables(sources))?;
+    let mut w = wiring::Wiring::new(sources, ctx);
+    w.start_sources(ctx, &sup)?;
+    let writer = w.spawn_writer(ctx, &sup, store.clone())?;
+    let retention = w.spawn_retention(flags, &sup, store.clone())?;
+    let mut reporter = Reporter::new(
+        store.clone(),
+        w.stats.clone(),
+        w.kernel_drops.take(),
+        started_ns,
+        sources,
+    );
+    reporter.hooks = std::mem::take(&mut w.hooks);
+    reporter.active = w.active.iter().map(|s| s.publisher()).collect();
+    reporter.tick(true);
+    // Before the pidfile: `osprey query` may look at osquery_flags as soon as it exists.
+    control.persist(&store, true);
+    let pidfile = flags
+        .path("pidfile")
+        .unwrap_or_else(|| store.path().join("osprey.pid"));
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing the pidfile {}", pidfile.display()))?;
+
+    let kernel = Arc::new(Mutex::new(w.kernel.take()));
+    let running = control.spawn_config_refresh(&sup, store.clone(), {
+        let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
+        move |live| wiring::follow_config(&kernel, &active, &flags, live)
+    });
+    let reporter = Arc::new(Mutex::new(reporter));
+    sup.spawn_task(&running.handle(), "reporter", {
+        let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !shutdown.is_set() {
+                tokio::select! {
+                    _ = tick.tick() => lock(&reporter).tick(true),
+                    _ = shutdown.wait() => {}
+                }
+            }
+        }
+    });
+    log::info!(
+        "osprey daemon {} running: database {}, sources {}",
+        std::process::id(),
+        store.path().display(),
+        w.active_names()
+    );
+
+    running.wait(&shutdown);
+    log::info!("shutting down: detaching programs and draining ring buffers");
+    drop(lock(&kernel).take());
+    let mut failed = w.join_publishers();
+    drop(w.queues.split_off(0));
+    failed |= writer.join().is_err() | retention.join().is_err();
+    let config = running.stop();
+    let mut reporter = lock(&reporter);
+    reporter.running = false;
+    reporter.tick(true);
+    if let Some(config) = config {
+        config.persist(&store, false);
+    }
+    if let Err(e) = store.flush_wal() {
+        log::error!("final WAL sync failed: {e}");
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    match sup.first_failure() {
+        Some(f) => Err(anyhow::Error::new(f).context(format!(
+            "stopped after a failure ({} panic(s); see the log)",
+            sup.panics()
+        ))),
+        None if failed => anyhow::bail!("a component failed; see the log"),
+        None => {
+            log::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// A lock whose holder panicked is still usable: the values behind it are counters and
+/// handles, valid at every step.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! The once-a-second report: live counters to `meta/stats`, and a drop window for every loss
+//! counter that moved.
+
+use std::sync::Arc;
+
+use crate::{
+    sources::{self, Source},
+    stats::{self, DropCount, DropWindow, Snapshot, Stats},
+    storage::{CF_DROPS, Store, event_key},
+    sys::ebpf::DropCounters,
+};
+
+/// Persists counters once a second, and a drop window for each loss counter that moved.
+pub struct Reporter {
+    store: Arc<Store>,
+    stats: Arc<Stats>,
+    kernel_drops: Option<DropCounters>,
+    started_ns: u64,
+    pub running: bool,
+    /// (publisher, hook strategy) of the kernel sources in use.
+    pub hooks: Vec<(&'static str, String)>,
+    /// Publishers of the enabled sources.
+    pub active: Vec<&'static str>,
+    sources: Vec<&'static dyn Source>,
+    last_totals: std::collections::BTreeMap<(String, String, String), u64>,
+    last_tick_ns: u64,
+    window_seq: u64,
+}
+
+impl Reporter {
+    pub fn new(
+        store: Arc<Store>,
+        stats: Arc<Stats>,
+        kernel_drops: Option<DropCounters>,
+        started_ns: u64,
+        sources: &[&'static dyn Source],
+    ) -> Self {
+        Self {
+            store,
+            stats,
+            kernel_drops,
+            started_ns,
+            running: true,
+            hooks: Vec::new(),
+            active: Vec::new(),
+            sources: sources.to_vec(),
+            last_totals: Default::default(),
+            last_tick_ns: started_ns,
+            window_seq: 0,
+        }
+    }
+
+    fn drops(&self) -> Vec<DropCount> {
+        let mut out = Vec::new();
+        if let Some(k) = &self.kernel_drops {
+            match k.read() {
+                Ok(slots) => {
+                    for (slot, per_cpu) in slots {
+                        let kind = slot.kind();
+                        let Some(src) = sources::owner(&self.sources, kind) else {
+                            continue;
+                        };
+                        let (publisher, event_type) = (src.publisher(), src.drop_event_type(kind));
+                        for (cpu, count) in per_cpu.into_iter().enumerate() {
+                            out.push(DropCount {
+                                publisher: publisher.into(),
+                                event_type: event_type.into(),
+                                reason: slot.reason().into(),
+                                cpu: cpu as i64,
+                                count,
+                            });
+                        }
+                    }
+                }
+                Err(e) => log::warn!("reading kernel drop counters: {e:#}"),
+            }
+        }
+        for (name, c) in &self.stats.publishers {
+            out.push(DropCount {
+                publisher: (*name).into(),
+                event_type: "any".into(),
+                reason: "decode_error".into(),
+                cpu: -1,
+                count: c.decode_errors.get(),
+            });
+            out.push(DropCount {
+                publisher: (*name).into(),
+                event_type: "any".into(),
+                reason: "queue_full".into(),
+                cpu: -1,
+                count: c.queue_full.get(),
+            });
+        }
+        for (table, _, c) in &self.stats.subscribers {
+            out.push(DropCount {
+                publisher: (*table).into(),
+                event_type: "any".into(),
+                reason: "write_error".into(),
+                cpu: -1,
+                count: c.write_errors.get(),
+            });
+            // Retention, not loss: a total only (see `tick`).
+            out.push(DropCount {
+                publisher: (*table).into(),
+                event_type: "any".into(),
+                reason: stats::REASON_EXPIRED.into(),
+                cpu: -1,
+                count: c.expired.get(),
+            });
+        }
+        out
+    }
+
+    pub fn tick(&mut self, persist: bool) {
+        let now = crate::sys::now_ns();
+        let drops = self.drops();
+        let totals = stats::totals(&drops);
+        let mut windows = Vec::new();
+        for (key, total) in &totals {
+            let before = self.last_totals.get(key).copied().unwrap_or(0);
+            // Expired rows left by retention, not by loss: a window would make a time range
+            // look incomplete, so they only appear as totals.
+            if *total > before && key.2 != stats::REASON_EXPIRED {
+                windows.push(DropWindow {
+                    start_ns: self.last_tick_ns,
+                    end_ns: now,
+                    publisher: key.0.clone(),
+                    event_type: key.1.clone(),
+                    reason: key.2.clone(),
+                    count: total - before,
+                });
+            }
+        }
+        let snap = Snapshot {
+            pid: std::process::id(),
+            started_ns: self.started_ns,
+            updated_ns: now,
+            running: self.running,
+            publishers: self
+                .stats
+                .publishers
+                .iter()
+                .map(|(n, c)| stats::PublisherSnapshot {
+                    name: (*n).into(),
+                    events: c.events.get(),
+                    active: self.active.contains(n),
+                    hook: self
+                        .hooks
+                        .iter()
+                        .find(|(p, _)| p == n)
+                        .map(|(_, h)| h.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            subscribers: self
+                .stats
+                .subscribers
+                .iter()
+                .map(|(t, p, c)| stats::SubscriberSnapshot {
+                    name: (*t).into(),
+                    publisher: (*p).into(),
+                    events: c.events.get(),
+                })
+                .collect(),
+            drops,
+        };
+        if persist {
+            if let Err(e) = snap.save(&self.store) {
+                log::warn!("saving counters: {e}");
+            }
+            if !windows.is_empty() {
+                let items: Vec<_> = windows
+                    .iter()
+                    .map(|w| {
+                        self.window_seq += 1;
+                        (CF_DROPS, event_key(w.end_ns, self.window_seq), w.encode())
+                    })
+                    .collect();
+                if let Err(e) = self.store.write(&items, false) {
+                    log::warn!("saving drop windows: {e}");
+                }
+            }
+        }
+        self.last_totals = totals;
+        self.last_tick_ns = now;
+    }
+}

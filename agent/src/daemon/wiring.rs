@@ -1,0 +1,231 @@
+//! How the daemon connects the registered sources: counters and queues per source, the kernel
+//! loaded once for every enabled source, publishers, the writer and retention, each a
+//! supervised thread.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Result;
+use crossbeam_channel::Receiver;
+
+use crate::{
+    config::Live,
+    flags::Flags,
+    pipeline::{self, Event, Queue, WhenFull, WriterConfig},
+    rt::{
+        Watch,
+        counters::{PublisherCounters, SubscriberCounters},
+        supervise::{Supervised, Supervisor},
+    },
+    sources::{self, Ctx, Source, Wiring as SourceWiring},
+    stats::Stats,
+    storage::{
+        Store,
+        retention::{self, Limits, RetentionConfig},
+    },
+    sys::ebpf::{DropCounters, Kernel},
+};
+
+pub struct Wiring {
+    sources: Vec<&'static dyn Source>,
+    pub active: Vec<&'static dyn Source>,
+    pub stats: Arc<Stats>,
+    publisher_counters: Vec<Arc<PublisherCounters>>,
+    subscriber_counters: Vec<Arc<SubscriberCounters>>,
+    /// One sender per source into the writer's queue.
+    pub queues: Vec<Queue>,
+    rx: Option<Receiver<Event>>,
+    pub kernel: Option<Kernel>,
+    pub kernel_drops: Option<DropCounters>,
+    /// (publisher, hook strategy) of the kernel sources in use.
+    pub hooks: Vec<(&'static str, String)>,
+    publishers: Vec<Supervised>,
+}
+
+impl Wiring {
+    /// Counters and a queue sender for every source (enabled or not: `osquery_events` lists
+    /// them all).
+    pub fn new(sources: &[&'static dyn Source], ctx: Ctx<'_>) -> Self {
+        let flags = ctx.flags;
+        let publisher_counters: Vec<Arc<PublisherCounters>> =
+            sources.iter().map(|_| Arc::default()).collect();
+        let subscriber_counters: Vec<Arc<SubscriberCounters>> =
+            sources.iter().map(|_| Arc::default()).collect();
+        let mut stats = Stats::default();
+        for (i, s) in sources.iter().enumerate() {
+            stats
+                .publishers
+                .push((s.publisher(), publisher_counters[i].clone()));
+            stats
+                .subscribers
+                .push((s.table(), s.publisher(), subscriber_counters[i].clone()));
+        }
+        let (first, rx) = pipeline::queue(
+            flags.u64("event_queue_size") as usize,
+            WhenFull::from_flag(flags.get("event_queue_policy")),
+            Arc::default(),
+        );
+        let queues = publisher_counters
+            .iter()
+            .map(|c| first.for_publisher(c.clone()))
+            .collect();
+        Self {
+            sources: sources.to_vec(),
+            active: sources.iter().copied().filter(|s| s.enabled(ctx)).collect(),
+            stats: Arc::new(stats),
+            publisher_counters,
+            subscriber_counters,
+            queues,
+            rx: Some(rx),
+            kernel: None,
+            kernel_drops: None,
+            hooks: Vec::new(),
+            publishers: Vec::new(),
+        }
+    }
+
+    fn index(&self, s: &dyn Source) -> usize {
+        self.sources
+            .iter()
+            .position(|x| x.publisher() == s.publisher())
+            .unwrap_or(0)
+    }
+
+    /// Loads the kernel programs for the enabled sources that need them, then starts each
+    /// enabled source's publisher.
+    pub fn start_sources(&mut self, ctx: Ctx<'_>, sup: &Supervisor) -> Result<()> {
+        let kernel_sources: Vec<_> = self
+            .active
+            .iter()
+            .copied()
+            .filter(|s| !s.kinds().is_empty())
+            .collect();
+        if kernel_sources.is_empty() {
+            if !self.active.is_empty() {
+                log::info!("no enabled source needs the kernel programs");
+            }
+        } else {
+            let mut k = Kernel::load(&sources::load_options(&kernel_sources, ctx)?)?;
+            log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
+            self.kernel_drops = Some(k.take_drops()?);
+            for s in &kernel_sources {
+                if let Some(h) = s.kinds().first().and_then(|kind| k.strategy(*kind)) {
+                    self.hooks.push((s.publisher(), h.to_owned()));
+                }
+            }
+            self.kernel = Some(k);
+        }
+        for s in self.active.clone() {
+            let i = self.index(s);
+            let w = SourceWiring {
+                kernel: self.kernel.as_mut(),
+                queue: self.queues[i].clone(),
+                counters: self.publisher_counters[i].clone(),
+                supervisor: sup,
+            };
+            self.publishers.push(s.start(w)?);
+        }
+        if !self
+            .active
+            .iter()
+            .any(|s| s.publisher() == sources::process::PUBLISHER)
+        {
+            log::warn!("process events are off (disable_events or enable_process_events=false)");
+        }
+        Ok(())
+    }
+
+    /// The writer thread, with every source's subscriber.
+    pub fn spawn_writer(
+        &mut self,
+        ctx: Ctx<'_>,
+        sup: &Supervisor,
+        store: Arc<Store>,
+    ) -> Result<Supervised> {
+        let flags = ctx.flags;
+        let cfg = WriterConfig {
+            batch_events: flags.u64("storage_batch_events").max(1) as usize,
+            batch_time: Duration::from_millis(flags.u64("storage_batch_ms")),
+            sync: flags.get("storage_sync") == "batch",
+        };
+        let subs = self
+            .sources
+            .iter()
+            .zip(&self.subscriber_counters)
+            .map(|(s, c)| s.subscriber(ctx, c.clone()))
+            .collect();
+        let rx = self
+            .rx
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the writer was started twice"))?;
+        Ok(sup.spawn("writer", move || pipeline::run_writer(store, rx, subs, cfg))?)
+    }
+
+    pub fn spawn_retention(
+        &self,
+        flags: &Flags,
+        sup: &Supervisor,
+        store: Arc<Store>,
+    ) -> Result<Supervised> {
+        let cfg = RetentionConfig::new(
+            Limits {
+                expiry_secs: flags.u64("events_expiry"),
+                max_events: flags.u64("events_max"),
+                max_bytes: flags.u64("events_max_bytes"),
+            },
+            self.stats
+                .subscribers
+                .iter()
+                .map(|(table, _, c)| (*table, c.clone()))
+                .collect(),
+        );
+        let shutdown = sup.shutdown().clone();
+        Ok(sup.spawn("retention", move || retention::run(store, cfg, shutdown))?)
+    }
+
+    /// Joins every publisher; true if one of them failed (already logged and counted).
+    pub fn join_publishers(&mut self) -> bool {
+        let mut failed = false;
+        for p in self.publishers.drain(..) {
+            failed |= p.join().is_err();
+        }
+        failed
+    }
+
+    pub fn active_names(&self) -> String {
+        if self.active.is_empty() {
+            return "none".into();
+        }
+        let names: Vec<_> = self.active.iter().map(|s| s.publisher()).collect();
+        names.join(", ")
+    }
+}
+
+/// After a config reload: every enabled source re-programs its kernel part.
+pub fn follow_config(
+    kernel: &Mutex<Option<Kernel>>,
+    active: &[&'static dyn Source],
+    flags: &Flags,
+    live: &Live,
+) {
+    let fim = Watch::new(live.fim_state());
+    let ctx = Ctx { flags, fim: &fim };
+    let mut kernel = super::lock(kernel);
+    for s in active {
+        if let Some(k) = kernel.as_mut()
+            && let Err(e) = s.reconfigure(k, ctx)
+        {
+            log::error!("updating {} after a config reload: {e:#}", s.publisher());
+        }
+    }
+    if live.fim.on
+        && !live.matcher.is_empty()
+        && !active
+            .iter()
+            .any(|s| s.publisher() == sources::file::PUBLISHER)
+    {
+        log::warn!("FIM was off when the daemon started; turning it on takes a restart");
+    }
+}

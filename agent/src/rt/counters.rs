@@ -1,0 +1,38 @@
+//! The live counters of the hot path: plain relaxed atomics, shared by `Arc`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Live counters of one publisher.
+#[derive(Debug, Default)]
+pub struct PublisherCounters {
+    /// Records received from the source.
+    pub events: Counter,
+    /// Records that could not be decoded (counted, then skipped).
+    pub decode_errors: Counter,
+    /// Records dropped because the queue to the subscribers was full.
+    pub queue_full: Counter,
+}
+
+/// Live counters of one subscriber.
+#[derive(Debug, Default)]
+pub struct SubscriberCounters {
+    /// Rows durably handed to RocksDB.
+    pub events: Counter,
+    /// Rows lost because a batch write failed.
+    pub write_errors: Counter,
+    /// Rows removed by retention (events_expiry, events_max, events_max_bytes). Not a loss:
+    /// reported under reason [`crate::stats::REASON_EXPIRED`], and never in per-second drop windows.
+    pub expired: Counter,
+}
