@@ -183,16 +183,3 @@ const _: () = assert!(size_of::<FdRecord>() == 40);
 pub struct PathKey {
     pub data: [u8; FILTER_KEY_MAX],
 }
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers only, no padding (size asserted above).
-unsafe impl aya::Pod for FileSpec {}
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers and byte arrays, explicit padding field (size asserted above).
-unsafe impl aya::Pod for FileRecord {}
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers only (size asserted above).
-unsafe impl aya::Pod for FdRecord {}
-#[cfg(feature = "user")]
-// SAFETY: a byte array.
-unsafe impl aya::Pod for PathKey {}

@@ -7,6 +7,8 @@
 
 pub mod file;
 pub mod offsets;
+#[cfg(feature = "user")]
+mod pod;
 pub mod process;
 pub mod socket;
 
@@ -159,7 +161,3 @@ pub struct RecordHeader {
     pub tid: u32,
 }
 const _: () = assert!(size_of::<RecordHeader>() == 24);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), only integer fields, no padding (size asserted above).
-unsafe impl aya::Pod for RecordHeader {}

@@ -194,7 +194,3 @@ impl KernelOffsets {
         }
     }
 }
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), only u32 fields, no padding (size asserted above).
-unsafe impl aya::Pod for KernelOffsets {}

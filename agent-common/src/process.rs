@@ -82,13 +82,6 @@ pub struct ExitRecord {
 }
 const _: () = assert!(size_of::<ExitRecord>() == 24 + 8 + 8 + 8);
 
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers and byte arrays only, no padding (sizes asserted above).
-unsafe impl aya::Pod for ExecRecord {}
-#[cfg(feature = "user")]
-// SAFETY: as above.
-unsafe impl aya::Pod for ExitRecord {}
-
 /// `sched_process_fork` of a new process (not a new thread).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -102,10 +95,6 @@ pub struct ForkRecord {
     pub _pad: u32,
 }
 const _: () = assert!(size_of::<ForkRecord>() == 24 + 16);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers only, explicit padding (size asserted above).
-unsafe impl aya::Pod for ForkRecord {}
 
 /// One process that was running when the agent started, written by the `iter/task` program
 /// (not a ring-buffer record: it is read from the iterator's file).
@@ -126,7 +115,3 @@ pub struct TaskRecord {
     pub start_ktime_ns: u64,
 }
 const _: () = assert!(size_of::<TaskRecord>() == 40);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers only, no padding (size asserted above).
-unsafe impl aya::Pod for TaskRecord {}

@@ -67,7 +67,3 @@ pub struct SockRecord {
     pub sockaddr: [u8; SOCKADDR_MAX],
 }
 const _: () = assert!(size_of::<SockRecord>() == 24 + 24 + 8 + 8 + 8 + 32 + SOCKADDR_MAX);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), integers and byte arrays, explicit padding (size asserted above).
-unsafe impl aya::Pod for SockRecord {}

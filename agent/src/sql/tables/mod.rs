@@ -79,3 +79,60 @@ pub mod util {
         (lo_ns, hi_ns)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every parser of host files, fed truncated and byte-mutated versions of real-looking
+    /// input: none may panic (the results are checked by each table's own tests).
+    #[test]
+    fn parsers_never_panic_on_mutated_input() {
+        use super::{
+            groups::parse_group, kernel_info::split_cmdline, mounts::parse_mounts,
+            os_version::version_parts, processes, system_info, users::parse_passwd,
+        };
+        let seeds: [&str; 6] = [
+            "4242 (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 12 34 0 0 20 -5 3 0 98765 1 2",
+            "Uid:\t1 2 3 4\nGid:\t5 6 7 8\nVmRSS:\t 3 kB\nread_bytes: 9\n0::/a:b\n",
+            "root:x:0:0:root:/root:/bin/bash\nsudo:x:27:alice\n",
+            "/dev/sda1 /mnt/a\\040b ext4 rw,relatime 0 0\n",
+            "processor\t: 0\nphysical id\t: 0\ncore id\t: 1\nMemTotal: 12 kB\n",
+            "NAME=\"Debian\"\nVERSION_ID=\"12.1\"\nBOOT_IMAGE=/v root=/dev/x ro\n",
+        ];
+        let specials = [
+            b':', b'\n', b'(', b')', b'\\', 0, 0xff, b' ', b'=', b'"', b'-', b'9',
+        ];
+        let run = |t: &str| {
+            let _ = processes::parse_stat(t);
+            let _ = processes::parse_status(t);
+            let _ = processes::parse_io(t);
+            let _ = processes::parse_cgroup(t);
+            let _ = processes::parse_cmdline(t.as_bytes());
+            let _ = parse_passwd(t);
+            let _ = parse_group(t);
+            let _ = parse_mounts(t);
+            let _ = system_info::parse_cpuinfo(t);
+            let _ = system_info::parse_mem_total(t);
+            let _ = crate::sys::procfs::parse_env_file(t);
+            let _ = split_cmdline(t);
+            let _ = version_parts(t);
+        };
+        let mut cases = 0;
+        for seed in seeds {
+            let b = seed.as_bytes();
+            for i in 0..=b.len() {
+                run(&String::from_utf8_lossy(&b[..i]));
+                for &c in &specials {
+                    let mut m = b.to_vec();
+                    if let Some(x) = m.get_mut(i) {
+                        *x = c;
+                    } else {
+                        m.push(c);
+                    }
+                    run(&String::from_utf8_lossy(&m));
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 1000, "{cases}");
+    }
+}
