@@ -425,6 +425,8 @@ fn try_dump_task(ctx: *mut core::ffi::c_void) {
         mnt_ns: read_field::<u32>(mnt_ns, off.mnt_ns_inum).unwrap_or(0),
         start_ktime_ns: read_field::<u64>(task, off.task_start_time).unwrap_or(0),
     };
+    // Kernel-side diagnostics (aya-log): skipped unless --ebpf_log_level is debug or trace.
+    aya_log_ebpf::debug!(ctx, "snapshot: task {} parent {}", rec.tgid, rec.ppid);
     // SAFETY: `seq` is the iterator's seq_file (typed by the verifier); the data pointer and
     // length describe `rec` on this stack.
     unsafe {

@@ -38,11 +38,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(flags: &Flags) {
-    let level = if flags.bool("verbose") {
-        "debug"
-    } else {
-        "info"
-    };
+    let level = if flags.verbose() { "debug" } else { "info" };
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_target(false)
         .try_init();
@@ -106,10 +102,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             let engine = engine(&flags)?;
             match engine.query(&sql) {
                 Ok(rs) => {
-                    print!(
-                        "{}",
-                        output::render(&rs, mode(&flags), flags.bool("header"))
-                    );
+                    print!("{}", output::render(&rs, mode(&flags), flags.header()));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -125,7 +118,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 );
             }
             let engine = engine(&flags)?;
-            shell::Shell::new(engine, mode(&flags), flags.bool("header")).run()?;
+            shell::Shell::new(engine, mode(&flags), flags.header()).run()?;
             Ok(ExitCode::SUCCESS)
         }
         other => {
@@ -157,11 +150,11 @@ fn bench_command(cmd: &str, rest: &[String]) -> Result<Option<ExitCode>> {
 }
 
 fn mode(flags: &Flags) -> Mode {
-    if flags.bool("json") {
+    if flags.json() {
         Mode::Json
-    } else if flags.bool("csv") {
+    } else if flags.csv() {
         Mode::Csv
-    } else if flags.bool("line") {
+    } else if flags.line() {
         Mode::Line
     } else {
         Mode::Pretty
@@ -179,7 +172,7 @@ pub fn table_env(store: Option<Arc<Store>>, flags: &Flags) -> TableEnv {
 /// An engine over the daemon's store (as a secondary) when the database exists. Without one,
 /// live tables still work and event tables are empty, with a warning.
 fn engine(flags: &Flags) -> Result<Engine> {
-    let store = match flags.path("database_path") {
+    let store = match flags.database_path() {
         Some(p) if p.join("CURRENT").exists() => Some(Arc::new(
             Store::open_secondary(&p).with_context(|| format!("opening {}", p.display()))?,
         )),

@@ -248,7 +248,7 @@ impl Service {
     /// `config_refresh` seconds passed since the last attempt, and persists the result to
     /// `store`. Returns true when a new config was applied.
     pub fn poll(&mut self, store: Option<&Store>) -> bool {
-        let refresh = self.current().flags.u64("config_refresh");
+        let refresh = self.current().flags.config_refresh();
         let due = refresh > 0 && self.last_attempt.elapsed() >= Duration::from_secs(refresh);
         if !self.reload_requested.swap(false, Ordering::SeqCst) && !due {
             return false;
@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(handle.generation(), 1);
         assert_eq!(
             (
-                handle.current().flags.u64("events_max"),
+                handle.current().flags.events_max(),
                 handle.current().flags.source("events_max")
             ),
             (7, Source::Config)
@@ -362,7 +362,7 @@ mod tests {
             )
         );
         assert_eq!(svc.last_error(), Some(err.as_str()));
-        assert_eq!(handle.current().flags.u64("events_max"), 7);
+        assert_eq!(handle.current().flags.events_max(), 7);
         assert!(
             rx.try_recv().is_err(),
             "no notification for a failed reload"
@@ -374,7 +374,7 @@ mod tests {
             err,
             format!("{}:4:3: JSON syntax error: trailing comma", path.display())
         );
-        assert_eq!(handle.current().flags.u64("events_max"), 7);
+        assert_eq!(handle.current().flags.events_max(), 7);
 
         // Unchanged content: no new generation.
         std::fs::write(&path, r#"{"options": {"events_max": 7}}"#).unwrap();
@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(svc.reload().unwrap(), 2);
         assert_eq!(rx.try_recv(), Ok(2));
         let live = handle.current();
-        assert_eq!(live.flags.u64("events_max"), 9);
+        assert_eq!(live.flags.events_max(), 9);
         assert_eq!(live.matcher.category("/etc/hosts"), Some("etc"));
         assert_eq!(
             live.fim.to_string(),
@@ -417,15 +417,12 @@ mod tests {
         .unwrap();
         let live = svc.current();
         assert_eq!(
-            (
-                live.flags.u64("events_max"),
-                live.flags.source("events_max")
-            ),
+            (live.flags.events_max(), live.flags.source("events_max")),
             (3, Source::CommandLine)
         );
         assert_eq!(
             (
-                live.flags.u64("events_expiry"),
+                live.flags.events_expiry(),
                 live.flags.source("events_expiry")
             ),
             (5, Source::Config)

@@ -63,8 +63,8 @@ impl Wiring {
                 .push((s.table(), s.publisher(), subscriber_counters[i].clone()));
         }
         let (first, rx) = pipeline::queue(
-            flags.u64("event_queue_size") as usize,
-            WhenFull::from_flag(flags.get("event_queue_policy")),
+            flags.event_queue_size() as usize,
+            WhenFull::from_flag(flags.event_queue_policy()),
             Arc::default(),
         );
         let queues = publisher_counters
@@ -110,6 +110,12 @@ impl Wiring {
             let mut k = Kernel::load(&sources::load_options(&kernel_sources, ctx)?)?;
             log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
             self.kernel_drops = Some(k.take_drops()?);
+            if let Some(klog) = k.take_kernel_log() {
+                // Started before the sources, so the start-up snapshot's lines are read too.
+                let shutdown = sup.shutdown().clone();
+                self.publishers
+                    .push(sup.spawn("ebpf-log", move || klog.run(|| shutdown.is_set()))?);
+            }
             for s in &kernel_sources {
                 if let Some(h) = s.kinds().first().and_then(|kind| k.strategy(*kind)) {
                     self.hooks.push((s.publisher(), h.to_owned()));
@@ -146,9 +152,9 @@ impl Wiring {
     ) -> Result<Supervised> {
         let flags = ctx.flags;
         let cfg = WriterConfig {
-            batch_events: flags.u64("storage_batch_events").max(1) as usize,
-            batch_time: Duration::from_millis(flags.u64("storage_batch_ms")),
-            sync: flags.get("storage_sync") == "batch",
+            batch_events: flags.storage_batch_events().max(1) as usize,
+            batch_time: Duration::from_millis(flags.storage_batch_ms()),
+            sync: flags.storage_sync() == "batch",
         };
         let subs = self
             .sources
@@ -171,9 +177,9 @@ impl Wiring {
     ) -> Result<Supervised> {
         let cfg = RetentionConfig::new(
             Limits {
-                expiry_secs: flags.u64("events_expiry"),
-                max_events: flags.u64("events_max"),
-                max_bytes: flags.u64("events_max_bytes"),
+                expiry_secs: flags.events_expiry(),
+                max_events: flags.events_max(),
+                max_bytes: flags.events_max_bytes(),
             },
             self.stats
                 .subscribers

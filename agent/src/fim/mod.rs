@@ -72,10 +72,10 @@ impl fmt::Display for FimStatus {
 /// Whether FIM runs with these flags and a config of `categories` non-empty `file_paths`
 /// categories, and why.
 pub fn fim_status(flags: &Flags, categories: usize) -> FimStatus {
-    let enable = flags.bool("enable_file_events");
+    let enable = flags.enable_file_events();
     let setting = |name: &str| format!("{name}={} ({})", flags.get(name), flags.source(name));
     let mut warnings = Vec::new();
-    let (on, reason) = if flags.bool("disable_events") {
+    let (on, reason) = if flags.disable_events() {
         if enable {
             warnings.push(format!(
                 "{} has no effect while disable_events=true",

@@ -132,6 +132,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "ebpf_log_level",
+        ty: Choice(&["off", "error", "warn", "info", "debug", "trace"]),
+        default: "off",
+        description: "Kernel-side diagnostics of the eBPF programs (aya-log), read into the daemon's log at this level and above; off: the programs skip every log statement",
+        shell_only: false,
+    },
+    FlagDef {
         name: "exec_env_max",
         ty: Int,
         default: "0",

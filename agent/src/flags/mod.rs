@@ -10,6 +10,7 @@
 
 mod defs;
 pub mod persist;
+mod typed;
 
 use std::{collections::BTreeMap, fmt, path::PathBuf};
 
@@ -474,7 +475,7 @@ impl Flags {
         let mut flags = Self::default();
         let rest = flags.parse_args(args, Source::CommandLine)?;
         flags.parse_env(env)?;
-        if let Some(path) = flags.path("flagfile") {
+        if let Some(path) = flags.flagfile() {
             flags.parse_flagfile(&path)?;
         }
         Ok((flags, rest))

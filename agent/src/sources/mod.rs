@@ -106,13 +106,14 @@ pub fn owner<'a>(sources: &[&'a dyn Source], kind: EventKind) -> Option<&'a dyn 
 /// The loader's options for the enabled `sources`, each adding its part.
 pub fn load_options(sources: &[&dyn Source], ctx: Ctx<'_>) -> Result<LoadOptions> {
     let mut opts = LoadOptions {
-        ring_buffer_bytes: u32::try_from(ctx.flags.u64("ring_buffer_bytes"))
+        ring_buffer_bytes: u32::try_from(ctx.flags.ring_buffer_bytes())
             .map_err(|_| anyhow::anyhow!("--ring_buffer_bytes is too large"))?,
         hooks: ctx
             .flags
             .get("ebpf_hooks")
             .parse()
             .map_err(|e: String| anyhow::anyhow!(e))?,
+        log_level: crate::sys::ebpf::klog::level_from_flag(ctx.flags.ebpf_log_level())?,
         ..LoadOptions::default()
     };
     for s in sources {

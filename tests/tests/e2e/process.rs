@@ -280,3 +280,29 @@ fn processes_running_before_start_come_from_the_task_iterator() {
     );
     d.stop();
 }
+
+/// Kernel-side diagnostics (aya-log) reach the daemon's log only with `--ebpf_log_level`: the
+/// task iterator logs one debug line per process it reports, so a process started before the
+/// daemon has exactly one line naming it and its parent (this test).
+#[test]
+fn kernel_log_lines_follow_ebpf_log_level() {
+    if !privileged() {
+        return;
+    }
+    let mut child = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+    let (pid, me) = (child.id(), std::process::id());
+    let line = format!("ebpf DEBUG: snapshot: task {pid} parent {me}");
+    let count = |log: &str, needle: &str| log.lines().filter(|l| l.ends_with(needle)).count();
+
+    let log = Daemon::start(&["--ebpf_log_level=debug"]).stop();
+    assert_eq!(count(&log, &line), 1, "{log}");
+
+    // Off by default, and at a level above the programs' debug statements.
+    for extra in [&[][..], &["--ebpf_log_level=info"][..]] {
+        let log = Daemon::start(extra).stop();
+        assert_eq!(count(&log, &line), 0, "{extra:?}: {log}");
+        assert!(!log.contains("ebpf DEBUG"), "{extra:?}: {log}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -361,7 +361,7 @@ impl super::Source for FileSource {
     /// watch.
     fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
         let fim = ctx.fim.current();
-        !ctx.flags.bool("disable_events") && fim.on && !fim.matcher.is_empty()
+        !ctx.flags.disable_events() && fim.on && !fim.matcher.is_empty()
     }
     fn configure(&self, ctx: super::Ctx<'_>, opts: &mut LoadOptions) -> anyhow::Result<()> {
         let fim = ctx.fim.current();
@@ -383,8 +383,8 @@ impl super::Source for FileSource {
         Box::new(FileEventsSubscriber::new(
             counters,
             ctx.fim.clone(),
-            ctx.flags.u64("read_max"),
-            ctx.flags.u64("hash_cache_max") as usize,
+            ctx.flags.read_max(),
+            ctx.flags.hash_cache_max() as usize,
         ))
     }
     /// New prefixes go in before old ones go out, so nothing still watched is uncovered in

@@ -285,7 +285,7 @@ impl super::Source for ProcessSource {
         }
     }
     fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
-        !ctx.flags.bool("disable_events") && ctx.flags.bool("enable_process_events")
+        !ctx.flags.disable_events() && ctx.flags.enable_process_events()
     }
     fn configure(&self, ctx: super::Ctx<'_>, opts: &mut LoadOptions) -> anyhow::Result<()> {
         let limit = |flag: &str, max: usize| {

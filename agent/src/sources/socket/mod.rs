@@ -235,7 +235,7 @@ impl super::Source for SocketSource {
         "socket"
     }
     fn enabled(&self, ctx: super::Ctx<'_>) -> bool {
-        !ctx.flags.bool("disable_events") && ctx.flags.bool("enable_socket_events")
+        !ctx.flags.disable_events() && ctx.flags.enable_socket_events()
     }
     fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
         let ring = w.kernel()?.take_sock_ring()?;

@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod decode;
 pub mod files;
+pub mod klog;
 pub mod sockets;
 pub mod tracefs;
 
@@ -187,6 +188,8 @@ pub struct LoadOptions {
     pub exec_env_max: u32,
     /// Which hooks may be used beyond the tracepoint base.
     pub hooks: Hooks,
+    /// The programs' aya-log level (0: off; see [`klog::level_from_flag`]).
+    pub log_level: u8,
 }
 
 /// `--ebpf_hooks`: `auto` probes the kernel for the better hooks, `tracepoint` forces the
@@ -225,6 +228,8 @@ pub struct Kernel {
     pub skipped: Vec<String>,
     /// (record kind, strategy) for every enabled event source.
     pub strategies: Vec<(EventKind, String)>,
+    /// The reader of the programs' log ring, when `--ebpf_log_level` is not off.
+    kernel_log: Option<klog::KernelLog>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -312,6 +317,7 @@ impl Kernel {
             .override_global(globals::ARGS_LIMIT, &opts.exec_args_max, true)
             .override_global(globals::ENV_LIMIT, &opts.exec_env_max, true)
             .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
+            .override_global(aya_log::LEVEL, &opts.log_level, true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::SOCK_RING, opts.ring_buffer_bytes)
@@ -443,11 +449,17 @@ impl Kernel {
         if opts.enabled.contains(&EventKind::Socket) {
             strategies.push((EventKind::Socket, STRATEGY_TRACEPOINT.into()));
         }
+        let kernel_log = if opts.log_level > 0 {
+            Some(klog::KernelLog::init(&mut ebpf)?)
+        } else {
+            None
+        };
         Ok(Self {
             ebpf,
             offsets,
             skipped,
             strategies,
+            kernel_log,
         })
     }
 
@@ -458,6 +470,11 @@ impl Kernel {
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|(_, s)| s.as_str())
+    }
+
+    /// The reader of the programs' log ring (once), if kernel logging is on.
+    pub fn take_kernel_log(&mut self) -> Option<klog::KernelLog> {
+        self.kernel_log.take()
     }
 
     pub fn take_process_ring(&mut self) -> Result<RingBuf<MapData>> {
