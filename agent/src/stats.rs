@@ -15,7 +15,16 @@ use crate::storage::{
 
 pub const META_STATS: &[u8] = b"stats";
 
+/// A heartbeat older than this means the daemon that wrote it is not capturing.
+pub const HEARTBEAT_STALE_NS: u64 = 10_000_000_000;
+
 pub use crate::rt::counters::{Counter, PublisherCounters, SubscriberCounters};
+
+/// The `event_drops` reason of an interval in which no daemon was capturing (stopped, crashed,
+/// starting): one row per interval, `count` 1 (the events of a blind interval are unknown).
+pub const REASON_AGENT_DOWN: &str = "agent_down";
+/// The publisher name of agent-wide rows (`agent_down`).
+pub const PUBLISHER_AGENT: &str = "osprey";
 
 /// The `event_drops` reason of rows removed by retention.
 pub const REASON_EXPIRED: &str = "expired";
@@ -72,6 +81,15 @@ impl Snapshot {
         Ok(store
             .get_meta(META_STATS)?
             .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Whether the daemon that wrote this snapshot is still running: it said so, its pid
+    /// exists, and its last heartbeat (written once a second) is recent. A daemon killed by
+    /// SIGKILL leaves `running = true` behind; this is false for it.
+    pub fn is_live(&self, now_ns: u64) -> bool {
+        self.running
+            && std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+            && now_ns.saturating_sub(self.updated_ns) < HEARTBEAT_STALE_NS
     }
 
     pub fn save(&self, store: &Store) -> Result<(), StorageError> {

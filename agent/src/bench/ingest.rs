@@ -166,7 +166,7 @@ pub fn ingest_bench(dir: &Path, events: u64, sync: bool) -> Result<IngestBench, 
     let store = Arc::new(Store::open_primary(dir)?);
     let pub_counters = Arc::new(PublisherCounters::default());
     let sub_counters = Arc::new(SubscriberCounters::default());
-    let (queue, rx) = pipeline::queue(65_536, WhenFull::Block, pub_counters.clone());
+    let (queue, rx) = pipeline::queue(65_536, 1 << 24, WhenFull::Block, pub_counters.clone());
     let cfg = WriterConfig {
         batch_events: 4096,
         batch_time: Duration::from_millis(50),

@@ -75,6 +75,7 @@ pub fn run(
     );
     reporter.hooks = std::mem::take(&mut w.hooks);
     reporter.active = w.active.iter().map(|s| s.publisher()).collect();
+    reporter.record_downtime(crate::sys::now_ns());
     reporter.tick(true);
     // Before the pidfile: `osprey query` may look at osquery_flags as soon as it exists.
     control.persist(&store, true);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::{
     sources::{self, Source},
     stats::{self, DropCount, DropWindow, Snapshot, Stats},
-    storage::{CF_DROPS, Store, event_key},
+    storage::{CF_DROPS, Store, WriteKind, event_key},
     sys::ebpf::DropCounters,
 };
 
@@ -25,6 +25,11 @@ pub struct Reporter {
     last_totals: std::collections::BTreeMap<(String, String, String), u64>,
     last_tick_ns: u64,
     window_seq: u64,
+    /// Loss totals of the daemons before this one (from the last persisted snapshot), so
+    /// that totals count since the database was created.
+    base: Vec<DropCount>,
+    /// The last snapshot of the previous daemon on this database, if any.
+    previous: Option<Snapshot>,
 }
 
 impl Reporter {
@@ -35,7 +40,21 @@ impl Reporter {
         started_ns: u64,
         sources: &[&'static dyn Source],
     ) -> Self {
+        let previous = match Snapshot::load(&store) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("reading the previous counters: {e}; loss totals restart at 0");
+                None
+            }
+        };
+        let base = previous
+            .as_ref()
+            .map(|p| p.drops.clone())
+            .unwrap_or_default();
         Self {
+            last_totals: stats::totals(&base),
+            base,
+            previous,
             store,
             stats,
             kernel_drops,
@@ -44,13 +63,63 @@ impl Reporter {
             hooks: Vec::new(),
             active: Vec::new(),
             sources: sources.to_vec(),
-            last_totals: Default::default(),
             last_tick_ns: started_ns,
-            window_seq: 0,
+            // Unique per start: windows of two daemons never share a key.
+            window_seq: started_ns,
         }
     }
 
+    /// Records the blind interval before this start: from the previous daemon's last
+    /// heartbeat to `resumed_ns`, when capture resumed. One `agent_down` row, and its total.
+    pub fn record_downtime(&mut self, resumed_ns: u64) {
+        let Some(prev) = &self.previous else {
+            return; // a new database: nothing was captured before, nothing was missed
+        };
+        let how = if prev.running {
+            "it did not stop cleanly (killed or crashed)"
+        } else {
+            "it was stopped"
+        };
+        log::warn!(
+            "no capture from {} to {} (the previous daemon, pid {}: {how}); recorded as agent_down",
+            prev.updated_ns / 1_000_000_000,
+            resumed_ns.div_ceil(1_000_000_000),
+            prev.pid
+        );
+        let w = DropWindow {
+            start_ns: prev.updated_ns,
+            end_ns: resumed_ns,
+            publisher: stats::PUBLISHER_AGENT.into(),
+            event_type: "any".into(),
+            reason: stats::REASON_AGENT_DOWN.into(),
+            count: 1,
+        };
+        self.window_seq += 1;
+        let item = (CF_DROPS, event_key(w.end_ns, self.window_seq), w.encode());
+        if let Err(e) = self.store.write_as(&[item], true, WriteKind::Bookkeeping) {
+            log::error!("saving the agent_down window: {e}");
+        }
+        merge(
+            &mut self.base,
+            &[DropCount {
+                publisher: stats::PUBLISHER_AGENT.into(),
+                event_type: "any".into(),
+                reason: stats::REASON_AGENT_DOWN.into(),
+                cpu: -1,
+                count: 1,
+            }],
+        );
+        self.last_totals = stats::totals(&self.base);
+    }
+
+    /// This daemon's counters plus the totals of the daemons before it.
     fn drops(&self) -> Vec<DropCount> {
+        let mut out = self.base.clone();
+        merge(&mut out, &self.own_drops());
+        out
+    }
+
+    fn own_drops(&self) -> Vec<DropCount> {
         let mut out = Vec::new();
         if let Some(k) = &self.kernel_drops {
             match k.read() {
@@ -176,12 +245,29 @@ impl Reporter {
                         (CF_DROPS, event_key(w.end_ns, self.window_seq), w.encode())
                     })
                     .collect();
-                if let Err(e) = self.store.write(&items, false) {
-                    log::warn!("saving drop windows: {e}");
+                if let Err(e) = self.store.write_as(&items, false, WriteKind::Bookkeeping) {
+                    // Not lost: the next tick writes one wider window from the same start.
+                    log::warn!("saving drop windows (retried next second): {e}");
+                    return;
                 }
             }
         }
         self.last_totals = totals;
         self.last_tick_ns = now;
+    }
+}
+
+/// Adds `more` into `into`, row by row (publisher, event type, reason, CPU).
+fn merge(into: &mut Vec<DropCount>, more: &[DropCount]) {
+    for d in more {
+        match into.iter_mut().find(|x| {
+            x.publisher == d.publisher
+                && x.event_type == d.event_type
+                && x.reason == d.reason
+                && x.cpu == d.cpu
+        }) {
+            Some(x) => x.count += d.count,
+            None => into.push(d.clone()),
+        }
     }
 }

@@ -8,12 +8,11 @@ use std::{
 };
 
 use anyhow::Result;
-use crossbeam_channel::Receiver;
 
 use crate::{
     config::Live,
     flags::Flags,
-    pipeline::{self, Event, Queue, WhenFull, WriterConfig},
+    pipeline::{self, Queue, QueueReceiver, WhenFull, WriterConfig},
     rt::{
         Watch,
         counters::{PublisherCounters, SubscriberCounters},
@@ -36,7 +35,7 @@ pub struct Wiring {
     subscriber_counters: Vec<Arc<SubscriberCounters>>,
     /// One sender per source into the writer's queue.
     pub queues: Vec<Queue>,
-    rx: Option<Receiver<Event>>,
+    rx: Option<QueueReceiver>,
     pub kernel: Option<Kernel>,
     pub kernel_drops: Option<DropCounters>,
     /// (publisher, hook strategy) of the kernel sources in use.
@@ -64,6 +63,7 @@ impl Wiring {
         }
         let (first, rx) = pipeline::queue(
             flags.event_queue_size() as usize,
+            flags.event_queue_bytes(),
             WhenFull::from_flag(flags.event_queue_policy()),
             Arc::default(),
         );

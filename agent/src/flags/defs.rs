@@ -90,6 +90,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "event_queue_bytes",
+        ty: Int,
+        default: "16777216",
+        description: "Most bytes the events in the queue between the kernel reader and the storage writer may hold (an exec with thousands of arguments holds ~100 KB); full is handled by event_queue_policy like a full count",
+        shell_only: false,
+    },
+    FlagDef {
         name: "event_queue_policy",
         ty: Choice(&["block", "drop_newest"]),
         default: "block",

@@ -38,7 +38,8 @@ macro_rules! accessors {
 accessors! {
     u64: [
         events_max, events_expiry, events_max_bytes, storage_batch_ms, storage_batch_events,
-        ring_buffer_bytes, read_max, hash_cache_max, event_queue_size, config_refresh,
+        ring_buffer_bytes, read_max, hash_cache_max, event_queue_size, event_queue_bytes,
+        config_refresh,
         exec_args_max, exec_env_max,
     ],
     bool: [

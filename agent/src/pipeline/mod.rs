@@ -7,7 +7,10 @@
 //! Every hand-off counts what it passes and what it loses ([`crate::stats`]).
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -47,27 +50,108 @@ impl WhenFull {
     }
 }
 
-/// The sending side of the bounded queue between a publisher and the writer.
+impl Event {
+    /// What the event holds in memory, in bytes (the struct and its strings): the unit of
+    /// `--event_queue_bytes`.
+    pub fn approx_bytes(&self) -> u64 {
+        let strs = |v: &[&String]| v.iter().map(|s| s.capacity()).sum::<usize>();
+        let list = |v: &[String]| v.iter().map(|s| s.capacity() + 24).sum::<usize>();
+        let heap = match self {
+            Self::Process(p) => strs(&[&p.path, &p.cwd]) + list(&p.argv) + list(&p.env),
+            Self::File(f) => strs(&[
+                &f.action,
+                &f.operation,
+                &f.target_path,
+                &f.other_path,
+                &f.category,
+                &f.syscall,
+            ]),
+            Self::Socket(s) => strs(&[
+                &s.action,
+                &s.syscall,
+                &s.path,
+                &s.local_address,
+                &s.remote_address,
+                &s.socket,
+            ]),
+        };
+        (size_of::<Self>() + heap) as u64
+    }
+}
+
+/// What the queue holds: events by count (the channel's capacity) and by bytes.
+#[derive(Debug, Default)]
+struct Budget {
+    bytes: AtomicU64,
+    /// Set when the receiver is gone: a blocked sender stops waiting.
+    closed: AtomicBool,
+}
+
+/// The sending side of the bounded queue between a publisher and the writer. It is bounded
+/// twice: by count (`--event_queue_size`) and by the bytes the queued events hold
+/// (`--event_queue_bytes`; one event larger than the whole budget still passes alone).
 #[derive(Debug, Clone)]
 pub struct Queue {
-    tx: Sender<Event>,
+    tx: Sender<(Event, u64)>,
     policy: WhenFull,
     counters: Arc<PublisherCounters>,
+    budget: Arc<Budget>,
+    max_bytes: u64,
+}
+
+/// The receiving side: hands events to the writer and gives their bytes back to the budget.
+#[derive(Debug)]
+pub struct QueueReceiver {
+    rx: Receiver<(Event, u64)>,
+    budget: Arc<Budget>,
+}
+
+impl Drop for QueueReceiver {
+    fn drop(&mut self) {
+        self.budget.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl QueueReceiver {
+    fn take(&self, (ev, bytes): (Event, u64)) -> Event {
+        self.budget.bytes.fetch_sub(bytes, Ordering::SeqCst);
+        ev
+    }
+    pub fn recv(&self) -> Result<Event, RecvTimeoutError> {
+        self.rx
+            .recv()
+            .map(|m| self.take(m))
+            .map_err(|_| RecvTimeoutError::Disconnected)
+    }
+    pub fn recv_timeout(&self, d: Duration) -> Result<Event, RecvTimeoutError> {
+        self.rx.recv_timeout(d).map(|m| self.take(m))
+    }
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        self.rx.try_recv().map(|m| self.take(m))
+    }
+    /// Bytes the queued events hold now.
+    pub fn queued_bytes(&self) -> u64 {
+        self.budget.bytes.load(Ordering::SeqCst)
+    }
 }
 
 pub fn queue(
     capacity: usize,
+    max_bytes: u64,
     policy: WhenFull,
     counters: Arc<PublisherCounters>,
-) -> (Queue, Receiver<Event>) {
+) -> (Queue, QueueReceiver) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let budget = Arc::new(Budget::default());
     (
         Queue {
             tx,
             policy,
             counters,
+            budget: budget.clone(),
+            max_bytes: max_bytes.max(1),
         },
-        rx,
+        QueueReceiver { rx, budget },
     )
 }
 
@@ -75,20 +159,51 @@ impl Queue {
     /// Another sender into the same writer queue, counting for another publisher.
     pub fn for_publisher(&self, counters: Arc<PublisherCounters>) -> Self {
         Self {
-            tx: self.tx.clone(),
-            policy: self.policy,
             counters,
+            ..self.clone()
+        }
+    }
+
+    /// Takes `bytes` from the budget; false when there is no room now.
+    fn reserve(&self, bytes: u64) -> bool {
+        let b = &self.budget.bytes;
+        let mut cur = b.load(Ordering::SeqCst);
+        loop {
+            if cur > 0 && cur.saturating_add(bytes) > self.max_bytes {
+                return false;
+            }
+            match b.compare_exchange(cur, cur + bytes, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
         }
     }
 
     /// Hands an event on. Returns false once the writer has gone away (then the event is
     /// counted as lost too).
     pub fn push(&self, ev: Event) -> bool {
+        let bytes = ev.approx_bytes();
+        while !self.reserve(bytes) {
+            match self.policy {
+                WhenFull::DropNewest => {
+                    self.counters.queue_full.add(1);
+                    return true;
+                }
+                WhenFull::Block => {
+                    if self.budget.closed.load(Ordering::SeqCst) {
+                        self.counters.queue_full.add(1);
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
         let sent = match self.policy {
-            WhenFull::Block => self.tx.send(ev).is_ok(),
-            WhenFull::DropNewest => match self.tx.try_send(ev) {
+            WhenFull::Block => self.tx.send((ev, bytes)).is_ok(),
+            WhenFull::DropNewest => match self.tx.try_send((ev, bytes)) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
+                    self.budget.bytes.fetch_sub(bytes, Ordering::SeqCst);
                     self.counters.queue_full.add(1);
                     return true;
                 }
@@ -96,6 +211,7 @@ impl Queue {
             },
         };
         if !sent {
+            self.budget.bytes.fetch_sub(bytes, Ordering::SeqCst);
             self.counters.queue_full.add(1);
         }
         sent
@@ -128,7 +244,7 @@ pub struct WriterConfig {
 /// one to RocksDB and counts it. Returns once every batch is committed.
 pub fn run_writer(
     store: Arc<Store>,
-    rx: Receiver<Event>,
+    rx: QueueReceiver,
     mut subs: Vec<Box<dyn Subscriber>>,
     cfg: WriterConfig,
 ) {
@@ -137,7 +253,7 @@ pub fn run_writer(
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot read the seq reservation: {e}; no event will be stored");
-            for ev in rx.iter() {
+            while let Ok(ev) = rx.recv() {
                 drop(ev);
                 for c in &counters {
                     c.write_errors.add(1);
@@ -186,7 +302,7 @@ enum Sink {
 
 fn build_batches(
     store: &Store,
-    rx: &Receiver<Event>,
+    rx: &QueueReceiver,
     subs: &mut [Box<dyn Subscriber>],
     counters: &[Arc<SubscriberCounters>],
     mut seq: SeqAllocator,
@@ -219,7 +335,7 @@ fn build_batches(
     loop {
         let msg = match deadline {
             Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            None => rx.recv(),
         };
         let mut done = false;
         match msg {
@@ -327,7 +443,12 @@ mod tests {
 
     fn run(store: &Arc<Store>, n: u32, batch_events: usize) -> Arc<SubscriberCounters> {
         let counters = Arc::new(SubscriberCounters::default());
-        let (q, rx) = queue(64, WhenFull::Block, Arc::new(PublisherCounters::default()));
+        let (q, rx) = queue(
+            64,
+            u64::MAX,
+            WhenFull::Block,
+            Arc::new(PublisherCounters::default()),
+        );
         let producer = std::thread::spawn(move || {
             for pid in 0..n {
                 let ev = ProcessEvent {
@@ -422,5 +543,77 @@ mod tests {
         let counters = run(&store, 10, 64);
         assert_eq!(counters.events.get(), 5);
         assert_eq!(stored(&store).len(), 5);
+    }
+
+    fn big(pid: u32) -> Event {
+        Event::Process(ProcessEvent {
+            pid,
+            argv: vec!["x".repeat(10_000)],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes_and_drop_newest_counts_what_does_not_fit() {
+        let counters = Arc::new(PublisherCounters::default());
+        let one = big(0).approx_bytes();
+        assert!(one > 10_000, "{one}");
+        // Room for three such events by bytes, for 1000 by count.
+        let (q, rx) = queue(
+            1000,
+            3 * one + one / 2,
+            WhenFull::DropNewest,
+            counters.clone(),
+        );
+        for pid in 0..10 {
+            assert!(q.push(big(pid)));
+        }
+        assert_eq!(counters.queue_full.get(), 7);
+        assert_eq!(rx.queued_bytes(), 3 * one);
+        let pids: Vec<u32> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e {
+                Event::Process(p) => p.pid,
+                _ => u32::MAX,
+            })
+            .collect();
+        assert_eq!(pids, [0, 1, 2]);
+        assert_eq!(rx.queued_bytes(), 0);
+        // An event larger than the whole budget still passes alone.
+        let (q, rx) = queue(1000, 10, WhenFull::DropNewest, counters.clone());
+        assert!(q.push(big(1)));
+        assert!(q.push(big(2)));
+        assert_eq!(counters.queue_full.get(), 8);
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_blocked_sender_waits_for_bytes_and_gives_up_when_the_writer_is_gone() {
+        let counters = Arc::new(PublisherCounters::default());
+        let one = big(0).approx_bytes();
+        let (q, rx) = queue(1000, 2 * one, WhenFull::Block, counters.clone());
+        let producer = std::thread::spawn(move || {
+            for pid in 0..50 {
+                assert!(q.push(big(pid)));
+            }
+            q
+        });
+        let mut got = Vec::new();
+        let mut max_seen = 0;
+        while got.len() < 50 {
+            max_seen = max_seen.max(rx.queued_bytes());
+            if let Ok(Event::Process(p)) = rx.recv_timeout(Duration::from_secs(10)) {
+                got.push(p.pid);
+            }
+        }
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+        assert!(max_seen <= 2 * one, "{max_seen}");
+        assert_eq!(counters.queue_full.get(), 0);
+        let q = producer.join().unwrap();
+        // The budget is full and the writer goes away: the sender stops, counting the event.
+        assert!(q.push(big(100)));
+        assert!(q.push(big(101)));
+        drop(rx);
+        assert!(!q.push(big(102)));
+        assert_eq!(counters.queue_full.get(), 1);
     }
 }

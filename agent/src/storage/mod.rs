@@ -402,8 +402,19 @@ impl Store {
         items: &[(&str, [u8; 16], Vec<u8>)],
         sync: bool,
     ) -> Result<(), StorageError> {
+        self.write_as(items, sync, WriteKind::Data)
+    }
+
+    /// [`Store::write`] for small bookkeeping rows (drop windows), which may use part of the
+    /// reserve: on a full disk the loss must still be recorded.
+    pub fn write_as(
+        &self,
+        items: &[(&str, [u8; 16], Vec<u8>)],
+        sync: bool,
+        kind: WriteKind,
+    ) -> Result<(), StorageError> {
         let bytes: usize = items.iter().map(|(_, k, v)| k.len() + v.len()).sum();
-        self.ensure_space(bytes as u64, WriteKind::Data)?;
+        self.ensure_space(bytes as u64, kind)?;
         let mut b = WriteBatch::default();
         // One handle lookup per run of rows for the same table, not one per row.
         let mut current: Option<(&str, Arc<BoundColumnFamily<'_>>)> = None;

@@ -26,7 +26,10 @@ use std::{
 use rocksdb::{BoundColumnFamily, ReadOptions};
 
 use super::{StorageError, Store, event_key};
-use crate::rt::{Shutdown, counters::SubscriberCounters};
+use crate::{
+    rt::{Shutdown, counters::SubscriberCounters},
+    sys::Clock,
+};
 
 /// The limits of every event table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +55,9 @@ pub struct RetentionConfig {
     pub interval: Duration,
     /// The event tables to keep in bounds, each with the counters its removals go to.
     pub tables: Vec<(&'static str, Arc<SubscriberCounters>)>,
+    /// "Now" for expiry: the same mapping the publishers give event times
+    /// ([`crate::sys::Clock`]), so a wall-clock step cannot expire new events.
+    pub clock: Clock,
 }
 
 impl RetentionConfig {
@@ -62,6 +68,7 @@ impl RetentionConfig {
             limits,
             interval: Self::DEFAULT_INTERVAL,
             tables,
+            clock: Clock::now(),
         }
     }
 }
@@ -92,7 +99,7 @@ pub fn run(store: Arc<Store>, cfg: RetentionConfig, shutdown: Shutdown) {
         let mut last_error_log: Option<Instant> = None;
         loop {
             for (table, counters) in &cfg.tables {
-                match enforce(&store, table, &cfg.limits, crate::sys::now_ns()) {
+                match enforce(&store, table, &cfg.limits, cfg.clock.now_wall_ns()) {
                     Ok(Some(r)) => {
                         counters.expired.add(r.rows);
                         log::debug!(
@@ -447,5 +454,45 @@ mod tests {
         shutdown.trigger();
         h.join().unwrap();
         assert_eq!(counters.expired.get(), 30);
+    }
+
+    /// One time base: after the wall clock steps forward by twice `events_expiry`, events
+    /// timed through the shared clock after the step are not expired by retention reading
+    /// "now" through the same clock (with a per-publisher offset fixed at start, they all were).
+    #[test]
+    fn a_clock_step_past_the_expiry_expires_no_new_event() {
+        use crate::sys::clock_testing::Stepped;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(Store::open_primary(dir.path()).unwrap());
+        let src = Stepped::at(1_000 * SEC as i64, 10 * SEC as i64);
+        let clock = Clock::with_source(Box::new(src.clone()));
+        let counters = Arc::new(SubscriberCounters::default());
+        let mut cfg = RetentionConfig::new(
+            Limits {
+                expiry_secs: 60,
+                ..Default::default()
+            },
+            vec![(T, counters.clone())],
+        );
+        cfg.clock = clock.clone();
+        let put = |mono: u64, seq: u64| {
+            let t = clock.wall_ns(mono);
+            s.write(&[(T, event_key(t, seq), vec![1])], false).unwrap();
+            t / SEC
+        };
+        let old = put(10 * SEC, 1);
+        assert_eq!(old, 1_000);
+        // Two minutes later by the wall clock, one second later by the kernel's.
+        src.step_wall(120 * SEC as i64);
+        src.advance(SEC as i64);
+        let new = put(11 * SEC, 2);
+        assert_eq!(new, 1_121);
+        let removed = enforce(&s, T, &cfg.limits, cfg.clock.now_wall_ns()).unwrap();
+        assert_eq!(
+            removed.map(|r| r.rows),
+            Some(1),
+            "only the event before the step"
+        );
+        assert_eq!(times(&s), vec![1_121]);
     }
 }

@@ -7,25 +7,10 @@
 pub mod ebpf;
 pub mod procfs;
 
-/// Converts kernel clocks to wall time.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    mono_to_real_ns: i128,
-}
-
-impl Clock {
-    pub fn now() -> Self {
-        Self {
-            mono_to_real_ns: monotonic_to_realtime_offset_ns(),
-        }
-    }
-    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
-        if mono_ns == 0 {
-            return 0;
-        }
-        u64::try_from(i128::from(mono_ns) + self.mono_to_real_ns).unwrap_or(0)
-    }
-}
+mod clock;
+#[cfg(test)]
+pub use clock::testing as clock_testing;
+pub use clock::{Clock, ClockSource, SystemClocks};
 
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns `bpf_ktime_get_ns()` into wall time.
 pub fn monotonic_to_realtime_offset_ns() -> i128 {

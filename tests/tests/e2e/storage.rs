@@ -334,3 +334,80 @@ fn retention_keeps_events_max_rows_and_reports_them_as_expired_not_lost() {
     let log = d.stop();
     assert!(log.contains("stopped cleanly"), "{log}");
 }
+
+/// Blind time is data: a SIGKILL leaves `osquery_events.active` false (the dead daemon's last
+/// snapshot says running), the restart records one `agent_down` window from the killed
+/// daemon's last heartbeat to the moment capture resumed, and loss totals survive restarts
+/// (the `agent_down` total counts every blind interval since the database was created).
+#[test]
+fn sigkill_and_restart_leave_agent_down_windows_and_totals_survive() {
+    if !privileged() {
+        return;
+    }
+    let active = |db: &Path| {
+        let rows = query_at(
+            db,
+            "SELECT active FROM osquery_events WHERE name = 'ebpf_process'",
+        );
+        s(&rows[0], "active").to_owned()
+    };
+    let down_rows = |db: &Path| {
+        query_at(
+            db,
+            "SELECT window_start, window_end, count FROM event_drops \
+             WHERE reason = 'agent_down' AND publisher = 'osprey' AND window_start > 0 \
+             ORDER BY window_end",
+        )
+        .iter()
+        .map(|r| {
+            let n = |k: &str| s(r, k).parse::<u64>().expect("a number");
+            (n("window_start"), n("window_end"), n("count"))
+        })
+        .collect::<Vec<_>>()
+    };
+    let down_total = |db: &Path| {
+        count_at(
+            db,
+            "SELECT coalesce(sum(count), 0) AS n FROM event_drops \
+             WHERE reason = 'agent_down' AND window_start = 0",
+        )
+    };
+
+    // A new database: nothing was missed before the first start.
+    let d = Daemon::start(&[]);
+    assert_eq!(active(&d.db), "1");
+    assert_eq!(down_rows(&d.db), []);
+    // Two heartbeats, so the last one is at most a second before the kill.
+    std::thread::sleep(Duration::from_millis(2_200));
+    let killed_at = now_ns() / 1_000_000_000;
+    let killed = d.kill9();
+    assert_eq!(active(&killed.db), "0", "a killed daemon is not active");
+
+    std::thread::sleep(Duration::from_secs(3));
+    let restart_at = now_ns().div_ceil(1_000_000_000);
+    let d = killed.restart(&[]);
+    let up_at = now_ns().div_ceil(1_000_000_000);
+    let rows = down_rows(&d.db);
+    assert_eq!(rows.len(), 1, "{rows:?}\n{}", d.log());
+    let (start, end, n) = rows[0];
+    assert_eq!(n, 1);
+    // From the last heartbeat (at most ~1 s before the kill) to the restart.
+    assert!(
+        start <= killed_at && start + 2 >= killed_at,
+        "start {start}, kill {killed_at}"
+    );
+    assert!(
+        end >= restart_at && end <= up_at,
+        "end {end}, restart {restart_at}..{up_at}"
+    );
+    assert_eq!(down_total(&d.db), 1);
+    assert!(d.log().contains("did not stop cleanly"), "{}", d.log());
+
+    // A clean stop is a blind interval too; the totals keep counting across restarts.
+    let stopped = d.stop_keep();
+    let d = stopped.restart(&[]);
+    assert_eq!(down_rows(&d.db).len(), 2);
+    assert_eq!(down_total(&d.db), 2);
+    assert_eq!(active(&d.db), "1");
+    d.stop();
+}

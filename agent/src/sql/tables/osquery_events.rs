@@ -47,6 +47,8 @@ impl Table for OsqueryEvents {
         let snap = Snapshot::load(store)
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
+        // A crashed daemon's last snapshot says `running`: ask whether it still is.
+        let live = snap.is_live(crate::sys::now_ns());
         let mut rows = Vec::new();
         for p in &snap.publishers {
             let subs = snap
@@ -67,7 +69,7 @@ impl Table for OsqueryEvents {
                 int(subs as i64),
                 uint(p.events),
                 int(0),
-                int(i64::from(p.active && snap.running)),
+                int(i64::from(p.active && live)),
                 uint(dropped),
                 text(p.hook.clone()),
             ]));
@@ -86,7 +88,7 @@ impl Table for OsqueryEvents {
                 int(1),
                 uint(s.events),
                 int(0),
-                int(i64::from(snap.running)),
+                int(i64::from(live)),
                 uint(dropped),
                 text(""),
             ]));
