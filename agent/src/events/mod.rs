@@ -503,11 +503,16 @@ pub struct SocketEvent {
     /// A unix socket's path (`@name` for the abstract namespace).
     pub socket: String,
     pub result: i64,
+    /// The address shown (connect/accept: remote, bind: local, or the unix path) was read from
+    /// the caller's memory, because the socket itself had none: another thread of the caller
+    /// could have changed it. False when it comes from the kernel's `struct sock`.
+    pub user_address: bool,
 }
 
 impl SocketEvent {
-    /// Version 2 added cwd and env at the end; version 1 values still decode.
-    pub const FORMAT: u8 = 2;
+    /// Version 3 added `user_address` at the end; version 2 values still decode (as false:
+    /// unknown, they preferred the caller's address).
+    pub const FORMAT: u8 = 3;
 
     /// osquery's Linux `status`.
     pub fn status(&self) -> &'static str {
@@ -538,17 +543,18 @@ impl SocketEvent {
             .u64(self.local_port.into())
             .u64(self.remote_port.into())
             .str(&self.socket)
-            .i64(self.result);
+            .i64(self.result)
+            .u64(self.user_address.into());
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let (version, mut r) = Reader::new(buf)?;
-        if version != Self::FORMAT {
+        if version != 2 && version != Self::FORMAT {
             return Err(DecodeError::UnknownVersion(version));
         }
         let u16_of = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
-        Ok(Self {
+        let mut e = Self {
             time_ns: r.u64()?,
             uptime: r.u64()?,
             action: r.string()?,
@@ -567,7 +573,12 @@ impl SocketEvent {
             remote_port: u16_of(r.u64()?),
             socket: r.string()?,
             result: r.i64()?,
-        })
+            user_address: false,
+        };
+        if version >= 3 {
+            e.user_address = r.u64()? != 0;
+        }
+        Ok(e)
     }
 }
 
@@ -596,6 +607,7 @@ mod socket_tests {
             remote_port: 8080,
             socket: String::new(),
             result: -111,
+            user_address: true,
         };
         let buf = e.encode();
         assert_eq!(SocketEvent::decode(&buf).unwrap(), e);
@@ -603,5 +615,16 @@ mod socket_tests {
         for cut in 0..buf.len() {
             assert!(SocketEvent::decode(&buf[..cut]).is_err());
         }
+        // Version 2 (no user_address at the end) still decodes, as false.
+        let mut v2 = buf[..buf.len() - 1].to_vec();
+        v2[0] = 2;
+        let old = SocketEvent::decode(&v2).unwrap();
+        assert_eq!(
+            old,
+            SocketEvent {
+                user_address: false,
+                ..e
+            }
+        );
     }
 }

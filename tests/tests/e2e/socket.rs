@@ -19,16 +19,17 @@ fn row(
     remote: (&str, u16),
     status: &str,
     result: String,
+    user: u8,
 ) -> String {
     format!(
-        "{action} fd={fd} family={family} local={}:{} remote={}:{} {status} {result}",
+        "{action} fd={fd} family={family} local={}:{} remote={}:{} {status} {result} user={user}",
         local.0, local.1, remote.0, remote.1
     )
 }
 
 fn render(r: &Map<String, Value>) -> String {
     format!(
-        "{} fd={} family={} local={}:{} remote={}:{} {} {}",
+        "{} fd={} family={} local={}:{} remote={}:{} {} {} user={}",
         s(r, "action"),
         s(r, "fd"),
         s(r, "family"),
@@ -37,7 +38,8 @@ fn render(r: &Map<String, Value>) -> String {
         s(r, "remote_address"),
         s(r, "remote_port"),
         s(r, "status"),
-        s(r, "result")
+        s(r, "result"),
+        s(r, "user_address")
     )
 }
 
@@ -77,7 +79,7 @@ fn loopback_and_unix_sockets_exactly() {
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 
     let sql = format!(
-        "SELECT action, fd, family, local_address, local_port, remote_address, remote_port, status, result, socket, path, pid \
+        "SELECT action, fd, family, local_address, local_port, remote_address, remote_port, status, result, user_address, socket, path, pid \
          FROM socket_events WHERE pid = {me} AND (local_port IN ({p4}, {cp4}, {p6}, {cp6}, {cport}) \
          OR remote_port IN ({p4}, {p6}, {cport}) OR action = 'bind' OR family = 1) ORDER BY ntime"
     );
@@ -93,15 +95,19 @@ fn loopback_and_unix_sockets_exactly() {
         .collect();
     let fd = |f: i32| f.to_string();
     let want = vec![
-        // A bind to port 0 reports the port asked for; the listen shows the one given.
+        // Kernel truth: a bind to port 0 shows the port the kernel chose (the socket's own
+        // local end at exit). The refused connect's socket has no remote end any more, so
+        // its remote end is the caller's sockaddr, flagged user_address = 1; so are unix
+        // paths (the socket's path is not read from the kernel yet).
         row(
             "bind",
             fd(l4.as_raw_fd()),
             "2",
-            ("127.0.0.1", 0),
+            ("127.0.0.1", p4),
             ("0.0.0.0", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "listen",
@@ -111,6 +117,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("0.0.0.0", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "connect",
@@ -120,6 +127,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("127.0.0.1", p4),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "accept",
@@ -129,15 +137,17 @@ fn loopback_and_unix_sockets_exactly() {
             ("127.0.0.1", cp4),
             "succeeded",
             fd(a4.as_raw_fd()),
+            0,
         ),
         row(
             "bind",
             fd(l6.as_raw_fd()),
             "10",
-            ("::1", 0),
+            ("::1", p6),
             ("::", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "listen",
@@ -147,6 +157,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("::", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "connect",
@@ -156,6 +167,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("::1", p6),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "accept",
@@ -165,6 +177,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("::1", cp6),
             "succeeded",
             fd(a6.as_raw_fd()),
+            0,
         ),
         row(
             "bind",
@@ -174,6 +187,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("", 0),
             "succeeded",
             "0".into(),
+            1,
         ),
         row(
             "listen",
@@ -183,6 +197,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "connect",
@@ -192,6 +207,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("", 0),
             "succeeded",
             "0".into(),
+            1,
         ),
         row(
             "accept",
@@ -201,15 +217,17 @@ fn loopback_and_unix_sockets_exactly() {
             ("", 0),
             "succeeded",
             fd(au.as_raw_fd()),
+            0,
         ),
         row(
             "bind",
             fd(closed_fd),
             "2",
-            ("127.0.0.1", 0),
+            ("127.0.0.1", cport),
             ("0.0.0.0", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "listen",
@@ -219,6 +237,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("0.0.0.0", 0),
             "succeeded",
             "0".into(),
+            0,
         ),
         row(
             "connect",
@@ -228,6 +247,7 @@ fn loopback_and_unix_sockets_exactly() {
             ("127.0.0.1", cport),
             "failed",
             "-111".into(),
+            1,
         ),
     ];
     let got: Vec<String> = rows.iter().map(render).collect();

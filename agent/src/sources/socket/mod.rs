@@ -134,31 +134,33 @@ pub fn to_event(r: &SockRecord, clock: &Clock) -> Option<SocketEvent> {
         result: r.ret,
         ..Default::default()
     };
+    // Kernel truth first: the ends the socket itself holds at syscall exit. The caller's
+    // sockaddr (read from its memory at entry, which another of its threads can change) fills
+    // in only what the socket does not have, and the row says so (`user_address`).
+    // An IP end is the socket's only with its port: a refused connect leaves the address
+    // and clears the port.
+    let kernel_remote = r.remote_port != 0;
+    let kernel_local = r.local_port != 0;
     if let Some(g) = given {
+        let has = !g.address.is_empty() || g.port != 0;
         match op {
-            // The address asked for is the authoritative remote end of a connect…
-            SockOp::Connect => {
+            SockOp::Connect | SockOp::Accept if !kernel_remote && has => {
                 e.remote_address = g.address;
                 e.remote_port = g.port;
-                e.socket = g.unix_path;
+                e.user_address = true;
             }
-            // …and the local end of a bind (as osquery reports it: a bind to port 0 shows port
-            // 0; the port the kernel chose appears on the listen or connect that follows).
-            SockOp::Bind => {
+            // A bind that failed leaves the socket unbound: what was asked is all there is.
+            SockOp::Bind if !kernel_local && has => {
                 e.local_address = g.address;
                 e.local_port = g.port;
-                e.socket = g.unix_path;
+                e.user_address = true;
             }
-            SockOp::Accept => {
-                if !g.address.is_empty() {
-                    e.remote_address = g.address;
-                    e.remote_port = g.port;
-                }
-                if !g.unix_path.is_empty() {
-                    e.socket = g.unix_path;
-                }
-            }
-            SockOp::Listen => {}
+            _ => {}
+        }
+        // Unix paths are not read from the socket yet: always the caller's.
+        if !g.unix_path.is_empty() && op != SockOp::Listen {
+            e.socket = g.unix_path;
+            e.user_address = true;
         }
     }
     Some(e)

@@ -38,6 +38,7 @@ pub const COLUMNS: &[Column] = &[
     col("uid", BigInt),
     col("type", Integer),
     col("ntime", BigInt),
+    col("user_address", Integer),
 ];
 
 const TIME: usize = column_index(COLUMNS, "time");
@@ -79,6 +80,7 @@ pub fn row(e: &SocketEvent, seq: u64) -> Vec<Value> {
         int(e.uid),
         int(i64::from(e.sock_type)),
         uint(e.time_ns),
+        int(i64::from(e.user_address)),
     ]
 }
 
