@@ -174,8 +174,11 @@ pub struct FdRecord {
     pub fd: i32,
     /// The `struct file *` written to (see [`FileRecord::file`]).
     pub file: u64,
+    /// Its inode number now: a tracked entry whose inode differs is stale (the address was
+    /// reused by another file after a process exited without closing).
+    pub inode: u64,
 }
-const _: () = assert!(size_of::<FdRecord>() == 40);
+const _: () = assert!(size_of::<FdRecord>() == 48);
 
 /// The LPM-trie key of the in-kernel path filter.
 #[repr(C)]

@@ -725,11 +725,14 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     if !emit {
         return Ok(());
     }
+    let inode: *const u8 =
+        read_field(file as *const u8, off.file_inode).unwrap_or(core::ptr::null());
     let rec = FdRecord {
         header: header(EventKind::FileFd, pid_tgid),
         op: u32::from(op),
         fd: fd as i32,
         file,
+        inode: read_field::<u64>(inode, off.inode_ino).unwrap_or(0),
     };
     if FILE_RING.output::<FdRecord>(&rec, 0).is_err() {
         count_drop(DropSlot::FileRingFull);

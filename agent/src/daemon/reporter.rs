@@ -159,6 +159,18 @@ impl Reporter {
                 cpu: -1,
                 count: c.queue_full.get(),
             });
+            for (reason, c) in [
+                ("tracking_evicted", &c.tracking_evicted),
+                ("tracking_stale", &c.tracking_stale),
+            ] {
+                out.push(DropCount {
+                    publisher: (*name).into(),
+                    event_type: "any".into(),
+                    reason: reason.into(),
+                    cpu: -1,
+                    count: c.get(),
+                });
+            }
         }
         for (table, _, c) in &self.stats.subscribers {
             out.push(DropCount {

@@ -23,6 +23,12 @@ pub struct PublisherCounters {
     pub decode_errors: Counter,
     /// Records dropped because the queue to the subscribers was full.
     pub queue_full: Counter,
+    /// Tracked open files forgotten because the tracking table was full: their next write or
+    /// close is not reported.
+    pub tracking_evicted: Counter,
+    /// Writes not reported because their tracked file was stale (the `struct file` address
+    /// belonged to another file by then).
+    pub tracking_stale: Counter,
 }
 
 /// Live counters of one subscriber.

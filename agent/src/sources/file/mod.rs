@@ -74,23 +74,26 @@ pub struct FileDecoder {
     /// `struct file *` -> (path, inode) of files opened for writing.
     files: HashMap<u64, (String, u64)>,
     next_transaction: u64,
+    /// Counted where they happen, reported in `event_drops`.
+    counters: Arc<PublisherCounters>,
 }
 
 const FILES_MAX: usize = 65536;
 
 impl Default for FileDecoder {
     fn default() -> Self {
-        Self::new(Clock::now())
+        Self::new(Clock::now(), Arc::default())
     }
 }
 
 impl FileDecoder {
-    pub fn new(clock: Clock) -> Self {
+    pub fn new(clock: Clock, counters: Arc<PublisherCounters>) -> Self {
         Self {
             clock,
             names: syscall_names(),
             files: HashMap::new(),
             next_transaction: 1,
+            counters,
         }
     }
 
@@ -137,6 +140,8 @@ impl FileDecoder {
                 e.fd = i32::try_from(r.ret).unwrap_or(-1);
                 if r.file != 0 {
                     if self.files.len() >= FILES_MAX {
+                        // Their next write or close is not reported: counted, not silent.
+                        self.counters.tracking_evicted.add(self.files.len() as u64);
                         self.files.clear();
                     }
                     self.files.insert(r.file, (e.target_path.clone(), r.inode));
@@ -208,6 +213,13 @@ impl FileDecoder {
             // Opened before the agent started, or its open record was lost (counted there).
             return Vec::new();
         };
+        if r.inode != 0 && inode != 0 && r.inode != inode {
+            // The address now belongs to another file (the tracked one's process exited
+            // without closing it): reporting this write on the old path would be wrong.
+            self.files.remove(&r.file);
+            self.counters.tracking_stale.add(1);
+            return Vec::new();
+        }
         let mut e = self.base(r.header.pid, r.header.tid, r.header.ktime_ns);
         e.target_path = path;
         e.inode = inode;
@@ -231,7 +243,7 @@ pub fn run_publisher(
     counters: Arc<PublisherCounters>,
     shutdown: Shutdown,
 ) {
-    let mut decoder = FileDecoder::new(Clock::now());
+    let mut decoder = FileDecoder::new(Clock::now(), counters.clone());
     super::ring::run_ring_publisher(ring, queue, counters, shutdown, "file", |raw| {
         let events = match raw {
             RawRecord::File(r) => decoder.file(&r),
@@ -428,5 +440,51 @@ mod tests {
         r.ret = -13;
         r.f_mode = FMODE_CREATED;
         assert_eq!(d.file(&r)[0].action, "OPENED");
+    }
+
+    /// A write through a `struct file` address that a dead process's tracked file used to
+    /// have, now another file: not reported on the old path, and counted.
+    #[test]
+    fn a_reused_file_address_is_stale_not_misattributed() {
+        let counters = Arc::new(PublisherCounters::default());
+        let mut d = FileDecoder::new(Clock::now(), counters.clone());
+        let mut bytes = vec![0u8; size_of::<FileRecord>()];
+        bytes[0] = EventKind::File as u8;
+        let Ok(RawRecord::File(mut r)) = crate::sys::ebpf::decode::decode(&bytes) else {
+            panic!("a zeroed file record decodes")
+        };
+        r.op = FileOp::Open as u8;
+        r.ret = 3;
+        r.path[..8].copy_from_slice(b"/watch/a");
+        r.path_len = 8;
+        r.flags = 1;
+        r.file = 0xffff_8880_0000_1000;
+        r.inode = 42;
+        d.file(&r);
+        let mut fd = vec![0u8; size_of::<FdRecord>()];
+        fd[0] = EventKind::FileFd as u8;
+        let Ok(RawRecord::Fd(mut w)) = crate::sys::ebpf::decode::decode(&fd) else {
+            panic!("a zeroed fd record decodes")
+        };
+        w.op = u32::from(FileOp::Write as u8);
+        w.file = r.file;
+        w.inode = 42;
+        let same = d.fd(&w);
+        assert_eq!(
+            (
+                same.len(),
+                same[0].target_path.as_str(),
+                same[0].action.as_str()
+            ),
+            (1, "/watch/a", "UPDATED")
+        );
+        // The same address, another inode: nothing reported, one stale write counted, and the
+        // entry is forgotten.
+        w.inode = 43;
+        assert!(d.fd(&w).is_empty());
+        assert_eq!(counters.tracking_stale.get(), 1);
+        w.inode = 42;
+        assert!(d.fd(&w).is_empty());
+        assert_eq!(counters.tracking_stale.get(), 1);
     }
 }
