@@ -35,6 +35,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "busybox-static",
     "cpio",
     "bpftool",
+    // The hung-file-system e2e test: a FUSE server in Python (Debian's fusepy, on libfuse2).
+    "python3-fusepy",
+    "libfuse2",
 ];
 
 pub fn tools_dir() -> PathBuf {

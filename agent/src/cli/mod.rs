@@ -66,6 +66,11 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if cmd == "fs-worker" {
+        // Hidden: the daemon's file-system helper (sys::fsguard), one request per line.
+        crate::sys::fsguard::serve(crate::fim::fsops::handle)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     #[cfg(feature = "bench")]
     if let Some(code) = bench_command(cmd, rest)? {
         return Ok(code);

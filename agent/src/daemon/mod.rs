@@ -22,6 +22,7 @@ use crate::{
     rt::{Shutdown, supervise::Supervisor},
     sources::{self, Ctx, Source},
     storage::Store,
+    sys::fsguard::FsGuard,
 };
 use reporter::Reporter;
 
@@ -57,9 +58,13 @@ pub fn run(
     let live = control.live();
     let flags: &Flags = &live.flags;
     let sup = Supervisor::new(shutdown.clone());
+    // Subscribers' file-system calls (metadata, hashes) that may hang run here.
+    let fs = FsGuard::helpers(Duration::from_millis(flags.enrichment_timeout_ms()))
+        .context("locating this executable for the file-system helpers")?;
     let ctx = Ctx {
         flags,
         fim: control.fim(),
+        fs: &fs,
     };
     store.ensure_event_tables(&sources::event_tables(sources))?;
     let mut w = wiring::Wiring::new(sources, ctx);
@@ -88,7 +93,8 @@ pub fn run(
     let kernel = Arc::new(Mutex::new(w.kernel.take()));
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
-        move |live| wiring::follow_config(&kernel, &active, &flags, live)
+        let fs = fs.clone();
+        move |live| wiring::follow_config(&kernel, &active, &flags, &fs, live)
     });
     let reporter = Arc::new(Mutex::new(reporter));
     sup.spawn_task(&running.handle(), "reporter", {

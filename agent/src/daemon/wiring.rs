@@ -24,7 +24,10 @@ use crate::{
         Store,
         retention::{self, Limits, RetentionConfig},
     },
-    sys::ebpf::{DropCounters, Kernel},
+    sys::{
+        ebpf::{DropCounters, Kernel},
+        fsguard::FsGuard,
+    },
 };
 
 pub struct Wiring {
@@ -214,10 +217,15 @@ pub fn follow_config(
     kernel: &Mutex<Option<Kernel>>,
     active: &[&'static dyn Source],
     flags: &Flags,
+    fs: &FsGuard,
     live: &Live,
 ) {
     let fim = Watch::new(live.fim_state());
-    let ctx = Ctx { flags, fim: &fim };
+    let ctx = Ctx {
+        flags,
+        fim: &fim,
+        fs,
+    };
     let mut kernel = super::lock(kernel);
     for s in active {
         if let Some(k) = kernel.as_mut()

@@ -318,6 +318,9 @@ pub struct FileEvent {
     pub sha1: String,
     pub sha256: String,
     pub hashed: i8,
+    /// Its file system did not answer in time at ingest: metadata and hashes are missing, not
+    /// absent (`enriched` = 0 in `file_events`).
+    pub enrichment_missing: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -332,8 +335,8 @@ pub struct FileStat {
 }
 
 impl FileEvent {
-    /// Version 2 added cwd and env at the end; version 1 values still decode.
-    pub const FORMAT: u8 = 2;
+    /// Version 3 added `enrichment_missing` at the end; version 2 values still decode.
+    pub const FORMAT: u8 = 3;
 
     pub fn success(&self) -> bool {
         self.result >= 0
@@ -379,13 +382,14 @@ impl FileEvent {
         w.str(&self.md5)
             .str(&self.sha1)
             .str(&self.sha256)
-            .i64(self.hashed.into());
+            .i64(self.hashed.into())
+            .u64(self.enrichment_missing.into());
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let (version, mut r) = Reader::new(buf)?;
-        if version != Self::FORMAT {
+        if version != 2 && version != Self::FORMAT {
             return Err(DecodeError::UnknownVersion(version));
         }
         let mut e = FileEvent {
@@ -426,6 +430,9 @@ impl FileEvent {
         e.sha1 = r.string()?;
         e.sha256 = r.string()?;
         e.hashed = i8::try_from(r.i64()?).unwrap_or(-1);
+        if version >= 3 {
+            e.enrichment_missing = r.u64()? != 0;
+        }
         Ok(e)
     }
 }
@@ -470,12 +477,23 @@ mod file_tests {
             sha1: String::new(),
             sha256: String::new(),
             hashed: 0,
+            enrichment_missing: true,
         };
         let buf = e.encode();
         assert_eq!(FileEvent::decode(&buf).unwrap(), e);
         for cut in 0..buf.len() {
             assert!(FileEvent::decode(&buf[..cut]).is_err());
         }
+        // Version 2 (without the trailing flag) still decodes.
+        let mut v2 = buf[..buf.len() - 1].to_vec();
+        v2[0] = 2;
+        assert_eq!(
+            FileEvent::decode(&v2).unwrap(),
+            FileEvent {
+                enrichment_missing: false,
+                ..e
+            }
+        );
     }
 }
 

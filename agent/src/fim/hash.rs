@@ -22,7 +22,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// The three digests, lowercase hex, as osquery prints them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hashes {
     pub md5: String,
     pub sha1: String,
@@ -30,14 +30,14 @@ pub struct Hashes {
 }
 
 /// Why a file was not hashed (`hashed = 0`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Skipped {
     NotRegularFile,
     TooLarge { size: u64, read_max: u64 },
 }
 
 /// The outcome of hashing one path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Hashed {
     Done(Hashes),
     Skipped(Skipped),
@@ -63,7 +63,7 @@ impl Hashed {
 }
 
 /// What identifies one version of a file's content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FileKey {
     pub dev: u64,
     pub ino: u64,
@@ -91,7 +91,10 @@ pub fn hash_file(path: &Path, read_max: u64) -> Hashed {
 }
 
 /// The hash and, when the file did not change while it was read, the key to cache it under.
-fn hash_uncached(path: &Path, read_max: u64) -> Result<(Hashed, Option<FileKey>), String> {
+pub(super) fn hash_uncached(
+    path: &Path,
+    read_max: u64,
+) -> Result<(Hashed, Option<FileKey>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     // Never open what is not a regular file: opening a FIFO blocks until a writer comes, and
     // opening some devices has side effects. O_NONBLOCK covers a swap between stat and open.
@@ -219,6 +222,43 @@ impl HashCache {
             Ok((other, _)) => other,
             Err(e) => Hashed::Failed(e),
         }
+    }
+
+    /// [`HashCache::hash`] with every file-system step run by an `fs` worker (metadata, then
+    /// the read if the cache misses): None when the file system did not answer in time.
+    pub fn hash_guarded(
+        &mut self,
+        path: &Path,
+        read_max: u64,
+        fs: &crate::sys::fsguard::FsGuard,
+    ) -> Option<Hashed> {
+        let Some(st) = super::fsops::stat(fs, path, true)? else {
+            return Some(Hashed::Failed(format!("{}: not found", path.display())));
+        };
+        if !st.is_file {
+            return Some(Hashed::Skipped(Skipped::NotRegularFile));
+        }
+        if st.size > read_max {
+            return Some(Hashed::Skipped(Skipped::TooLarge {
+                size: st.size,
+                read_max,
+            }));
+        }
+        self.clock += 1;
+        if let Some((h, used)) = self.entries.get_mut(&st.key) {
+            *used = self.clock;
+            self.hits += 1;
+            return Some(Hashed::Done(h.clone()));
+        }
+        self.misses += 1;
+        Some(match super::fsops::hash(fs, path, read_max)? {
+            Ok((Hashed::Done(h), Some(k))) => {
+                self.insert(k, h.clone());
+                Hashed::Done(h)
+            }
+            Ok((other, _)) => other,
+            Err(e) => Hashed::Failed(e),
+        })
     }
 
     fn insert(&mut self, key: FileKey, h: Hashes) {

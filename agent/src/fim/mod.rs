@@ -4,6 +4,7 @@
 //! FIM has exactly one switch, `--enable_file_events`; `--disable_events` turns every publisher
 //! off; osquery's other FIM switches are aliases of `enable_file_events` (see `flags::ALIASES`).
 
+pub mod fsops;
 pub mod hash;
 pub mod pattern;
 

@@ -97,6 +97,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "enrichment_timeout_ms",
+        ty: Int,
+        default: "1000",
+        description: "Longest wait for a file system while adding metadata and hashes to a stored event; a file system that does not answer (a hung FUSE or network mount) is skipped for 30 s and its rows are stored without them (file_events.enriched = 0)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "event_queue_policy",
         ty: Choice(&["block", "drop_newest"]),
         default: "block",

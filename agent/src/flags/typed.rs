@@ -39,7 +39,7 @@ accessors! {
     u64: [
         events_max, events_expiry, events_max_bytes, storage_batch_ms, storage_batch_events,
         ring_buffer_bytes, read_max, hash_cache_max, event_queue_size, event_queue_bytes,
-        config_refresh,
+        config_refresh, enrichment_timeout_ms,
         exec_args_max, exec_env_max,
     ],
     bool: [

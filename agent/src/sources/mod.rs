@@ -32,7 +32,10 @@ use crate::{
         supervise::{Supervised, Supervisor},
     },
     sql::TableProvider,
-    sys::ebpf::{Kernel, LoadOptions},
+    sys::{
+        ebpf::{Kernel, LoadOptions},
+        fsguard::FsGuard,
+    },
 };
 
 /// Every event source, in the order the daemon wires them.
@@ -43,6 +46,8 @@ pub static REGISTRY: &[&dyn Source] = &[&process::SOURCE, &file::SOURCE, &socket
 pub struct Ctx<'a> {
     pub flags: &'a Flags,
     pub fim: &'a Watch<FimState>,
+    /// Where subscribers run file-system calls that may hang.
+    pub fs: &'a FsGuard,
 }
 
 /// What a source's publisher is started with.

@@ -5,6 +5,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod ebpf;
+pub mod fsguard;
 pub mod procfs;
 
 mod clock;

@@ -11,6 +11,10 @@ use std::{
 use serde_json::{Map, Value};
 use tests::{Daemon, privileged, s};
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one expected row, field by field"
+)]
 fn row(
     action: &str,
     fd: String,

@@ -1,7 +1,7 @@
 //! The file publisher (kernel file ring -> [`FileEvent`]s, with osquery's actions) and the
 //! `file_events` subscriber (category, file metadata, creation check).
 
-use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use agent_common::EventKind;
 use agent_common::file::{FdRecord, FileOp, FileRecord};
@@ -19,6 +19,7 @@ use crate::{
     sys::{
         Clock,
         ebpf::{Kernel, LoadOptions, decode::RawRecord},
+        fsguard::FsGuard,
     },
 };
 
@@ -260,6 +261,7 @@ pub fn run_publisher(
 pub struct FileEventsSubscriber {
     counters: Arc<SubscriberCounters>,
     fim: Watch<FimState>,
+    fs: FsGuard,
     hashes: HashCache,
     read_max: u64,
 }
@@ -268,32 +270,18 @@ impl FileEventsSubscriber {
     pub fn new(
         counters: Arc<SubscriberCounters>,
         fim: Watch<FimState>,
+        fs: FsGuard,
         read_max: u64,
         hash_cache_max: usize,
     ) -> Self {
         Self {
             counters,
             fim,
+            fs,
             hashes: HashCache::new(hash_cache_max),
             read_max,
         }
     }
-}
-
-fn stat(path: &str) -> Option<(FileStat, u64)> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some((
-        FileStat {
-            mode: m.mode(),
-            uid: m.uid(),
-            gid: m.gid(),
-            size: m.size(),
-            atime: m.atime(),
-            mtime: m.mtime(),
-            ctime: m.ctime(),
-        },
-        m.ino(),
-    ))
 }
 
 impl Subscriber for FileEventsSubscriber {
@@ -308,6 +296,9 @@ impl Subscriber for FileEventsSubscriber {
     }
     fn transform(&mut self, ev: &Event) -> Option<(u64, Vec<u8>)> {
         let Event::File(f) = ev else { return None };
+        if self.fs.is_helper(f.pid) {
+            return None; // the agent's own metadata and hash reads
+        }
         let live = self.fim.current();
         let category = live.matcher.category(&f.target_path)?.to_owned();
         let is_access = f.action == "ACCESSED"
@@ -319,7 +310,29 @@ impl Subscriber for FileEventsSubscriber {
         }
         let mut e = f.clone();
         e.category = category;
-        let st = stat(&e.target_path);
+        // Metadata and hashes touch the file system, which may never answer (a hung FUSE or
+        // network mount): they run on the guard's workers, and a row whose file system did
+        // not answer in time is stored without them, marked.
+        let path = std::path::PathBuf::from(&e.target_path);
+        let st = crate::fim::fsops::stat(&self.fs, &path, false).map(|st| {
+            st.map(|s| {
+                let f = FileStat {
+                    mode: s.mode,
+                    uid: s.uid,
+                    gid: s.gid,
+                    size: s.size,
+                    atime: s.atime,
+                    mtime: s.mtime,
+                    ctime: s.ctime,
+                };
+                (f, s.ino)
+            })
+        });
+        let Some(st) = st else {
+            e.enrichment_missing = true;
+            e.hashed = -1;
+            return Some((e.time_ns, e.encode()));
+        };
         if let Some((s, ino)) = st {
             e.file = Some(s);
             if e.inode == 0 {
@@ -329,14 +342,19 @@ impl Subscriber for FileEventsSubscriber {
         // osquery hashes what was created or changed in watched categories, never for
         // file_accesses; everything else says "not hashed".
         if e.success() && (e.action == "CREATED" || e.action == "UPDATED") {
-            let h = self
-                .hashes
-                .hash(std::path::Path::new(&e.target_path), self.read_max);
-            e.hashed = h.code() as i8;
-            if let Some(d) = h.hashes() {
-                e.md5 = d.md5.clone();
-                e.sha1 = d.sha1.clone();
-                e.sha256 = d.sha256.clone();
+            match self.hashes.hash_guarded(&path, self.read_max, &self.fs) {
+                Some(h) => {
+                    e.hashed = h.code() as i8;
+                    if let Some(d) = h.hashes() {
+                        e.md5 = d.md5.clone();
+                        e.sha1 = d.sha1.clone();
+                        e.sha256 = d.sha256.clone();
+                    }
+                }
+                None => {
+                    e.enrichment_missing = true;
+                    e.hashed = -1;
+                }
             }
         }
         Some((e.time_ns, e.encode()))
@@ -395,6 +413,7 @@ impl super::Source for FileSource {
         Box::new(FileEventsSubscriber::new(
             counters,
             ctx.fim.clone(),
+            ctx.fs.clone(),
             ctx.flags.read_max(),
             ctx.flags.hash_cache_max() as usize,
         ))

@@ -49,6 +49,7 @@ pub const COLUMNS: &[Column] = &[
     col("arg_gid", BigInt),
     col("uptime", BigInt),
     col("ntime", BigInt),
+    col("enriched", Integer),
 ];
 
 const TIME: usize = column_index(COLUMNS, "time");
@@ -107,6 +108,7 @@ pub fn row(e: &FileEvent, seq: u64) -> Vec<Value> {
         opt(e.arg_gid),
         uint(e.uptime),
         uint(e.time_ns),
+        int(i64::from(!e.enrichment_missing)),
     ]
 }
 

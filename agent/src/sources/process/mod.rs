@@ -17,6 +17,7 @@ use crate::{
     sys::{
         Clock,
         ebpf::{LoadOptions, decode::RawRecord},
+        fsguard::FsGuard,
         procfs::read_link,
     },
 };
@@ -158,6 +159,8 @@ pub fn run_publisher(
 #[derive(Debug)]
 pub struct ProcessEventsSubscriber {
     counters: Arc<SubscriberCounters>,
+    /// Executable metadata is read through it (a hung file system must not stop storing).
+    fs: Option<FsGuard>,
     /// pid -> (path, argv) of its last exec; bounded.
     images: HashMap<u32, (String, Vec<String>)>,
     /// path -> (when it was read, its metadata): an exec storm of one binary reads it once a
@@ -173,6 +176,7 @@ impl ProcessEventsSubscriber {
     pub fn new(counters: Arc<SubscriberCounters>) -> Self {
         Self {
             counters,
+            fs: None,
             images: HashMap::new(),
             metas: HashMap::new(),
         }
@@ -196,6 +200,31 @@ fn file_meta(path: &str) -> Option<FileMeta> {
     })
 }
 
+impl ProcessEventsSubscriber {
+    /// Reads executable metadata through `fs`.
+    pub fn with_fs(mut self, fs: FsGuard) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    fn meta(&self, path: &str) -> Option<FileMeta> {
+        match &self.fs {
+            Some(fs) => crate::fim::fsops::stat(fs, std::path::Path::new(path), true)
+                .flatten()
+                .map(|s| FileMeta {
+                    mode: s.mode,
+                    uid: s.uid,
+                    gid: s.gid,
+                    atime: s.atime,
+                    mtime: s.mtime,
+                    ctime: s.ctime,
+                    btime: s.btime,
+                }),
+            None => file_meta(path),
+        }
+    }
+}
+
 impl Subscriber for ProcessEventsSubscriber {
     fn table(&self) -> &'static str {
         TABLE
@@ -214,7 +243,7 @@ impl Subscriber for ProcessEventsSubscriber {
                 p.file = match self.metas.get(&p.path) {
                     Some((at, meta)) if p.time_ns.saturating_sub(*at) < META_TTL_NS => *meta,
                     _ => {
-                        let meta = file_meta(&p.path);
+                        let meta = self.meta(&p.path);
                         if self.metas.len() >= METAS_MAX {
                             self.metas.clear();
                         }
@@ -314,9 +343,9 @@ impl super::Source for ProcessSource {
     }
     fn subscriber(
         &self,
-        _ctx: super::Ctx<'_>,
+        ctx: super::Ctx<'_>,
         counters: Arc<SubscriberCounters>,
     ) -> Box<dyn Subscriber> {
-        Box::new(ProcessEventsSubscriber::new(counters))
+        Box::new(ProcessEventsSubscriber::new(counters).with_fs(ctx.fs.clone()))
     }
 }
