@@ -1,13 +1,14 @@
 //! The process publisher (kernel ring buffer -> [`ProcessEvent`]) and the `process_events`
 //! subscriber.
 
-use std::{collections::HashMap, os::unix::fs::MetadataExt as _, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use agent_common::EventKind;
 use aya::maps::{MapData, RingBuf};
 
 use crate::{
     events::{FileMeta, ProcessEvent, ProcessSyscall},
+    fim::fsops::{self, Stat},
     pipeline::{Event, Queue, Subscriber},
     rt::supervise::Supervised,
     rt::{
@@ -183,21 +184,17 @@ impl ProcessEventsSubscriber {
     }
 }
 
-fn file_meta(path: &str) -> Option<FileMeta> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileMeta {
-        mode: m.mode(),
-        uid: m.uid(),
-        gid: m.gid(),
-        atime: m.atime(),
-        mtime: m.mtime(),
-        ctime: m.ctime(),
-        btime: m
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64),
-    })
+/// The executable metadata `process_events` keeps, from what enrichment read.
+fn file_meta(s: Stat) -> FileMeta {
+    FileMeta {
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        atime: s.atime,
+        mtime: s.mtime,
+        ctime: s.ctime,
+        btime: s.btime,
+    }
 }
 
 impl ProcessEventsSubscriber {
@@ -209,18 +206,12 @@ impl ProcessEventsSubscriber {
 
     fn meta(&self, path: &str) -> Option<FileMeta> {
         match &self.fs {
-            Some(fs) => crate::fim::fsops::stat(fs, std::path::Path::new(path), true)
+            Some(fs) => fsops::stat(fs, std::path::Path::new(path), true)
                 .flatten()
-                .map(|s| FileMeta {
-                    mode: s.mode,
-                    uid: s.uid,
-                    gid: s.gid,
-                    atime: s.atime,
-                    mtime: s.mtime,
-                    ctime: s.ctime,
-                    btime: s.btime,
-                }),
-            None => file_meta(path),
+                .map(file_meta),
+            None => std::fs::metadata(path)
+                .ok()
+                .map(|m| file_meta(Stat::of(&m))),
         }
     }
 }
