@@ -7,7 +7,7 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::hash::{FileKey, Hashed, hash_uncached};
+use super::hash::{FileKey, HashCache, Hashed, Skipped, hash_uncached};
 use crate::sys::fsguard::FsGuard;
 
 /// What enrichment needs of a file's metadata.
@@ -72,6 +72,39 @@ pub fn hash(
     Some(serde_json::from_value(reply).unwrap_or_else(|e| Err(format!("bad reply: {e}"))))
 }
 
+/// [`HashCache::hash`] with every file-system step run by an `fs` worker (metadata, then the
+/// read if the cache misses): None when the file system did not answer in time.
+pub fn hash_cached(
+    cache: &mut HashCache,
+    fs: &FsGuard,
+    path: &Path,
+    read_max: u64,
+) -> Option<Hashed> {
+    let Some(st) = stat(fs, path, true)? else {
+        return Some(Hashed::Failed(format!("{}: not found", path.display())));
+    };
+    if !st.is_file {
+        return Some(Hashed::Skipped(Skipped::NotRegularFile));
+    }
+    if st.size > read_max {
+        return Some(Hashed::Skipped(Skipped::TooLarge {
+            size: st.size,
+            read_max,
+        }));
+    }
+    if let Some(h) = cache.cached(&st.key) {
+        return Some(Hashed::Done(h));
+    }
+    Some(match hash(fs, path, read_max)? {
+        Ok((Hashed::Done(h), Some(k))) => {
+            cache.remember(k, h.clone());
+            Hashed::Done(h)
+        }
+        Ok((other, _)) => other,
+        Err(e) => Hashed::Failed(e),
+    })
+}
+
 /// The worker's side (`osprey fs-worker`, or a test's thread): one reply per request; a
 /// request it does not understand gets `null`.
 pub fn handle(req: &Value) -> Value {
@@ -119,6 +152,18 @@ mod tests {
             Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         );
         assert_eq!(key, Some(st.key));
+        // Through the cache: the second time is a hit, checked against the metadata.
+        let mut cache = HashCache::new(10);
+        let first = hash_cached(&mut cache, &fs, &f, 100).unwrap();
+        assert_eq!(hash_cached(&mut cache, &fs, &f, 100).unwrap(), first);
+        assert_eq!(cache.stats(), (1, 1));
+        assert_eq!(
+            hash_cached(&mut cache, &fs, &f, 2).unwrap(),
+            Hashed::Skipped(Skipped::TooLarge {
+                size: 3,
+                read_max: 2
+            })
+        );
         assert_eq!(handle(&json!({"op": "nope"})), Value::Null);
         assert_eq!(handle(&Value::Null), Value::Null);
     }

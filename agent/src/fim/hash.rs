@@ -224,41 +224,25 @@ impl HashCache {
         }
     }
 
-    /// [`HashCache::hash`] with every file-system step run by an `fs` worker (metadata, then
-    /// the read if the cache misses): None when the file system did not answer in time.
-    pub fn hash_guarded(
-        &mut self,
-        path: &Path,
-        read_max: u64,
-        fs: &crate::sys::fsguard::FsGuard,
-    ) -> Option<Hashed> {
-        let Some(st) = super::fsops::stat(fs, path, true)? else {
-            return Some(Hashed::Failed(format!("{}: not found", path.display())));
-        };
-        if !st.is_file {
-            return Some(Hashed::Skipped(Skipped::NotRegularFile));
-        }
-        if st.size > read_max {
-            return Some(Hashed::Skipped(Skipped::TooLarge {
-                size: st.size,
-                read_max,
-            }));
-        }
+    /// The cached digests of the version `key`, if any (a hit or a miss is counted).
+    pub fn cached(&mut self, key: &FileKey) -> Option<Hashes> {
         self.clock += 1;
-        if let Some((h, used)) = self.entries.get_mut(&st.key) {
-            *used = self.clock;
-            self.hits += 1;
-            return Some(Hashed::Done(h.clone()));
-        }
-        self.misses += 1;
-        Some(match super::fsops::hash(fs, path, read_max)? {
-            Ok((Hashed::Done(h), Some(k))) => {
-                self.insert(k, h.clone());
-                Hashed::Done(h)
+        match self.entries.get_mut(key) {
+            Some((h, used)) => {
+                *used = self.clock;
+                self.hits += 1;
+                Some(h.clone())
             }
-            Ok((other, _)) => other,
-            Err(e) => Hashed::Failed(e),
-        })
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Keeps the digests of the version `key`.
+    pub fn remember(&mut self, key: FileKey, h: Hashes) {
+        self.insert(key, h);
     }
 
     fn insert(&mut self, key: FileKey, h: Hashes) {

@@ -342,7 +342,7 @@ impl Subscriber for FileEventsSubscriber {
         // osquery hashes what was created or changed in watched categories, never for
         // file_accesses; everything else says "not hashed".
         if e.success() && (e.action == "CREATED" || e.action == "UPDATED") {
-            match self.hashes.hash_guarded(&path, self.read_max, &self.fs) {
+            match crate::fim::fsops::hash_cached(&mut self.hashes, &self.fs, &path, self.read_max) {
                 Some(h) => {
                     e.hashed = h.code() as i8;
                     if let Some(d) = h.hashes() {
