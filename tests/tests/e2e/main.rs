@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod enrichment;
 mod file;
 mod process;
 mod socket;
