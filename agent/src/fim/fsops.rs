@@ -7,7 +7,7 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::hash::{FileKey, HashCache, Hashed, Skipped, hash_uncached};
+use super::hash::{FileKey, HashCache, Hashed, hash_uncached};
 use crate::sys::fsguard::FsGuard;
 
 /// What enrichment needs of a file's metadata.
@@ -80,29 +80,16 @@ pub fn hash_cached(
     path: &Path,
     read_max: u64,
 ) -> Option<Hashed> {
-    let Some(st) = stat(fs, path, true)? else {
-        return Some(Hashed::Failed(format!("{}: not found", path.display())));
-    };
-    if !st.is_file {
-        return Some(Hashed::Skipped(Skipped::NotRegularFile));
-    }
-    if st.size > read_max {
-        return Some(Hashed::Skipped(Skipped::TooLarge {
-            size: st.size,
-            read_max,
-        }));
-    }
-    if let Some(h) = cache.cached(&st.key) {
-        return Some(Hashed::Done(h));
-    }
-    Some(match hash(fs, path, read_max)? {
-        Ok((Hashed::Done(h), Some(k))) => {
-            cache.remember(k, h.clone());
-            Hashed::Done(h)
-        }
-        Ok((other, _)) => other,
-        Err(e) => Hashed::Failed(e),
-    })
+    cache.hash_with(
+        read_max,
+        || {
+            Some(match stat(fs, path, true)? {
+                Some(st) => Ok((st.is_file, st.size, st.key)),
+                None => Err(format!("{}: not found", path.display())),
+            })
+        },
+        || hash(fs, path, read_max),
+    )
 }
 
 /// The worker's side (`osprey fs-worker`, or a test's thread): one reply per request; a
@@ -133,6 +120,7 @@ pub fn handle(req: &Value) -> Value {
 mod tests {
     use std::time::Duration;
 
+    use super::super::hash::Skipped;
     use super::*;
     use crate::sys::fsguard::Backend;
 

@@ -192,36 +192,52 @@ impl HashCache {
 
     /// Hashes `path`, from the cache when its current metadata matches a cached version.
     pub fn hash(&mut self, path: &Path, read_max: u64) -> Hashed {
-        // The re-check: the cache is consulted only with the metadata the file has now.
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) => return Hashed::Failed(format!("{}: {e}", path.display())),
+        let hashed = self.hash_with(
+            read_max,
+            || {
+                Some(
+                    std::fs::metadata(path)
+                        .map(|m| (m.is_file(), m.size(), FileKey::of(&m)))
+                        .map_err(|e| format!("{}: {e}", path.display())),
+                )
+            },
+            || Some(hash_uncached(path, read_max)),
+        );
+        // Direct calls always answer.
+        hashed.unwrap_or_else(|| Hashed::Failed(format!("{}: no answer", path.display())))
+    }
+
+    /// The one hashing path, with its two file-system steps given: `stat` (is it a regular
+    /// file, its size, its version) and `read` (the digests and the version read). Either
+    /// returning None (no answer in time, see `fsops::hash_cached`) makes this None. The
+    /// cache is consulted only with the metadata the file has now.
+    pub fn hash_with(
+        &mut self,
+        read_max: u64,
+        stat: impl FnOnce() -> Option<Result<(bool, u64, FileKey), String>>,
+        read: impl FnOnce() -> Option<Result<(Hashed, Option<FileKey>), String>>,
+    ) -> Option<Hashed> {
+        let (is_file, size, key) = match stat()? {
+            Ok(s) => s,
+            Err(e) => return Some(Hashed::Failed(e)),
         };
-        if !meta.is_file() {
-            return Hashed::Skipped(Skipped::NotRegularFile);
+        if !is_file {
+            return Some(Hashed::Skipped(Skipped::NotRegularFile));
         }
-        if meta.size() > read_max {
-            return Hashed::Skipped(Skipped::TooLarge {
-                size: meta.size(),
-                read_max,
-            });
+        if size > read_max {
+            return Some(Hashed::Skipped(Skipped::TooLarge { size, read_max }));
         }
-        self.clock += 1;
-        let key = FileKey::of(&meta);
-        if let Some((h, used)) = self.entries.get_mut(&key) {
-            *used = self.clock;
-            self.hits += 1;
-            return Hashed::Done(h.clone());
+        if let Some(h) = self.cached(&key) {
+            return Some(Hashed::Done(h));
         }
-        self.misses += 1;
-        match hash_uncached(path, read_max) {
+        Some(match read()? {
             Ok((Hashed::Done(h), Some(k))) => {
                 self.insert(k, h.clone());
                 Hashed::Done(h)
             }
             Ok((other, _)) => other,
             Err(e) => Hashed::Failed(e),
-        }
+        })
     }
 
     /// The cached digests of the version `key`, if any (a hit or a miss is counted).
@@ -238,11 +254,6 @@ impl HashCache {
                 None
             }
         }
-    }
-
-    /// Keeps the digests of the version `key`.
-    pub fn remember(&mut self, key: FileKey, h: Hashes) {
-        self.insert(key, h);
     }
 
     fn insert(&mut self, key: FileKey, h: Hashes) {
