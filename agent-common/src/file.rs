@@ -35,6 +35,9 @@ pub enum FileOp {
     CloseWrite = 14,
     /// The first read through an fd opened read-only in a watched path (file_accesses only).
     Read = 15,
+    /// A shared writable mmap of a tracked file: its first write, as far as the kernel can
+    /// see (stores through the mapping are not syscalls).
+    MapWrite = 16,
 }
 
 impl FileOp {
@@ -55,6 +58,7 @@ impl FileOp {
             13 => Self::Write,
             14 => Self::CloseWrite,
             15 => Self::Read,
+            16 => Self::MapWrite,
             _ => return None,
         })
     }
@@ -123,6 +127,47 @@ pub mod file_flags {
     pub const WATCHED: u32 = 16;
     /// Internal: resolve the second path at exit from `p2_ptr`/`p2_dfd`.
     pub const RESOLVE_PATH2: u32 = 32;
+    /// `path` is relative to the watched folder `watch_id` (found by the identity of a kernel
+    /// object, whatever spelling the caller used); without it, `path` is absolute.
+    pub const PATH_IN_WATCH: u32 = 64;
+    /// The same for `path2` and `watch2_id`.
+    pub const PATH2_IN_WATCH: u32 = 128;
+    /// `path[base_len..]` is the caller's string, not a kernel object: the agent resolves it
+    /// (it may hold `..`, symlinks, `/proc/self`) before deciding whether it is watched.
+    pub const PATH_FROM_USER: u32 = 256;
+    /// The same for `path2[base2_len..]`.
+    pub const PATH2_FROM_USER: u32 = 512;
+    /// Internal (enter → exit of an open): the caller's path string is still to be read,
+    /// for an open that fails.
+    pub const OPEN_AT_EXIT: u32 = 1024;
+}
+
+/// `watch_id` of a path found under no watched folder.
+pub const WATCH_NONE: u32 = u32::MAX;
+
+/// A watched folder's identity: the device (the kernel's `sb->s_dev` encoding, major << 20 |
+/// minor) and inode number of the directory. The key of the `WATCHED_DIRS` map, whose value
+/// is the folder's id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct DirKey {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<DirKey>() == 16);
+
+impl DirKey {
+    /// From a userspace `st_dev` (glibc's encoding) and inode number.
+    pub const fn from_stat(st_dev: u64, ino: u64) -> Self {
+        let major = ((st_dev >> 32) & 0xffff_f000) | ((st_dev >> 8) & 0x0000_0fff);
+        let minor = ((st_dev >> 12) & 0xffff_ff00) | (st_dev & 0x0000_00ff);
+        Self {
+            ino,
+            dev: ((major as u32) << 20) | (minor as u32 & 0xf_ffff),
+            _pad: 0,
+        }
+    }
 }
 
 /// A path-based file syscall with its result.
@@ -159,17 +204,40 @@ pub struct FileRecord {
     pub p2_dfd: i32,
     /// `file->f_mode` of an opened file (open only): tells whether this open created it.
     pub f_mode: u32,
+    /// The watched folder `path` is relative to ([`file_flags::PATH_IN_WATCH`]), else
+    /// [`WATCH_NONE`].
+    pub watch_id: u32,
+    pub watch2_id: u32,
+    /// Bytes of `path` resolved from kernel objects; the rest is the caller's string
+    /// ([`file_flags::PATH_FROM_USER`]).
+    pub base_len: u32,
+    pub base2_len: u32,
     pub path: [u8; FILE_PATH_MAX],
     pub path2: [u8; FILE_PATH_MAX],
 }
-const _: () = assert!(size_of::<FileRecord>() == 24 + 16 + 16 + 40 + 16 + 2 * FILE_PATH_MAX);
+const _: () = assert!(size_of::<FileRecord>() == 24 + 16 + 16 + 40 + 16 + 16 + 2 * FILE_PATH_MAX);
+
+/// What an open's entry keeps for its exit, where the opened `struct file` decides whether
+/// it is watched (the flags the kernel clears from `f_flags`, the mode, the entry time).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OpenArgs {
+    pub ktime_ns: u64,
+    /// The user's path string and dirfd, read only if the open fails.
+    pub uptr: u64,
+    pub dfd: i32,
+    pub flags: u32,
+    pub mode: u32,
+    pub nr: u32,
+}
+const _: () = assert!(size_of::<OpenArgs>() == 32);
 
 /// First write after an open, or close after a write, on a tracked fd.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FdRecord {
     pub header: RecordHeader,
-    /// [`FileOp::Write`] or [`FileOp::CloseWrite`].
+    /// [`FileOp::Write`], [`FileOp::MapWrite`], [`FileOp::Read`] or [`FileOp::CloseWrite`].
     pub op: u32,
     pub fd: i32,
     /// The `struct file *` written to (see [`FileRecord::file`]).
@@ -177,8 +245,11 @@ pub struct FdRecord {
     /// Its inode number now: a tracked entry whose inode differs is stale (the address was
     /// reused by another file after a process exited without closing).
     pub inode: u64,
+    /// The syscall number (write, pwrite64, copy_file_range, sendfile, splice, mmap, …).
+    pub nr: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<FdRecord>() == 48);
+const _: () = assert!(size_of::<FdRecord>() == 56);
 
 /// The LPM-trie key of the in-kernel path filter.
 #[repr(C)]

@@ -32,6 +32,8 @@ pub mod maps {
     pub const SOCK_OPS: &str = "SOCK_OPS";
     /// Files opened for writing in watched paths: `struct file *` -> written?
     pub const FD_STATE: &str = "FD_STATE";
+    /// Hash of watched folders by identity: [`crate::file::DirKey`] -> folder id.
+    pub const WATCHED_DIRS: &str = "WATCHED_DIRS";
 }
 
 /// Names of the read-only globals userspace fills in before loading.
@@ -102,12 +104,18 @@ pub enum DropSlot {
     SockPendingFull = 8,
     /// A fork record was lost: the ring buffer was full.
     ForkRingFull = 9,
+    /// A file opened for writing in a watched folder could not be tracked (the fd-state map
+    /// was full): its first write and its close are not reported.
+    FileTrackingFull = 10,
+    /// A file's ancestry was deeper than the walk goes before a watched folder or the root
+    /// was reached: whether it was watched is unknown.
+    FileTooDeep = 11,
 }
 
 impl DropSlot {
     /// Number of slots; the size of the `DROPS` array.
-    pub const COUNT: u32 = 10;
-    pub const ALL: [DropSlot; 10] = [
+    pub const COUNT: u32 = 12;
+    pub const ALL: [DropSlot; 12] = [
         Self::ExecRingFull,
         Self::ExitRingFull,
         Self::ExecReadError,
@@ -118,6 +126,8 @@ impl DropSlot {
         Self::SockRingFull,
         Self::SockPendingFull,
         Self::ForkRingFull,
+        Self::FileTrackingFull,
+        Self::FileTooDeep,
     ];
 
     /// The event kind this slot counts for.
@@ -125,7 +135,11 @@ impl DropSlot {
         match self {
             Self::ExecRingFull | Self::ExecReadError => EventKind::ProcessExec,
             Self::ExitRingFull | Self::ExitReadError => EventKind::ProcessExit,
-            Self::FileRingFull | Self::FileReadError | Self::FilePendingFull => EventKind::File,
+            Self::FileRingFull
+            | Self::FileReadError
+            | Self::FilePendingFull
+            | Self::FileTrackingFull
+            | Self::FileTooDeep => EventKind::File,
             Self::SockRingFull | Self::SockPendingFull => EventKind::Socket,
             Self::ForkRingFull => EventKind::ProcessFork,
         }
@@ -141,6 +155,8 @@ impl DropSlot {
             | Self::ForkRingFull => "ring_buffer_full",
             Self::ExecReadError | Self::ExitReadError | Self::FileReadError => "kernel_read_error",
             Self::FilePendingFull | Self::SockPendingFull => "pending_map_full",
+            Self::FileTrackingFull => "tracking_map_full",
+            Self::FileTooDeep => "path_too_deep",
         }
     }
 }

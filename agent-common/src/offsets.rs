@@ -124,8 +124,14 @@ pub struct KernelOffsets {
     pub file_refcnt: u32,
     /// What to add to the raw count to get the number of references (1 for `f_ref`, else 0).
     pub file_refcnt_bias: u32,
+    /// `dentry.d_inode` (pointer).
+    pub dentry_inode: u32,
+    /// `inode.i_sb` (pointer).
+    pub inode_sb: u32,
+    /// `super_block.s_dev` (dev_t, u32).
+    pub sb_dev: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 228);
+const _: () = assert!(size_of::<KernelOffsets>() == 240);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -191,6 +197,9 @@ impl KernelOffsets {
             task_pid: Self::MISSING,
             file_refcnt: Self::MISSING,
             file_refcnt_bias: 0,
+            dentry_inode: Self::MISSING,
+            inode_sb: Self::MISSING,
+            sb_dev: Self::MISSING,
         }
     }
 }

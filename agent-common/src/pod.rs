@@ -24,3 +24,5 @@ unsafe impl aya::Pod for crate::file::FdRecord {}
 unsafe impl aya::Pod for crate::file::PathKey {}
 // SAFETY: repr(C), integers and byte arrays, explicit padding (size asserted beside it).
 unsafe impl aya::Pod for crate::socket::SockRecord {}
+// SAFETY: repr(C), integers only, explicit padding field (size asserted beside it).
+unsafe impl aya::Pod for crate::file::DirKey {}

@@ -1,23 +1,28 @@
 //! File events from syscall tracepoints.
 //!
-//! - `sys_enter_file` (attached to every path-based file syscall's `sys_enter_*`): looks up how
-//!   the syscall's arguments map ([`FileSpec`], by syscall number), resolves each path to an
-//!   absolute one in the kernel (relative paths against the dirfd or the cwd, fd targets from
-//!   the fd's `f_path`), checks it against the watched-prefix LPM trie, and parks a
-//!   [`FileRecord`] for this thread only when it is watched.
-//! - `sys_exit_file`: completes a parked record with the result and sends it.
-//! - `sys_enter_fd` (write*/close): the first write through a tracked fd, and its close.
+//! "Watched" is decided by identity, never by spelling: the walk up a kernel object's dentry
+//! ancestry (crossing mounts) looks each directory up by (device, inode) in `WATCHED_DIRS`,
+//! and the first hit names the watched folder; the path sent is the part below it. So `..`,
+//! doubled slashes, symlinked parents, bind mounts, `/proc/<pid>/cwd` and other mount
+//! namespaces all land on the same folder.
 //!
-//! Activity outside watched prefixes costs one path read, at most one directory walk, and one
-//! trie lookup on entry, and one failed hash lookup on exit.
+//! - Opens: the entry keeps the flags ([`OpenArgs`]); the exit walks the opened `struct file`.
+//! - fd-based changes (fchmod, ftruncate, …): the entry walks the fd's file.
+//! - Path-based changes (unlink, rename, mkdir, chmod, …) have no kernel object at a
+//!   tracepoint: the entry walks the dirfd or the cwd and appends the caller's string
+//!   ([`file_flags::PATH_FROM_USER`]). A plain name in a watched folder is exact; anything the
+//!   kernel cannot decide (an absolute string, a name with `/`, a name a chmod may follow) is
+//!   sent when the call succeeds and the agent resolves it.
+//! - `sys_enter_fd` (write*/close, the copy syscalls, shared writable mmap): the first write
+//!   through a tracked file, and its close.
 
 use core::ffi::c_void;
 
 use agent_common::{
     DropSlot, EventKind, KernelOffsets,
     file::{
-        FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FileOp, FileRecord, FileSpec, MAX_PATH_DEPTH,
-        MAX_SYSCALL_NR, PathKey, file_flags,
+        DirKey, FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FileOp, FileRecord, FileSpec,
+        MAX_PATH_DEPTH, MAX_SYSCALL_NR, OpenArgs, PathKey, WATCH_NONE, file_flags,
     },
     process::exec_flags,
 };
@@ -27,7 +32,7 @@ use aya_ebpf::{
         generated::{bpf_probe_read_kernel, bpf_probe_read_user_str},
     },
     macros::{map, tracepoint},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::TracePointContext,
 };
 
@@ -42,11 +47,14 @@ const AT_FDCWD: i32 = -100;
 pub(crate) const O_ACCMODE: u32 = 3;
 pub(crate) const O_CREAT: u32 = 0o100;
 pub(crate) const O_TRUNC: u32 = 0o1000;
+const PROT_WRITE: u64 = 2;
+const MAP_SHARED: u64 = 1;
 
 #[repr(C)]
 pub struct Scratch {
     pub(crate) buf: [u8; BUF],
     key: Key<PathKey>,
+    dkey: DirKey,
     walk: WalkState,
 }
 
@@ -63,6 +71,8 @@ pub struct WalkState {
     done: u64,
     /// See [`bounded_index`].
     index: u64,
+    /// The id of the watched folder the walk stopped at, or [`WATCH_NONE`].
+    matched: u64,
 }
 
 /// `BUF` rounded up to a power of two, minus one: masks every index into the scratch buffer.
@@ -91,11 +101,19 @@ static FILE_SPECS: Array<FileSpec> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
 #[map(name = "WATCHED_PATHS")]
 static WATCHED_PATHS: LpmTrie<PathKey, u8> = LpmTrie::with_max_entries(4096, 0);
 
+/// Watched folders by identity; see the module docs.
+#[map(name = "WATCHED_DIRS")]
+static WATCHED_DIRS: HashMap<DirKey, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Plain hash maps: when full, an insert fails and is counted (an LRU would evict silently).
 #[map(name = "FD_STATE")]
-pub(crate) static FD_STATE: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+pub(crate) static FD_STATE: HashMap<u64, u8> = HashMap::with_max_entries(65536, 0);
 
 #[map(name = "FILE_PENDING")]
-pub(crate) static FILE_PENDING: LruHashMap<u64, FileRecord> = LruHashMap::with_max_entries(4096, 0);
+pub(crate) static FILE_PENDING: HashMap<u64, FileRecord> = HashMap::with_max_entries(4096, 0);
+
+#[map(name = "OPEN_PENDING")]
+static OPEN_PENDING: HashMap<u64, OpenArgs> = HashMap::with_max_entries(16384, 0);
 
 #[map(name = "FILE_SCRATCH")]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
@@ -118,7 +136,7 @@ pub(crate) fn report_reads() -> bool {
 }
 
 #[inline(always)]
-fn watch_all() -> bool {
+pub(crate) fn watch_all() -> bool {
     // SAFETY: plain read of a loader-filled global; volatile keeps the placeholder unfolded.
     unsafe { core::ptr::read_volatile(&WATCH_ALL) != 0 }
 }
@@ -134,7 +152,9 @@ fn arg(ctx: &TracePointContext, off: &KernelOffsets, i: i8) -> u64 {
 }
 
 /// Writes the path of (dentry, vfsmount) so that it ends at `HALF` (exclusive) and returns
-/// where it starts. An empty result (the root) returns `HALF`.
+/// where it starts. An empty result (the root) returns `HALF`. With `check`, each directory on
+/// the way is looked up in `WATCHED_DIRS`; the walk stops at the first watched one, the path
+/// written is then the part below it, and its id is returned (else [`WATCH_NONE`]).
 #[inline(always)]
 pub(crate) fn walk(
     scratch: *mut Scratch,
@@ -142,7 +162,8 @@ pub(crate) fn walk(
     vfsmnt: *const u8,
     off: &KernelOffsets,
     rflags: &mut u32,
-) -> Result<usize, ()> {
+    check: bool,
+) -> Result<(usize, u32), ()> {
     let mnt_root: *const u8 = read_field(vfsmnt, off.vfsmount_root)?;
     // SAFETY: `scratch` is this CPU's scratch value (a successful per-CPU lookup), used by
     // this program only while it runs. Volatile accesses keep the loop state in memory.
@@ -157,6 +178,7 @@ pub(crate) fn walk(
         core::ptr::write_volatile(&raw mut (*ws).mnt_root, mnt_root as u64);
         core::ptr::write_volatile(&raw mut (*ws).pos, HALF as u64);
         core::ptr::write_volatile(&raw mut (*ws).done, 0);
+        core::ptr::write_volatile(&raw mut (*ws).matched, u64::from(WATCH_NONE));
         // Every way out of an iteration goes through the loop head (a failed read sets `done`
         // and continues): with a single exit, the states after the walk prune to one.
         macro_rules! read_or_stop {
@@ -177,6 +199,25 @@ pub(crate) fn walk(
             let dentry = core::ptr::read_volatile(&raw const (*ws).dentry) as *const u8;
             let mnt = core::ptr::read_volatile(&raw const (*ws).mnt) as *const u8;
             let root = core::ptr::read_volatile(&raw const (*ws).mnt_root) as *const u8;
+            if check {
+                let inode: u64 = read_or_stop!(dentry, off.dentry_inode);
+                // A negative dentry (no inode) is never a watched folder.
+                if inode != 0 {
+                    let inode = inode as *const u8;
+                    let ino: u64 = read_or_stop!(inode, off.inode_ino);
+                    let sb: *const u8 = read_or_stop!(inode, off.inode_sb);
+                    let dev: u32 = read_or_stop!(sb, off.sb_dev);
+                    let dkey = &raw mut (*scratch).dkey;
+                    (*dkey).ino = ino;
+                    (*dkey).dev = dev;
+                    (*dkey)._pad = 0;
+                    if let Some(id) = WATCHED_DIRS.get(&*dkey) {
+                        core::ptr::write_volatile(&raw mut (*ws).matched, u64::from(*id));
+                        core::ptr::write_volatile(&raw mut (*ws).done, 4);
+                        continue;
+                    }
+                }
+            }
             if dentry == root {
                 let parent: *const u8 = read_or_stop!(mnt, off.mount_parent);
                 if parent == mnt {
@@ -220,12 +261,13 @@ pub(crate) fn walk(
             core::ptr::write_volatile(&raw mut (*ws).dentry, parent as u64);
         }
         match core::ptr::read_volatile(&raw const (*ws).done) {
-            1 => {}
+            1 | 4 => {}
             3 => *rflags |= file_flags::PATH_UNRESOLVED,
             _ => *rflags |= file_flags::PATH_TOO_DEEP,
         }
         let pos = core::ptr::read_volatile(&raw const (*ws).pos) as usize;
-        Ok(if pos > HALF { HALF } else { pos })
+        let matched = core::ptr::read_volatile(&raw const (*ws).matched) as u32;
+        Ok((if pos > HALF { HALF } else { pos }, matched))
     }
 }
 
@@ -255,9 +297,22 @@ fn fd_path(task: *const u8, fd: i32, off: &KernelOffsets) -> Result<(*const u8, 
     Ok((mnt, dentry))
 }
 
-/// Resolves a path into `buf` and returns (start, len): the file behind `fd` when `fd >= 0`,
-/// else the user string at `uptr` (relative paths against `dfd` or the cwd). There is exactly
-/// one directory walk in here, so each program that calls this once verifies one walk.
+/// A resolved path in the scratch buffer: buf[start..start + len]. `watch` is the watched
+/// folder it lies in (then the path is relative to it) or [`WATCH_NONE`] (then absolute);
+/// `base_len` bytes come from kernel objects, the rest is the caller's string (`user`).
+#[derive(Clone, Copy)]
+pub(crate) struct Resolved {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    pub(crate) watch: u32,
+    pub(crate) base_len: usize,
+    pub(crate) user: bool,
+}
+
+/// Resolves a path into `buf`: the file behind `fd` when `fd >= 0`, else the user string at
+/// `uptr` (an absolute one as it is; a relative one appended to the walk of `dfd` or the cwd;
+/// an empty one, as with AT_EMPTY_PATH, is `dfd` itself). There is exactly one directory walk
+/// in here, so each program that calls this once verifies one walk.
 #[inline(always)]
 #[allow(
     clippy::too_many_arguments,
@@ -272,10 +327,10 @@ fn resolve(
     uptr: u64,
     off: &KernelOffsets,
     rflags: &mut u32,
-) -> Result<(usize, usize), ()> {
-    let (mnt, dentry, end) = if fd >= 0 {
+) -> Result<Resolved, ()> {
+    let (mnt, dentry, end, user) = if fd >= 0 {
         let (mnt, dentry) = fd_path(task, fd, off)?;
-        (mnt, dentry, HALF)
+        (mnt, dentry, HALF, false)
     } else {
         // SAFETY: reads at most USER_MAX bytes to buf[HALF + 1..], inside BUF.
         let n = unsafe {
@@ -291,25 +346,56 @@ fn resolve(
         let ulen = ((n - 1) as usize) & (USER_MAX - 1);
         // SAFETY: index inside BUF.
         if unsafe { *buf.add(HALF + 1) } == b'/' {
-            return Ok((HALF + 1, ulen));
+            return Ok(Resolved {
+                start: HALF + 1,
+                len: ulen,
+                watch: WATCH_NONE,
+                base_len: 0,
+                user: true,
+            });
         }
-        // SAFETY: index inside BUF.
-        unsafe { *buf.add(HALF) = b'/' };
         let (mnt, dentry) = if dfd == AT_FDCWD {
             pwd(task, off)?
         } else {
             fd_path(task, dfd, off)?
         };
-        (mnt, dentry, HALF + 1 + ulen)
+        if ulen == 0 {
+            (mnt, dentry, HALF, false)
+        } else {
+            // SAFETY: index inside BUF.
+            unsafe { *buf.add(HALF) = b'/' };
+            (mnt, dentry, HALF + 1 + ulen, true)
+        }
     };
-    let mut start = walk(scratch, dentry, mnt, off, rflags)?;
-    if fd >= 0 && start == HALF {
-        // The fd is the root directory itself.
+    let (mut start, watch) = walk(scratch, dentry, mnt, off, rflags, true)?;
+    if watch == WATCH_NONE && !user && start == HALF {
+        // The object is the root directory itself.
         start = HALF - 1;
         // SAFETY: index inside BUF.
         unsafe { *buf.add(start) = b'/' };
     }
-    Ok((start, end - start))
+    Ok(Resolved {
+        start,
+        len: end - start,
+        watch,
+        base_len: HALF - start,
+        user,
+    })
+}
+
+/// Whether buf[from..from + len] holds a `/` (bounded by USER_MAX).
+#[inline(always)]
+fn has_slash(buf: *const u8, from: usize, len: usize) -> bool {
+    for i in 0..USER_MAX {
+        if i >= len {
+            return false;
+        }
+        // SAFETY: from = HALF + 1 and i < USER_MAX: inside BUF.
+        if unsafe { *buf.add((from + i) & INDEX_MASK) } == b'/' {
+            return true;
+        }
+    }
+    false
 }
 
 /// Writes the working directory of `task` (`fs->pwd`) into `dst` (CWD_MAX bytes); returns
@@ -323,7 +409,7 @@ pub(crate) fn task_cwd(task: *const u8, dst: *mut u8, off: &KernelOffsets) -> (u
         return (0, exec_flags::CWD_UNRESOLVED);
     };
     let mut rflags = 0u32;
-    let Ok(mut start) = walk(scratch, dentry, mnt, off, &mut rflags) else {
+    let Ok((mut start, _)) = walk(scratch, dentry, mnt, off, &mut rflags, false) else {
         return (0, exec_flags::CWD_UNRESOLVED);
     };
     if start == HALF {
@@ -363,15 +449,16 @@ pub(crate) fn track_open(file: u64, flags: u32) {
     } else {
         return;
     };
-    let _ = FD_STATE.insert(&file, &state, 0);
+    if FD_STATE.insert(&file, &state, 0).is_err() {
+        count_drop(DropSlot::FileTrackingFull);
+    }
 }
 
-/// Is the path at buf[start..start+len] under a watched prefix?
+/// Is the absolute path string at buf[start..start+len] under a watched prefix as spelled?
+/// Only a hint for calls that fail (a failed call changes nothing, and its path is resolved
+/// by the agent like every caller's string).
 #[inline(always)]
-pub(crate) fn watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
-    if watch_all() {
-        return true;
-    }
+fn spelled_watched(scratch: *mut Scratch, start: usize, len: usize) -> bool {
     if start > HALF + 1 {
         return false;
     }
@@ -438,6 +525,101 @@ pub fn sys_enter_file2(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// What the entry decided: send whatever the result (a path in a watched folder, or a
+/// failed call whose spelling is watched), send only if the call succeeds (the agent resolves
+/// the caller's string), or drop.
+const SEND_ALWAYS: u32 = file_flags::WATCHED;
+const SEND_ON_SUCCESS: u32 = 2048;
+
+/// Does the last component of this operation's path name the entry itself, never a symlink's
+/// target? Then a plain name in an unwatched folder cannot reach a watched one.
+#[inline(always)]
+fn names_the_entry(op: u8) -> bool {
+    op == FileOp::Unlink as u8
+        || op == FileOp::Rmdir as u8
+        || op == FileOp::Mkdir as u8
+        || op == FileOp::Rename as u8
+        || op == FileOp::Link as u8
+        || op == FileOp::Symlink as u8
+}
+
+/// The send decision for one resolved path (see [`SEND_ALWAYS`]).
+#[inline(always)]
+fn decide(scratch: *mut Scratch, r: &Resolved, op: u8) -> u32 {
+    if r.watch != WATCH_NONE || watch_all() {
+        return SEND_ALWAYS;
+    }
+    if !r.user {
+        return 0; // a kernel object outside every watched folder
+    }
+    if r.base_len == 0 {
+        // An absolute string: the kernel cannot tell where it leads.
+        return if spelled_watched(scratch, r.start, r.len) {
+            SEND_ALWAYS
+        } else {
+            SEND_ON_SUCCESS
+        };
+    }
+    // SAFETY: this CPU's scratch slot.
+    let buf = unsafe { (*scratch).buf.as_ptr() };
+    if names_the_entry(op) && !has_slash(buf, HALF + 1, r.len - r.base_len - 1) {
+        0 // a plain name in an unwatched folder
+    } else {
+        SEND_ON_SUCCESS
+    }
+}
+
+/// Copies a resolved path into a record's `path` (second: `path2`) with its flags.
+#[inline(always)]
+fn store_path(scratch: *mut Scratch, rec: *mut FileRecord, r: &Resolved, second: bool) -> u32 {
+    let mut f = 0;
+    // SAFETY: `rec` is a per-CPU or parked record from a successful map lookup.
+    unsafe {
+        let dst = if second {
+            (*rec).path2.as_mut_ptr()
+        } else {
+            (*rec).path.as_mut_ptr()
+        };
+        let (n, cut) = copy_path(dst, scratch, r.start, r.len);
+        let base = if r.base_len > n as usize {
+            n
+        } else {
+            r.base_len as u32
+        };
+        if second {
+            (*rec).path2_len = n;
+            (*rec).base2_len = base;
+            (*rec).watch2_id = r.watch;
+        } else {
+            (*rec).path_len = n;
+            (*rec).base_len = base;
+            (*rec).watch_id = r.watch;
+        }
+        if cut {
+            f |= if second {
+                file_flags::PATH2_TRUNCATED
+            } else {
+                file_flags::PATH_TRUNCATED
+            };
+        }
+    }
+    if r.watch != WATCH_NONE {
+        f |= if second {
+            file_flags::PATH2_IN_WATCH
+        } else {
+            file_flags::PATH_IN_WATCH
+        };
+    }
+    if r.user {
+        f |= if second {
+            file_flags::PATH2_FROM_USER
+        } else {
+            file_flags::PATH_FROM_USER
+        };
+    }
+    f
+}
+
 #[inline(always)]
 fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -451,18 +633,49 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     if spec.op == 0 {
         return Ok(());
     }
-    // Read-only opens are only wanted for file_accesses: skip them before any path work.
-    if spec.op == FileOp::Open as u8 && spec.flags >= 0 && !report_reads() {
-        let flags = arg(ctx, &off, spec.flags) as u32;
-        if flags & O_ACCMODE == 0 && flags & (O_CREAT | O_TRUNC) == 0 {
+    let flags = if spec.flags >= 0 {
+        arg(ctx, &off, spec.flags) as u32
+    } else if spec.how >= 0 {
+        let how = arg(ctx, &off, spec.how);
+        // SAFETY: bpf_probe_read_user checks the user address.
+        unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const u64) }.unwrap_or(0) as u32
+    } else {
+        spec.fixed_flags
+    };
+    let dfd = if spec.dfd >= 0 {
+        arg(ctx, &off, spec.dfd) as i32
+    } else {
+        AT_FDCWD
+    };
+    if spec.op == FileOp::Open as u8 {
+        // Decided at the exit, by the file the open returns. Read-only opens are only wanted
+        // for file_accesses.
+        if flags & O_ACCMODE == 0 && flags & (O_CREAT | O_TRUNC) == 0 && !report_reads() {
             return Ok(());
         }
+        let args = OpenArgs {
+            // SAFETY: helper without preconditions.
+            ktime_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+            uptr: if spec.path >= 0 {
+                arg(ctx, &off, spec.path)
+            } else {
+                0
+            },
+            dfd,
+            flags,
+            mode: arg(ctx, &off, spec.mode) as u32,
+            nr: nr as u32,
+        };
+        if OPEN_PENDING.insert(&pid_tgid, &args, 0).is_err() {
+            count_drop(DropSlot::FilePendingFull);
+        }
+        return Ok(());
     }
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(())?;
     let rec = REC_SCRATCH.get_ptr_mut(0).ok_or(())?;
     // SAFETY: both pointers come from successful per-CPU lookups; this program is the only
     // user of this CPU's slots while it runs.
-    let (buf, rec) = unsafe { ((*scratch).buf.as_mut_ptr(), &mut *rec) };
+    let buf = unsafe { (*scratch).buf.as_mut_ptr() };
     // SAFETY: helper without preconditions; used only with probe reads.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let mut rflags = 0u32;
@@ -472,38 +685,32 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     } else {
         -1
     };
-    let dfd = if spec.dfd >= 0 {
-        arg(ctx, &off, spec.dfd) as i32
+    let uptr = if spec.path >= 0 {
+        arg(ctx, &off, spec.path)
     } else {
-        AT_FDCWD
+        0
     };
-    let first = resolve(
-        scratch,
-        buf,
-        task,
-        fd,
-        dfd,
-        arg(ctx, &off, spec.path),
-        &off,
-        &mut rflags,
-    );
-    let mut is_watched = false;
-    match first {
-        Ok((start, len)) => {
-            is_watched = watched(scratch, start, len);
-            let (n, cut) = copy_path(rec.path.as_mut_ptr(), scratch, start, len);
-            rec.path_len = n;
-            if cut {
-                rflags |= file_flags::PATH_TRUNCATED;
-            }
+    let mut decision = 0u32;
+    match resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
+        Ok(r) => {
+            rflags |= store_path(scratch, rec, &r, false);
+            decision = decide(scratch, &r, spec.op);
         }
         Err(()) => {
-            rec.path_len = 0;
+            // SAFETY: this CPU's record slot.
+            unsafe {
+                (*rec).path_len = 0;
+                (*rec).base_len = 0;
+                (*rec).watch_id = WATCH_NONE;
+            }
             rflags |= file_flags::PATH_UNRESOLVED;
         }
     }
-
+    // SAFETY: this CPU's record slot (a successful per-CPU lookup).
+    let rec = unsafe { &mut *rec };
     rec.path2_len = 0;
+    rec.base2_len = 0;
+    rec.watch2_id = WATCH_NONE;
     if spec.path2 >= 0 {
         let p2 = arg(ctx, &off, spec.path2);
         if spec.path2_raw != 0 {
@@ -520,51 +727,58 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
             }
         } else if TWO_PATHS {
             // The second path is resolved at exit (see `try_exit`), where no other walk runs:
-            // two walks in one program are more than the verifier will explore. Renames and
-            // links are rare, so they are always parked; the exit decides whether either
-            // path is watched.
-            rec.p2_ptr = p2;
-            rec.p2_dfd = if spec.dfd2 >= 0 {
+            // two walks in one program are more than the verifier will explore. A rename or
+            // link whose first path is dropped and whose second is a plain name in the same
+            // folder is dropped here, not parked.
+            let dfd2 = if spec.dfd2 >= 0 {
                 arg(ctx, &off, spec.dfd2) as i32
             } else {
                 AT_FDCWD
             };
-            if is_watched {
-                rflags |= file_flags::WATCHED;
+            if decision == 0 && dfd2 == dfd {
+                // SAFETY: reads at most USER_MAX bytes into this CPU's scratch, after HALF.
+                let n = unsafe {
+                    bpf_probe_read_user_str(
+                        buf.add(HALF + 1).cast::<c_void>(),
+                        USER_MAX as u32,
+                        p2 as *const c_void,
+                    )
+                };
+                if n > 1 {
+                    let ulen = ((n - 1) as usize) & (USER_MAX - 1);
+                    // SAFETY: index inside BUF.
+                    let absolute = unsafe { *buf.add(HALF + 1) } == b'/';
+                    if !absolute && !has_slash(buf, HALF + 1, ulen) {
+                        return Ok(());
+                    }
+                }
             }
+            rec.p2_ptr = p2;
+            rec.p2_dfd = dfd2;
             rflags |= file_flags::RESOLVE_PATH2;
-            is_watched = true;
         }
     }
-    if !is_watched {
+    if decision == 0 && rflags & file_flags::RESOLVE_PATH2 == 0 {
         if rflags & file_flags::PATH_UNRESOLVED != 0 && watch_all() {
             count_drop(DropSlot::FileReadError);
         }
         return Ok(());
     }
-    // A watched record whose path is incomplete (it is still sent, flagged). Renames and links
-    // are parked before their second path is known: only count those whose first is watched.
-    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0
-        && (!TWO_PATHS || rflags & file_flags::WATCHED != 0)
-    {
+    // A record sent with an incomplete path (flagged).
+    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 && decision != 0 {
         count_drop(DropSlot::FileReadError);
     }
+    rflags |= decision;
 
     let uid_gid = bpf_get_current_uid_gid();
     rec.header = header(EventKind::File, pid_tgid);
     rec.ret = 0;
     rec.inode = 0;
+    rec.file = 0;
+    rec.f_mode = 0;
     rec.op = spec.op;
     rec.nr = nr as u32;
-    rec.flags = if spec.flags >= 0 {
-        arg(ctx, &off, spec.flags) as u32
-    } else if spec.how >= 0 {
-        let how = arg(ctx, &off, spec.how);
-        // SAFETY: bpf_probe_read_user checks the user address.
-        unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const u64) }.unwrap_or(0) as u32
-    } else {
-        spec.fixed_flags
-    };
+    rec.flags = flags;
     rec.mode = arg(ctx, &off, spec.mode) as u32;
     rec.arg_uid = if spec.uid >= 0 {
         arg(ctx, &off, spec.uid) as u32
@@ -576,11 +790,7 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     } else {
         u32::MAX
     };
-    rec.fd = if spec.fd >= 0 {
-        arg(ctx, &off, spec.fd) as i32
-    } else {
-        -1
-    };
+    rec.fd = fd;
     rec.uid = uid_gid as u32;
     rec.gid = (uid_gid >> 32) as u32;
     rec.rflags = rflags;
@@ -596,44 +806,131 @@ pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Which parked state an exit completes.
+const EXIT_OPEN: u32 = 1;
+const EXIT_PATH2: u32 = 2;
+const EXIT_PLAIN: u32 = 3;
+
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let parked = FILE_PENDING.get_ptr_mut(&pid_tgid).ok_or(())?;
     let off = offsets();
-    // SAFETY: `parked` comes from a successful lookup in this map.
-    let parked_flags = unsafe { (*parked).rflags };
     // SAFETY: checked read from the tracepoint record.
     let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.unwrap_or(-1);
-    if parked_flags & file_flags::RESOLVE_PATH2 != 0 {
-        // Decide whether a rename/link is watched before taking ring space, so an unwatched
-        // one can never be counted as a drop. The resolved path goes into the parked record.
-        let mut rflags = parked_flags;
-        let mut watched2 = false;
-        if let Some(scratch) = SCRATCH.get_ptr_mut(0) {
-            // SAFETY: this CPU's scratch slot and the parked record, both from successful map
-            // lookups; helpers bound every copy.
-            unsafe {
-                let buf = (*scratch).buf.as_mut_ptr();
-                let task = bpf_get_current_task() as *const u8;
-                let (p2, dfd2) = ((*parked).p2_ptr, (*parked).p2_dfd);
-                if let Ok((start, len)) =
-                    resolve(scratch, buf, task, -1, dfd2, p2, &off, &mut rflags)
-                {
-                    watched2 = watched(scratch, start, len);
-                    let (n, cut) = copy_path((*parked).path2.as_mut_ptr(), scratch, start, len);
-                    (*parked).path2_len = n;
-                    if cut {
-                        rflags |= file_flags::PATH2_TRUNCATED;
-                    }
-                }
-                (*parked).rflags = rflags & !file_flags::RESOLVE_PATH2;
-            }
-        }
-        if !watched2 && parked_flags & file_flags::WATCHED == 0 {
-            let _ = FILE_PENDING.remove(&pid_tgid);
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(())?;
+    let rec = REC_SCRATCH.get_ptr_mut(0).ok_or(())?;
+    // SAFETY: helper without preconditions; used only with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+
+    // What to resolve here (one walk at most, whichever state this is): the opened file, a
+    // failed open's string, or a rename's or link's second path.
+    let mut open_args = None;
+    let mut parked: *mut FileRecord = core::ptr::null_mut();
+    let (mode, fd, dfd, uptr) = if let Some(a) = OPEN_PENDING.get_ptr(&pid_tgid) {
+        // SAFETY: a successful lookup in this map.
+        let a = unsafe { *a };
+        let _ = OPEN_PENDING.remove(&pid_tgid);
+        open_args = Some(a);
+        if ret >= 0 {
+            (EXIT_OPEN, ret as i32, AT_FDCWD, 0)
+        } else if a.uptr != 0 {
+            (EXIT_OPEN, -1, a.dfd, a.uptr)
+        } else {
             return Ok(());
         }
+    } else {
+        parked = FILE_PENDING.get_ptr_mut(&pid_tgid).ok_or(())?;
+        // SAFETY: `parked` comes from a successful lookup in this map.
+        let (pf, p2, dfd2) = unsafe { ((*parked).rflags, (*parked).p2_ptr, (*parked).p2_dfd) };
+        if pf & file_flags::RESOLVE_PATH2 != 0 {
+            (EXIT_PATH2, -1, dfd2, p2)
+        } else {
+            (EXIT_PLAIN, -1, AT_FDCWD, 0)
+        }
+    };
+    let mut rflags = 0u32;
+    let mut decision = 0u32;
+    let mut extra = 0u32;
+    if mode != EXIT_PLAIN {
+        // SAFETY: this CPU's scratch slot.
+        let buf = unsafe { (*scratch).buf.as_mut_ptr() };
+        if let Ok(r) = resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
+            let dst = if mode == EXIT_OPEN { rec } else { parked };
+            extra = store_path(scratch, dst, &r, mode == EXIT_PATH2);
+            let op = if mode == EXIT_PATH2 {
+                FileOp::Rename
+            } else {
+                FileOp::Open
+            };
+            decision = decide(scratch, &r, op as u8);
+        } else if mode == EXIT_OPEN {
+            return Ok(());
+        }
+    }
+    if mode == EXIT_OPEN {
+        let Some(a) = open_args else { return Ok(()) };
+        // A successful open is sent when its file is in a watched folder; a failed one when
+        // its spelling is (it changed nothing).
+        if decision != SEND_ALWAYS {
+            if rflags & file_flags::PATH_TOO_DEEP != 0 {
+                count_drop(DropSlot::FileTooDeep);
+            }
+            return Ok(());
+        }
+        if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
+            count_drop(DropSlot::FileReadError);
+        }
+        let uid_gid = bpf_get_current_uid_gid();
+        // SAFETY: this CPU's record slot (a successful per-CPU lookup).
+        let rec = unsafe { &mut *rec };
+        rec.header = header(EventKind::File, pid_tgid);
+        rec.header.ktime_ns = a.ktime_ns;
+        rec.ret = ret;
+        rec.inode = 0;
+        rec.file = 0;
+        rec.f_mode = 0;
+        rec.op = FileOp::Open as u8;
+        rec.nr = a.nr;
+        rec.flags = a.flags;
+        rec.mode = a.mode;
+        rec.arg_uid = u32::MAX;
+        rec.arg_gid = u32::MAX;
+        rec.fd = -1;
+        rec.uid = uid_gid as u32;
+        rec.gid = (uid_gid >> 32) as u32;
+        rec.rflags = rflags | extra;
+        rec.path2_len = 0;
+        rec.base2_len = 0;
+        rec.watch2_id = WATCH_NONE;
+        rec.p2_ptr = 0;
+        rec.p2_dfd = 0;
+        if ret >= 0
+            && let Ok(file) = fd_file(task, ret as i32, &off)
+        {
+            let inode: *const u8 = read_field(file, off.file_inode).unwrap_or(core::ptr::null());
+            rec.inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
+            rec.file = file as u64;
+            rec.f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
+            track_open(file as u64, a.flags);
+        }
+        if FILE_RING.output::<FileRecord>(rec, 0).is_err() {
+            count_drop(DropSlot::FileRingFull);
+        }
+        return Ok(());
+    }
+    // SAFETY: `parked` comes from a successful lookup in this map.
+    let parked_flags = unsafe { (*parked).rflags };
+    if mode == EXIT_PATH2 {
+        // SAFETY: as above.
+        unsafe {
+            (*parked).rflags = (parked_flags | rflags | extra) & !file_flags::RESOLVE_PATH2;
+        }
+    }
+    let decided = parked_flags | decision;
+    let send = decided & SEND_ALWAYS != 0 || (decided & SEND_ON_SUCCESS != 0 && ret == 0);
+    if !send {
+        let _ = FILE_PENDING.remove(&pid_tgid);
+        return Ok(());
     }
     let Some(mut entry) = FILE_RING.reserve::<FileRecord>(0) else {
         count_drop(DropSlot::FileRingFull);
@@ -650,21 +947,6 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
             parked.cast::<c_void>(),
         );
         (*out).ret = ret;
-        (*out).file = 0;
-        (*out).f_mode = 0;
-        if (*out).op == FileOp::Open as u8 && ret >= 0 {
-            let flags = (*out).flags;
-            // SAFETY: helper without preconditions; used only with probe reads.
-            let task = bpf_get_current_task() as *const u8;
-            if let Ok(file) = fd_file(task, ret as i32, &off) {
-                let inode: *const u8 =
-                    read_field(file, off.file_inode).unwrap_or(core::ptr::null());
-                (*out).inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
-                (*out).file = file as u64;
-                (*out).f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
-                track_open(file as u64, flags);
-            }
-        }
     }
     entry.submit(0);
     let _ = FILE_PENDING.remove(&pid_tgid);
@@ -681,20 +963,36 @@ pub fn sys_enter_fd(ctx: TracePointContext) -> u32 {
 fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let off = offsets();
-    let fd = arg(ctx, &off, 0) as u32;
+    // SAFETY: checked read from the tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at(off.tp_syscall_nr as usize) }.map_err(|_| ())?;
+    let spec = FILE_SPECS.get(nr as u32).ok_or(())?;
+    let (op, fd_arg) = (spec.op, spec.fd);
+    if op == FileOp::MapWrite as u8 {
+        // Only a shared, writable mapping writes to the file.
+        let prot = arg(ctx, &off, 2);
+        let mflags = arg(ctx, &off, 3);
+        if prot & PROT_WRITE == 0 || mflags & MAP_SHARED == 0 {
+            return Ok(());
+        }
+    }
+    let fd = arg(ctx, &off, if fd_arg >= 0 { fd_arg } else { 0 }) as u32;
     // SAFETY: helper without preconditions; used only with probe reads.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let file = fd_file(task, fd as i32, &off)? as u64;
     let key = file;
     let state = FD_STATE.get_ptr_mut(&key).ok_or(())?;
-    // SAFETY: checked read from the tracepoint record.
-    let nr: i32 = unsafe { ctx.read_at(off.tp_syscall_nr as usize) }.map_err(|_| ())?;
-    let op = FILE_SPECS.get(nr as u32).ok_or(())?.op;
+    // dup2/dup3 (`dfd` names the source fd) close the target only if it is another file.
+    if spec.dfd >= 0
+        && let Ok(src) = fd_file(task, arg(ctx, &off, spec.dfd) as i32, &off)
+        && src as u64 == file
+    {
+        return Ok(());
+    }
     // FD_STATE values: 0 opened for writing, 1 written since, 2 opened read-only (only with
     // file_accesses), 3 read since.
     // SAFETY: `state` comes from a successful lookup in this map.
     let st = unsafe { *state };
-    let emit = if op == FileOp::Write as u8 {
+    let emit = if op == FileOp::Write as u8 || op == FileOp::MapWrite as u8 {
         if st != 0 {
             return Ok(());
         }
@@ -731,6 +1029,8 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
         header: header(EventKind::FileFd, pid_tgid),
         op: u32::from(op),
         fd: fd as i32,
+        nr: nr as u32,
+        _pad: 0,
         file,
         inode: read_field::<u64>(inode, off.inode_ino).unwrap_or(0),
     };

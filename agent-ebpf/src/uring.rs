@@ -14,7 +14,7 @@
 
 use agent_common::{
     DropSlot, EventKind,
-    file::{FileOp, FileRecord, NR_IO_URING, file_flags},
+    file::{FileOp, FileRecord, NR_IO_URING, WATCH_NONE, file_flags},
 };
 use aya_ebpf::{
     EbpfContext,
@@ -31,7 +31,7 @@ use crate::{
     agent_tgid, count_drop, enabled,
     file::{
         FILE_RING, HALF, O_ACCMODE, O_CREAT, O_TRUNC, REC_SCRATCH, SCRATCH, copy_path,
-        report_reads, track_open, walk, watched,
+        report_reads, track_open, walk, watch_all,
     },
     header, offsets, read_field,
 };
@@ -90,10 +90,16 @@ fn try_file_open(ctx: &FEntryContext) -> Result<(), ()> {
     let scratch = SCRATCH.get_ptr_mut(0).ok_or(())?;
     let rec = REC_SCRATCH.get_ptr_mut(0).ok_or(())?;
     let mut rflags = 0u32;
-    let start = walk(scratch, dentry, mnt, &off, &mut rflags)?;
+    let (start, watch) = walk(scratch, dentry, mnt, &off, &mut rflags, true)?;
     let len = HALF - start;
-    if !watched(scratch, start, len) {
+    if watch == WATCH_NONE && !watch_all() {
+        if rflags & file_flags::PATH_TOO_DEEP != 0 {
+            count_drop(DropSlot::FileTooDeep);
+        }
         return Ok(());
+    }
+    if watch != WATCH_NONE {
+        rflags |= file_flags::PATH_IN_WATCH;
     }
     if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
         count_drop(DropSlot::FileReadError);
@@ -123,7 +129,11 @@ fn try_file_open(ctx: &FEntryContext) -> Result<(), ()> {
     rec.gid = (uid_gid >> 32) as u32;
     rec.rflags = rflags;
     rec.path_len = n;
+    rec.base_len = n;
+    rec.watch_id = watch;
     rec.path2_len = 0;
+    rec.base2_len = 0;
+    rec.watch2_id = WATCH_NONE;
     rec.p2_ptr = 0;
     rec.p2_dfd = 0;
     rec.f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);

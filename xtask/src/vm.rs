@@ -79,7 +79,7 @@ const STRATEGIES: &[Strategy] = &[
 ];
 
 /// The e2e modules whose events come from the kernel.
-const TEST_FILTERS: &[&str] = &["process::", "file::", "socket::"];
+const TEST_FILTERS: &[&str] = &["process::", "file::", "socket::", "evasion::"];
 
 /// Slack for every wait in the tests (tests/src/lib.rs): TCG is several times slower.
 const TIME_SCALE: &str = "2";

@@ -96,6 +96,21 @@ pub fn run(
         let fs = fs.clone();
         move |live| wiring::follow_config(&kernel, &active, &flags, &fs, live)
     });
+    sup.spawn_task(&running.handle(), "rescan", {
+        let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
+        let (fs, fim, shutdown) = (fs.clone(), running.fim().clone(), shutdown.clone());
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !shutdown.is_set() {
+                tokio::select! {
+                    _ = tick.tick() => tokio::task::block_in_place(|| {
+                        wiring::reprogram(&kernel, &active, &flags, &fs, &fim);
+                    }),
+                    _ = shutdown.wait() => {}
+                }
+            }
+        }
+    });
     let reporter = Arc::new(Mutex::new(reporter));
     sup.spawn_task(&running.handle(), "reporter", {
         let (reporter, shutdown) = (reporter.clone(), shutdown.clone());

@@ -220,20 +220,7 @@ pub fn follow_config(
     fs: &FsGuard,
     live: &Live,
 ) {
-    let fim = Watch::new(live.fim_state());
-    let ctx = Ctx {
-        flags,
-        fim: &fim,
-        fs,
-    };
-    let mut kernel = super::lock(kernel);
-    for s in active {
-        if let Some(k) = kernel.as_mut()
-            && let Err(e) = s.reconfigure(k, ctx)
-        {
-            log::error!("updating {} after a config reload: {e:#}", s.publisher());
-        }
-    }
+    reprogram(kernel, active, flags, fs, &Watch::new(live.fim_state()));
     if live.fim.on
         && !live.matcher.is_empty()
         && !active
@@ -241,5 +228,25 @@ pub fn follow_config(
             .any(|s| s.publisher() == sources::file::PUBLISHER)
     {
         log::warn!("FIM was off when the daemon started; turning it on takes a restart");
+    }
+}
+
+/// Every enabled source re-programs its kernel part for `fim`: after a reload, and every
+/// second (watched folders are followed by identity, and a folder may be replaced).
+pub fn reprogram(
+    kernel: &Mutex<Option<Kernel>>,
+    active: &[&'static dyn Source],
+    flags: &Flags,
+    fs: &FsGuard,
+    fim: &Watch<crate::fim::FimState>,
+) {
+    let ctx = Ctx { flags, fim, fs };
+    let mut kernel = super::lock(kernel);
+    for s in active {
+        if let Some(k) = kernel.as_mut()
+            && let Err(e) = s.reconfigure(k, ctx)
+        {
+            log::error!("updating {}: {e:#}", s.publisher());
+        }
     }
 }

@@ -321,6 +321,21 @@ pub struct FileEvent {
     /// Its file system did not answer in time at ingest: metadata and hashes are missing, not
     /// absent (`enriched` = 0 in `file_events`).
     pub enrichment_missing: bool,
+    /// The path's last part is the caller's string, resolved by the agent after the call, not
+    /// read from a kernel object (`user_path` = 1 in `file_events`).
+    pub user_path: bool,
+    /// Not stored: what the subscriber still has to resolve (see [`Resolve`]).
+    pub resolve: Resolve,
+}
+
+/// A path of a [`FileEvent`] that the agent resolves before the row is kept: the caller's
+/// string (with `..`, symlinks, `/proc/self`) joined to what the kernel resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Resolve {
+    pub target: bool,
+    pub other: bool,
+    /// The call follows a final symlink (chmod, chown, truncate, setxattr).
+    pub follow: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -335,8 +350,9 @@ pub struct FileStat {
 }
 
 impl FileEvent {
-    /// Version 3 added `enrichment_missing` at the end; version 2 values still decode.
-    pub const FORMAT: u8 = 3;
+    /// Version 3 added `enrichment_missing` at the end, version 4 `user_path`; versions 2 and
+    /// 3 still decode.
+    pub const FORMAT: u8 = 4;
 
     pub fn success(&self) -> bool {
         self.result >= 0
@@ -383,13 +399,14 @@ impl FileEvent {
             .str(&self.sha1)
             .str(&self.sha256)
             .i64(self.hashed.into())
-            .u64(self.enrichment_missing.into());
+            .u64(self.enrichment_missing.into())
+            .u64(self.user_path.into());
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let (version, mut r) = Reader::new(buf)?;
-        if version != 2 && version != Self::FORMAT {
+        if !(2..=Self::FORMAT).contains(&version) {
             return Err(DecodeError::UnknownVersion(version));
         }
         let mut e = FileEvent {
@@ -432,6 +449,9 @@ impl FileEvent {
         e.hashed = i8::try_from(r.i64()?).unwrap_or(-1);
         if version >= 3 {
             e.enrichment_missing = r.u64()? != 0;
+        }
+        if version >= 4 {
+            e.user_path = r.u64()? != 0;
         }
         Ok(e)
     }
@@ -478,19 +498,31 @@ mod file_tests {
             sha256: String::new(),
             hashed: 0,
             enrichment_missing: true,
+            user_path: true,
+            resolve: Resolve::default(),
         };
         let buf = e.encode();
         assert_eq!(FileEvent::decode(&buf).unwrap(), e);
         for cut in 0..buf.len() {
             assert!(FileEvent::decode(&buf[..cut]).is_err());
         }
-        // Version 2 (without the trailing flag) still decodes.
-        let mut v2 = buf[..buf.len() - 1].to_vec();
+        // Versions 3 and 2 (without the trailing flags) still decode.
+        let mut v3 = buf[..buf.len() - 1].to_vec();
+        v3[0] = 3;
+        assert_eq!(
+            FileEvent::decode(&v3).unwrap(),
+            FileEvent {
+                user_path: false,
+                ..e.clone()
+            }
+        );
+        let mut v2 = buf[..buf.len() - 2].to_vec();
         v2[0] = 2;
         assert_eq!(
             FileEvent::decode(&v2).unwrap(),
             FileEvent {
                 enrichment_missing: false,
+                user_path: false,
                 ..e
             }
         );

@@ -58,6 +58,132 @@ pub fn stat(fs: &FsGuard, path: &Path, follow: bool) -> Option<Option<Stat>> {
     Some(serde_json::from_value(reply).ok())
 }
 
+/// Where a caller's path string led, as the agent resolves it after the call: the real
+/// folder it names (symlinks, `..` and `/proc/self` followed as the caller would have), the
+/// last component, and the identity of that folder and each of its ancestors, deepest first,
+/// as (bytes of `dir` naming it, st_dev, inode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub dir: String,
+    pub name: String,
+    pub chain: Vec<(usize, u64, u64)>,
+}
+
+/// Symlinks followed before giving up (the kernel's limit).
+const MAX_LINKS: usize = 40;
+
+/// [`Resolved`] for `path` as the thread `tid` of process `pid` meant it; `follow`: the call
+/// follows a final symlink. None when a folder on the way does not exist (any more).
+pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option<Resolved> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut todo: Vec<Vec<u8>> = split(path.as_os_str().as_bytes());
+    todo.reverse();
+    let mut cur: Vec<Vec<u8>> = Vec::new();
+    let mut links = 0;
+    let mut name: Option<Vec<u8>> = None;
+    while let Some(c) = todo.pop() {
+        match c.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        // The caller's /proc/self is not the resolver's.
+        if cur.len() == 1 && cur[0] == b"proc" {
+            if c == b"self" {
+                todo.push(pid.to_string().into_bytes());
+                continue;
+            }
+            if c == b"thread-self" {
+                for part in [tid.to_string(), "task".into(), pid.to_string()] {
+                    todo.push(part.into_bytes());
+                }
+                continue;
+            }
+        }
+        let last = todo.iter().all(|t| t.is_empty() || t == b".");
+        let here = join(&cur, Some(&c));
+        if last && !follow {
+            name = Some(c);
+            break;
+        }
+        match std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&here)) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return None;
+                }
+                let target = std::fs::read_link(std::ffi::OsStr::from_bytes(&here)).ok()?;
+                let t = target.as_os_str().as_bytes();
+                if t.starts_with(b"/") {
+                    cur.clear();
+                }
+                let mut parts = split(t);
+                parts.reverse();
+                todo.extend(parts);
+            }
+            Ok(_) if last => {
+                name = Some(c);
+                break;
+            }
+            Ok(m) if m.is_dir() => cur.push(c),
+            _ if last => {
+                name = Some(c);
+                break;
+            }
+            _ => return None,
+        }
+    }
+    let dir = join(&cur, None);
+    let mut chain = Vec::new();
+    for depth in (0..=cur.len()).rev() {
+        let prefix = join(&cur[..depth], None);
+        let m = std::fs::metadata(std::ffi::OsStr::from_bytes(&prefix)).ok()?;
+        let bytes = if depth == 0 { 0 } else { prefix.len() };
+        chain.push((bytes, m.dev(), m.ino()));
+    }
+    Some(Resolved {
+        dir: String::from_utf8_lossy(&dir).into_owned(),
+        name: String::from_utf8_lossy(&name.unwrap_or_default()).into_owned(),
+        chain,
+    })
+}
+
+fn split(p: &[u8]) -> Vec<Vec<u8>> {
+    p.split(|b| *b == b'/').map(<[u8]>::to_vec).collect()
+}
+
+/// `/a/b` from [a, b] (and a last part); `/` for nothing.
+fn join(parts: &[Vec<u8>], last: Option<&Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts.iter().chain(last) {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// [`resolve_uncached`] run by an `fs` worker. Outer None: no answer in time.
+pub fn resolve(
+    fs: &FsGuard,
+    path: &Path,
+    pid: u32,
+    tid: u32,
+    follow: bool,
+) -> Option<Option<Resolved>> {
+    let reply = fs.call(
+        path,
+        json!({"op": "resolve", "path": path.to_string_lossy(), "pid": pid, "tid": tid,
+               "follow": follow}),
+    )?;
+    Some(serde_json::from_value(reply).ok())
+}
+
 /// md5/sha1/sha256 of `path` without a cache, and the version it hashed. None: no answer in
 /// time.
 pub fn hash(
@@ -108,6 +234,12 @@ pub fn handle(req: &Value) -> Value {
                 .and_then(|m| serde_json::to_value(Stat::of(&m)).ok())
                 .unwrap_or(Value::Null)
         }
+        (Some("resolve"), Some(p)) => {
+            let num = |k: &str| req.get(k).and_then(Value::as_u64).unwrap_or(0) as u32;
+            let follow = req.get("follow").and_then(Value::as_bool).unwrap_or(false);
+            serde_json::to_value(resolve_uncached(p, num("pid"), num("tid"), follow))
+                .unwrap_or(Value::Null)
+        }
         (Some("hash"), Some(p)) => {
             let read_max = req.get("read_max").and_then(Value::as_u64).unwrap_or(0);
             serde_json::to_value(hash_uncached(p, read_max)).unwrap_or(Value::Null)
@@ -123,6 +255,68 @@ mod tests {
     use super::super::hash::Skipped;
     use super::*;
     use crate::sys::fsguard::Backend;
+
+    #[test]
+    fn resolve_follows_the_callers_spelling_to_the_real_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let d = root.join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&d, root.join("link")).unwrap();
+        std::os::unix::fs::symlink("d/sub", root.join("rel")).unwrap();
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink(d.join("f"), root.join("flink")).unwrap();
+        let want = d.to_string_lossy().into_owned();
+        let r = |p: String, follow: bool| resolve_uncached(Path::new(&p), 1, 1, follow).unwrap();
+        let root_s = root.to_string_lossy();
+        for spelling in [
+            format!("{root_s}/d/new"),
+            format!("{root_s}//d/./new"),
+            format!("{root_s}/d/sub/../new"),
+            format!("{root_s}/link/new"),
+            format!("{root_s}/rel/../new"),
+            format!("/tmp/../{}/d/new", root_s.trim_start_matches('/')),
+        ] {
+            let got = r(spelling.clone(), false);
+            assert_eq!(
+                (got.dir.as_str(), got.name.as_str()),
+                (want.as_str(), "new"),
+                "{spelling}"
+            );
+            let m = std::fs::metadata(&d).unwrap();
+            assert_eq!(got.chain[0], (want.len(), m.dev(), m.ino()), "{spelling}");
+            assert_eq!(got.chain.last().unwrap().0, 0, "the root is last");
+        }
+        // A final symlink is followed only when the call follows it.
+        let nofollow = r(format!("{root_s}/flink"), false);
+        assert_eq!(
+            (nofollow.dir.as_str(), nofollow.name.as_str()),
+            (&*root_s, "flink")
+        );
+        let follow = r(format!("{root_s}/flink"), true);
+        assert_eq!(
+            (follow.dir.as_str(), follow.name.as_str()),
+            (want.as_str(), "f")
+        );
+        // The caller's /proc/self, not the resolver's: a child in `d` stands in for a caller.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&d)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let got = resolve_uncached(Path::new("/proc/self/cwd/new"), pid, pid, false).unwrap();
+        assert_eq!(
+            (got.dir.as_str(), got.name.as_str()),
+            (want.as_str(), "new")
+        );
+        let got = resolve_uncached(Path::new("/proc/thread-self/cwd/new"), pid, pid, false);
+        assert_eq!(got.map(|g| g.dir), Some(want.clone()));
+        let _ = child.kill();
+        let _ = child.wait();
+        // A folder on the way that does not exist.
+        assert_eq!(resolve_uncached(&root.join("none/new"), 1, 1, false), None);
+    }
 
     #[test]
     fn stat_and_hash_round_trip_through_a_worker() {

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod enrichment;
+mod evasion;
 mod file;
 mod process;
 mod socket;

@@ -1,14 +1,18 @@
 //! The file publisher (kernel file ring -> [`FileEvent`]s, with osquery's actions) and the
 //! `file_events` subscriber (category, file metadata, creation check).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, LazyLock},
+};
 
 use agent_common::EventKind;
-use agent_common::file::{FdRecord, FileOp, FileRecord};
+use agent_common::file::{FdRecord, FileOp, FileRecord, file_flags};
 use aya::maps::{MapData, RingBuf};
 
 use crate::{
-    events::{FileEvent, FileStat},
+    events::{FileEvent, FileStat, Resolve},
     fim::{FimState, hash::HashCache},
     pipeline::{Event, Queue, Subscriber},
     rt::supervise::Supervised,
@@ -24,7 +28,9 @@ use crate::{
 };
 
 mod table;
+pub mod watch;
 pub use table::FileEventsTable;
+use watch::WatchDirs;
 
 pub const PUBLISHER: &str = "ebpf_file";
 pub const TABLE: &str = "file_events";
@@ -66,11 +72,19 @@ pub fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Whether the caller's part of a path is one plain name (no `/`, not `.` or `..`): in a
+/// folder the kernel resolved, such a name is exact.
+fn plain_name(user: &[u8]) -> bool {
+    let name = user.strip_prefix(b"/").unwrap_or(user);
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
+}
+
 /// Turns kernel records into events. Keeps the path of every fd opened for writing, so the
 /// first write and the close after it can name their file.
 #[derive(Debug)]
 pub struct FileDecoder {
     clock: Clock,
+    dirs: Arc<WatchDirs>,
     names: HashMap<u32, &'static str>,
     /// `struct file *` -> (path, inode) of files opened for writing.
     files: HashMap<u64, (String, u64)>,
@@ -83,14 +97,15 @@ const FILES_MAX: usize = 65536;
 
 impl Default for FileDecoder {
     fn default() -> Self {
-        Self::new(Clock::now(), Arc::default())
+        Self::new(Clock::now(), Arc::default(), Arc::default())
     }
 }
 
 impl FileDecoder {
-    pub fn new(clock: Clock, counters: Arc<PublisherCounters>) -> Self {
+    pub fn new(clock: Clock, counters: Arc<PublisherCounters>, dirs: Arc<WatchDirs>) -> Self {
         Self {
             clock,
+            dirs,
             names: syscall_names(),
             files: HashMap::new(),
             next_transaction: 1,
@@ -112,13 +127,76 @@ impl FileDecoder {
         }
     }
 
+    /// A record's path as the row names it, and whether the agent must still resolve it
+    /// (the caller's string beyond one plain name in a folder the kernel resolved).
+    fn record_path(
+        &self,
+        buf: &[u8],
+        len: u32,
+        (watch, base_len): (u32, u32),
+        (in_watch, from_user): (bool, bool),
+    ) -> (String, bool) {
+        let raw = &buf[..(len as usize).min(buf.len())];
+        let user = &raw[(base_len as usize).min(raw.len())..];
+        let rel = String::from_utf8_lossy(raw);
+        let full = if in_watch {
+            self.dirs.join(watch, &rel)
+        } else {
+            rel.into_owned()
+        };
+        let resolve = from_user && !(in_watch && plain_name(user));
+        if resolve {
+            (full, true)
+        } else {
+            (normalize(&full), false)
+        }
+    }
+
     pub fn file(&mut self, r: &FileRecord) -> Vec<FileEvent> {
         let Some(op) = FileOp::from_u8(r.op) else {
             return Vec::new();
         };
         let mut e = self.base(r.header.pid, r.header.tid, r.header.ktime_ns);
-        e.target_path = normalize(&text(&r.path, r.path_len));
-        e.other_path = text(&r.path2, r.path2_len);
+        let f = r.rflags;
+        let (target, resolve_target) = self.record_path(
+            &r.path,
+            r.path_len,
+            (r.watch_id, r.base_len),
+            (
+                f & file_flags::PATH_IN_WATCH != 0,
+                f & file_flags::PATH_FROM_USER != 0,
+            ),
+        );
+        e.target_path = target;
+        e.user_path = f & file_flags::PATH_FROM_USER != 0;
+        e.resolve.target = resolve_target;
+        // A rename's or link's second path is resolved like the first; a symlink's target
+        // and an xattr name are kept as given.
+        let path2_resolved = f & (file_flags::PATH2_IN_WATCH | file_flags::PATH2_FROM_USER) != 0;
+        if path2_resolved {
+            let (other, resolve_other) = self.record_path(
+                &r.path2,
+                r.path2_len,
+                (r.watch2_id, r.base2_len),
+                (
+                    f & file_flags::PATH2_IN_WATCH != 0,
+                    f & file_flags::PATH2_FROM_USER != 0,
+                ),
+            );
+            e.other_path = other;
+            e.resolve.other = resolve_other;
+        } else {
+            e.other_path = text(&r.path2, r.path2_len);
+        }
+        e.resolve.follow = match op {
+            FileOp::Open => r.flags & libc::O_NOFOLLOW as u32 == 0,
+            FileOp::Chmod | FileOp::Chown | FileOp::SetXattr | FileOp::RemoveXattr => {
+                r.flags & libc::AT_SYMLINK_NOFOLLOW as u32 == 0
+                    && !self.names.get(&r.nr).is_some_and(|n| n.starts_with('l'))
+            }
+            FileOp::Truncate => true,
+            _ => false,
+        };
         e.result = r.ret;
         e.syscall = self
             .names
@@ -166,24 +244,24 @@ impl FileDecoder {
             FileOp::Rename => {
                 let txn = self.next_transaction;
                 self.next_transaction += 1;
-                let new_path = normalize(&e.other_path);
                 let mut from = e.clone();
                 from.action = "MOVED_FROM".into();
                 from.operation = "rename".into();
-                from.other_path = new_path.clone();
                 from.transaction_id = txn;
                 let mut to = e;
                 to.action = "MOVED_TO".into();
                 to.operation = "rename".into();
                 to.other_path = from.target_path.clone();
-                to.target_path = new_path;
+                to.target_path = from.other_path.clone();
+                to.resolve = Resolve {
+                    target: from.resolve.other,
+                    other: from.resolve.target,
+                    follow: false,
+                };
                 to.transaction_id = txn;
                 return vec![from, to];
             }
-            FileOp::Link => {
-                e.other_path = normalize(&e.other_path);
-                ("CREATED", "link")
-            }
+            FileOp::Link => ("CREATED", "link"),
             FileOp::Symlink => ("CREATED", "symlink"),
             FileOp::Chmod => {
                 e.arg_mode = r.mode;
@@ -196,7 +274,9 @@ impl FileDecoder {
             }
             FileOp::SetXattr => ("ATTRIBUTES_MODIFIED", "setxattr"),
             FileOp::RemoveXattr => ("ATTRIBUTES_MODIFIED", "removexattr"),
-            FileOp::Write | FileOp::CloseWrite | FileOp::Read => return Vec::new(),
+            FileOp::Write | FileOp::CloseWrite | FileOp::Read | FileOp::MapWrite => {
+                return Vec::new();
+            }
         };
         e.action = action.into();
         e.operation = operation.into();
@@ -225,14 +305,20 @@ impl FileDecoder {
         e.target_path = path;
         e.inode = inode;
         e.fd = r.fd;
-        let (action, operation, syscall) = match op {
-            Some(FileOp::CloseWrite) => ("UPDATED", "close_write", "close"),
-            Some(FileOp::Read) => ("ACCESSED", "read", "read"),
-            _ => ("UPDATED", "write", "write"),
+        let (action, operation) = match op {
+            Some(FileOp::CloseWrite) => ("UPDATED", "close_write"),
+            Some(FileOp::Read) => ("ACCESSED", "read"),
+            Some(FileOp::MapWrite) => ("UPDATED", "mmap"),
+            _ => ("UPDATED", "write"),
         };
         e.action = action.into();
         e.operation = operation.into();
-        e.syscall = syscall.into();
+        e.syscall = self
+            .names
+            .get(&r.nr)
+            .copied()
+            .unwrap_or(operation)
+            .to_owned();
         vec![e]
     }
 }
@@ -242,9 +328,10 @@ pub fn run_publisher(
     ring: RingBuf<MapData>,
     queue: Queue,
     counters: Arc<PublisherCounters>,
+    dirs: Arc<WatchDirs>,
     shutdown: Shutdown,
 ) {
-    let mut decoder = FileDecoder::new(Clock::now(), counters.clone());
+    let mut decoder = FileDecoder::new(Clock::now(), counters.clone(), dirs);
     super::ring::run_ring_publisher(ring, queue, counters, shutdown, "file", |raw| {
         let events = match raw {
             RawRecord::File(r) => decoder.file(&r),
@@ -262,8 +349,21 @@ pub struct FileEventsSubscriber {
     counters: Arc<SubscriberCounters>,
     fim: Watch<FimState>,
     fs: FsGuard,
+    dirs: Arc<WatchDirs>,
     hashes: HashCache,
     read_max: u64,
+}
+
+/// Where a caller's path string led.
+#[derive(Debug, PartialEq, Eq)]
+enum Placed {
+    /// Into a watched folder: the path as configured.
+    Watched(String),
+    /// Outside every watched folder.
+    Outside,
+    /// Not resolvable (a folder on the way is gone; `timed_out`: its file system did not
+    /// answer): the lexical form is kept.
+    Unresolved { lexical: String, timed_out: bool },
 }
 
 impl FileEventsSubscriber {
@@ -271,6 +371,7 @@ impl FileEventsSubscriber {
         counters: Arc<SubscriberCounters>,
         fim: Watch<FimState>,
         fs: FsGuard,
+        dirs: Arc<WatchDirs>,
         read_max: u64,
         hash_cache_max: usize,
     ) -> Self {
@@ -278,9 +379,51 @@ impl FileEventsSubscriber {
             counters,
             fim,
             fs,
+            dirs,
             hashes: HashCache::new(hash_cache_max),
             read_max,
         }
+    }
+
+    fn place(&self, path: &str, e: &FileEvent, follow: bool) -> Placed {
+        let lexical = normalize(path);
+        match crate::fim::fsops::resolve(&self.fs, Path::new(path), e.pid, e.tid, follow) {
+            Some(Some(r)) => match self.dirs.place(&r) {
+                Some(p) => Placed::Watched(p),
+                None => Placed::Outside,
+            },
+            Some(None) => Placed::Unresolved {
+                lexical,
+                timed_out: false,
+            },
+            None => Placed::Unresolved {
+                lexical,
+                timed_out: true,
+            },
+        }
+    }
+
+    /// Resolves what the kernel could not (see [`Resolve`]); false: the row is outside every
+    /// watched folder.
+    fn resolve(&self, e: &mut FileEvent) -> bool {
+        if e.resolve.other {
+            e.other_path = match self.place(&e.other_path, e, false) {
+                Placed::Watched(p) => p,
+                Placed::Outside | Placed::Unresolved { .. } => normalize(&e.other_path),
+            };
+        }
+        if e.resolve.target {
+            match self.place(&e.target_path, e, e.resolve.follow) {
+                Placed::Watched(p) => e.target_path = p,
+                Placed::Outside => return false,
+                Placed::Unresolved { lexical, timed_out } => {
+                    e.target_path = lexical;
+                    e.enrichment_missing |= timed_out;
+                }
+            }
+        }
+        e.resolve = Resolve::default();
+        true
     }
 }
 
@@ -299,21 +442,24 @@ impl Subscriber for FileEventsSubscriber {
         if self.fs.is_helper(f.pid) {
             return None; // the agent's own metadata and hash reads
         }
+        let mut e = f.clone();
+        if !self.resolve(&mut e) {
+            return None;
+        }
         let live = self.fim.current();
-        let category = live.matcher.category(&f.target_path)?.to_owned();
-        let is_access = f.action == "ACCESSED"
-            || (f.operation == "open"
-                && f.flags & libc::O_ACCMODE as u32 == 0
-                && f.flags & (O_CREAT | O_TRUNC) == 0);
+        let category = live.matcher.category(&e.target_path)?.to_owned();
+        let is_access = e.action == "ACCESSED"
+            || (e.operation == "open"
+                && e.flags & libc::O_ACCMODE as u32 == 0
+                && e.flags & (O_CREAT | O_TRUNC) == 0);
         if is_access && !live.matcher.wants_accesses(&category) {
             return None;
         }
-        let mut e = f.clone();
         e.category = category;
         // Metadata and hashes touch the file system, which may never answer (a hung FUSE or
         // network mount): they run on the guard's workers, and a row whose file system did
         // not answer in time is stored without them, marked.
-        let path = std::path::PathBuf::from(&e.target_path);
+        let path = PathBuf::from(&e.target_path);
         let st = crate::fim::fsops::stat(&self.fs, &path, false).map(|st| {
             st.map(|s| {
                 let f = FileStat {
@@ -364,9 +510,27 @@ impl Subscriber for FileEventsSubscriber {
 /// The file source: FIM from the syscall tracepoints (and fentry where the kernel allows),
 /// filtered in the kernel by the watched prefixes of the config in force.
 #[derive(Debug)]
-pub struct FileSource;
+pub struct FileSource {
+    /// The watched folders the kernel matches, shared with the publisher and subscriber.
+    dirs: LazyLock<Arc<WatchDirs>>,
+}
 
-pub static SOURCE: FileSource = FileSource;
+pub static SOURCE: FileSource = FileSource {
+    dirs: LazyLock::new(Arc::default),
+};
+
+impl FileSource {
+    /// The kernel entries for the config in force (each prefix's nearest existing folder,
+    /// stat'ed by the guard's workers: a hung mount does not stall a reload).
+    fn plan(&self, ctx: super::Ctx<'_>) -> (Vec<String>, Vec<(agent_common::file::DirKey, u32)>) {
+        let prefixes = ctx.fim.current().kernel_prefixes();
+        let dirs = self.dirs.plan(&prefixes, |p| {
+            crate::fim::fsops::stat(ctx.fs, p, true)
+                .map(|st| st.map(|s| (s.key.dev, s.ino, s.mode & libc::S_IFMT == libc::S_IFDIR)))
+        });
+        (prefixes, dirs)
+    }
+}
 
 impl crate::sql::TableProvider for FileSource {
     fn make_table(&self, env: &crate::sql::TableEnv) -> Arc<dyn crate::sql::vtab::Table> {
@@ -395,15 +559,16 @@ impl super::Source for FileSource {
     }
     fn configure(&self, ctx: super::Ctx<'_>, opts: &mut LoadOptions) -> anyhow::Result<()> {
         let fim = ctx.fim.current();
-        opts.watched_prefixes = fim.kernel_prefixes();
+        (opts.watched_prefixes, opts.watched_dirs) = self.plan(ctx);
         opts.report_reads = fim.report_reads;
         Ok(())
     }
     fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
         let ring = w.kernel()?.take_file_ring()?;
         let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        let dirs = Arc::clone(&self.dirs);
         Ok(w.supervisor
-            .spawn("pub-file", move || run_publisher(ring, q, c, s))?)
+            .spawn("pub-file", move || run_publisher(ring, q, c, dirs, s))?)
     }
     fn subscriber(
         &self,
@@ -414,14 +579,17 @@ impl super::Source for FileSource {
             counters,
             ctx.fim.clone(),
             ctx.fs.clone(),
+            Arc::clone(&self.dirs),
             ctx.flags.read_max(),
             ctx.flags.hash_cache_max() as usize,
         ))
     }
-    /// New prefixes go in before old ones go out, so nothing still watched is uncovered in
-    /// between.
+    /// New folders go in before old ones go out, so nothing still watched is uncovered in
+    /// between. Also run every second: a watched folder replaced by another (renamed away,
+    /// created later) is followed by identity.
     fn reconfigure(&self, kernel: &mut Kernel, ctx: super::Ctx<'_>) -> anyhow::Result<()> {
-        kernel.set_watched(&ctx.fim.current().kernel_prefixes())
+        let (prefixes, dirs) = self.plan(ctx);
+        kernel.set_watched(&prefixes, &dirs)
     }
 }
 
@@ -466,7 +634,7 @@ mod tests {
     #[test]
     fn a_reused_file_address_is_stale_not_misattributed() {
         let counters = Arc::new(PublisherCounters::default());
-        let mut d = FileDecoder::new(Clock::now(), counters.clone());
+        let mut d = FileDecoder::new(Clock::now(), counters.clone(), Arc::default());
         let mut bytes = vec![0u8; size_of::<FileRecord>()];
         bytes[0] = EventKind::File as u8;
         let Ok(RawRecord::File(mut r)) = crate::sys::ebpf::decode::decode(&bytes) else {

@@ -50,6 +50,7 @@ pub const COLUMNS: &[Column] = &[
     col("uptime", BigInt),
     col("ntime", BigInt),
     col("enriched", Integer),
+    col("user_path", Integer),
 ];
 
 const TIME: usize = column_index(COLUMNS, "time");
@@ -109,6 +110,7 @@ pub fn row(e: &FileEvent, seq: u64) -> Vec<Value> {
         uint(e.uptime),
         uint(e.time_ns),
         int(i64::from(!e.enrichment_missing)),
+        int(i64::from(e.user_path)),
     ]
 }
 

@@ -3,13 +3,13 @@
 //! table is right for every architecture libc knows.
 
 use agent_common::{
-    file::{FILTER_KEY_MAX, FileOp, FileSpec, MAX_SYSCALL_NR, PathKey},
+    file::{DirKey, FILTER_KEY_MAX, FileOp, FileSpec, MAX_SYSCALL_NR, PathKey},
     maps,
 };
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, MapData, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
 };
 
 const O_CREAT: u32 = libc::O_CREAT as u32;
@@ -288,12 +288,53 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
                 },
             ),
         ),
+        (
+            "open_by_handle_at",
+            (
+                libc::SYS_open_by_handle_at,
+                FileSpec {
+                    flags: 2,
+                    ..s(Open)
+                },
+            ),
+        ),
+        (
+            "copy_file_range",
+            (libc::SYS_copy_file_range, FileSpec { fd: 2, ..s(Write) }),
+        ),
+        (
+            "sendfile64",
+            (libc::SYS_sendfile, FileSpec { fd: 0, ..s(Write) }),
+        ),
+        ("splice", (libc::SYS_splice, FileSpec { fd: 2, ..s(Write) })),
+        (
+            "mmap",
+            (
+                libc::SYS_mmap,
+                FileSpec {
+                    fd: 4,
+                    ..s(MapWrite)
+                },
+            ),
+        ),
         ("write", (libc::SYS_write, s(Write))),
         ("pwrite64", (libc::SYS_pwrite64, s(Write))),
         ("writev", (libc::SYS_writev, s(Write))),
         ("pwritev", (libc::SYS_pwritev, s(Write))),
         ("pwritev2", (libc::SYS_pwritev2, s(Write))),
         ("close", (libc::SYS_close, s(CloseWrite))),
+        // dup3(old, new) closes what `new` was (a shell restoring its stdout after `> file`).
+        (
+            "dup3",
+            (
+                libc::SYS_dup3,
+                FileSpec {
+                    fd: 1,
+                    dfd: 0,
+                    ..s(CloseWrite)
+                },
+            ),
+        ),
         ("read", (libc::SYS_read, s(Read))),
         ("pread64", (libc::SYS_pread64, s(Read))),
         ("readv", (libc::SYS_readv, s(Read))),
@@ -303,6 +344,17 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
     // The legacy path syscalls that newer architectures (arm64) no longer have.
     #[cfg(target_arch = "x86_64")]
     v.extend([
+        (
+            "dup2",
+            (
+                libc::SYS_dup2,
+                FileSpec {
+                    fd: 1,
+                    dfd: 0,
+                    ..s(CloseWrite)
+                },
+            ),
+        ),
         (
             "open",
             (
@@ -435,9 +487,14 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
 pub fn is_fd_op(name: &str) -> bool {
     syscalls().iter().any(|(n, (_, s))| {
         *n == name
-            && [FileOp::Write, FileOp::CloseWrite, FileOp::Read]
-                .iter()
-                .any(|op| s.op == *op as u8)
+            && [
+                FileOp::Write,
+                FileOp::CloseWrite,
+                FileOp::Read,
+                FileOp::MapWrite,
+            ]
+            .iter()
+            .any(|op| s.op == *op as u8)
     })
 }
 
@@ -506,6 +563,25 @@ pub fn set_watched(ebpf: &mut Ebpf, prefixes: &[String]) -> Result<()> {
             .any(|w| w.prefix_len() == k.prefix_len() && w.data().data == k.data().data);
         if !keep {
             let _ = trie.remove(&k);
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dirs` the watched folders: adds the new ones first, then removes the old ones.
+pub fn set_watched_dirs(ebpf: &mut Ebpf, dirs: &[(DirKey, u32)]) -> Result<()> {
+    let mut map: HashMap<&mut MapData, DirKey, u32> = HashMap::try_from(
+        ebpf.map_mut(maps::WATCHED_DIRS)
+            .ok_or_else(|| anyhow!("no {} map", maps::WATCHED_DIRS))?,
+    )?;
+    for (key, id) in dirs {
+        map.insert(key, id, 0)
+            .with_context(|| format!("adding watched folder {id} ({key:?})"))?;
+    }
+    let old: Vec<DirKey> = map.keys().filter_map(|k| k.ok()).collect();
+    for k in old {
+        if !dirs.iter().any(|(d, _)| *d == k) {
+            let _ = map.remove(&k);
         }
     }
     Ok(())

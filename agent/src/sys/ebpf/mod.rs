@@ -129,6 +129,9 @@ pub fn offsets_from(
             .or_else(|| btf.member_offset("file", "f_count"))
             .unwrap_or(KernelOffsets::MISSING),
         file_refcnt_bias: u32::from(btf.member_offset("file", "f_ref").is_some()),
+        dentry_inode: m("dentry", "d_inode"),
+        inode_sb: m("inode", "i_sb"),
+        sb_dev: m("super_block", "s_dev"),
     };
     // Without these the core columns would be empty: refuse to run half-blind.
     for (name, v) in [
@@ -167,6 +170,12 @@ pub fn missing_file_offsets(o: &KernelOffsets) -> Option<&'static str> {
         ("fdtable.fd", o.fdtable_fd),
         ("fdtable.max_fds", o.fdtable_max_fds),
         ("file.f_path", o.file_path),
+        ("file.f_flags", o.file_f_flags),
+        ("file.f_inode", o.file_inode),
+        ("inode.i_ino", o.inode_ino),
+        ("dentry.d_inode", o.dentry_inode),
+        ("inode.i_sb", o.inode_sb),
+        ("super_block.s_dev", o.sb_dev),
     ]
     .into_iter()
     .find(|(_, v)| *v == KernelOffsets::MISSING)
@@ -177,8 +186,11 @@ pub fn missing_file_offsets(o: &KernelOffsets) -> Option<&'static str> {
 pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     pub enabled: Vec<EventKind>,
-    /// Path prefixes whose file activity is reported (`/` or `watch_all` = everything).
+    /// Path prefixes whose file activity is reported (`/` or `watch_all` = everything): as
+    /// spelled, a hint for failed calls only.
     pub watched_prefixes: Vec<String>,
+    /// The watched folders by identity, with their ids (what decides "watched").
+    pub watched_dirs: Vec<(agent_common::file::DirKey, u32)>,
     pub watch_all: bool,
     /// Report read-only opens too (file_accesses).
     pub report_reads: bool,
@@ -344,6 +356,7 @@ impl Kernel {
         if files_on {
             files::fill_specs(&mut ebpf)?;
             files::set_watched(&mut ebpf, &opts.watched_prefixes)?;
+            files::set_watched_dirs(&mut ebpf, &opts.watched_dirs)?;
             for prog in [
                 "sys_enter_file",
                 "sys_enter_file2",
@@ -534,7 +547,12 @@ impl Kernel {
     }
 
     /// Replaces the watched prefixes while the programs run (config reload).
-    pub fn set_watched(&mut self, prefixes: &[String]) -> Result<()> {
+    pub fn set_watched(
+        &mut self,
+        prefixes: &[String],
+        dirs: &[(agent_common::file::DirKey, u32)],
+    ) -> Result<()> {
+        files::set_watched_dirs(&mut self.ebpf, dirs)?;
         files::set_watched(&mut self.ebpf, prefixes)
     }
 }
