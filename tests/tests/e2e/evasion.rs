@@ -29,7 +29,7 @@ struct Mount(PathBuf);
 
 impl Mount {
     fn tmpfs(at: &Path) -> Self {
-        let t = CString::new("tmpfs").unwrap();
+        let t = CString::new("tmpfs").expect("no NUL");
         // SAFETY: valid NUL-terminated strings for the duration of the call.
         let rc = unsafe {
             libc::mount(
@@ -73,7 +73,7 @@ fn sh_in(dir: &Path, script: &str) {
         .args(["-c", script])
         .stdin(std::process::Stdio::null())
         .status()
-        .unwrap();
+        .expect("spawn /bin/sh");
     assert!(st.success(), "{script}");
 }
 
