@@ -52,6 +52,8 @@ pub mod globals {
     pub const ENV_LIMIT: &str = "ENV_LIMIT";
     /// 1 = also report read-only opens (osquery's file_accesses).
     pub const REPORT_READS: &str = "REPORT_READS";
+    /// The execveat syscall number of the build target.
+    pub const EXECVEAT_NR: &str = "EXECVEAT_NR";
 }
 
 /// What a record is. Stored inside every record header; values are never reused.
@@ -64,6 +66,8 @@ pub enum EventKind {
     FileFd = 4,
     Socket = 5,
     ProcessFork = 6,
+    /// A failed execve/execveat ([`process::ExecFailRecord`]); enabled with `ProcessExec`.
+    ProcessExecFailed = 7,
 }
 
 impl EventKind {
@@ -75,6 +79,7 @@ impl EventKind {
             4 => Some(Self::FileFd),
             5 => Some(Self::Socket),
             6 => Some(Self::ProcessFork),
+            7 => Some(Self::ProcessExecFailed),
             _ => None,
         }
     }

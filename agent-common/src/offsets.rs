@@ -130,8 +130,12 @@ pub struct KernelOffsets {
     pub inode_sb: u32,
     /// `super_block.s_dev` (dev_t, u32).
     pub sb_dev: u32,
+    /// `mm_struct.exe_file` (pointer).
+    pub mm_exe_file: u32,
+    /// `inode.__i_nlink` (unsigned int, in an anonymous union with `i_nlink`).
+    pub inode_nlink: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 240);
+const _: () = assert!(size_of::<KernelOffsets>() == 248);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -200,6 +204,8 @@ impl KernelOffsets {
             dentry_inode: Self::MISSING,
             inode_sb: Self::MISSING,
             sb_dev: Self::MISSING,
+            mm_exe_file: Self::MISSING,
+            inode_nlink: Self::MISSING,
         }
     }
 }

@@ -26,3 +26,5 @@ unsafe impl aya::Pod for crate::file::PathKey {}
 unsafe impl aya::Pod for crate::socket::SockRecord {}
 // SAFETY: repr(C), integers only, explicit padding field (size asserted beside it).
 unsafe impl aya::Pod for crate::file::DirKey {}
+// SAFETY: repr(C), integers and a byte array, no implicit padding (size asserted beside it).
+unsafe impl aya::Pod for crate::process::ExecFailRecord {}

@@ -27,7 +27,43 @@ pub mod exec_flags {
     pub const CWD_UNRESOLVED: u32 = 32;
     /// The working directory was longer than [`super::CWD_MAX`] - 1 bytes and was cut.
     pub const CWD_TRUNCATED: u32 = 64;
+    /// The executable has no name on any file system (a memfd, or a file deleted since):
+    /// `path` then holds the kernel's name of its dentry (`memfd:<name>` for a memfd).
+    pub const FILELESS: u32 = 128;
 }
+
+/// A failed execve/execveat: what the caller asked to run, and the error. argv is not read
+/// (no new image exists; the caller's array may be anything).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecFailRecord {
+    pub header: RecordHeader,
+    /// The syscall's return value (-errno).
+    pub ret: i64,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub auid: u32,
+    pub path_len: u32,
+    /// The dirfd of an execveat (AT_FDCWD = -100 for execve).
+    pub dfd: i32,
+    pub cgroup_id: u64,
+    pub path: [u8; PATH_MAX],
+}
+const _: () = assert!(size_of::<ExecFailRecord>() == 24 + 8 + 32 + 8 + PATH_MAX);
+
+/// What an exec's entry keeps for its exit (read again only if it fails).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecArgs {
+    pub ktime_ns: u64,
+    pub uptr: u64,
+    pub dfd: i32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ExecArgs>() == 24);
 
 /// `sched_process_exec`: a successful execve/execveat.
 #[repr(C)]

@@ -17,7 +17,8 @@ mod uring;
 use agent_common::{
     DropSlot, EventKind, KernelOffsets, RecordHeader,
     process::{
-        ARGS_MAX, ENV_MAX, ExecRecord, ExitRecord, ForkRecord, PATH_MAX, TaskRecord, exec_flags,
+        ARGS_MAX, ENV_MAX, ExecArgs, ExecFailRecord, ExecRecord, ExitRecord, ForkRecord, PATH_MAX,
+        TaskRecord, exec_flags,
     },
 };
 use aya_ebpf::{
@@ -28,7 +29,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user,
     },
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
 
@@ -273,6 +274,21 @@ fn try_exec(ctx: &TracePointContext) {
             }
         }
 
+        // A fileless exec (memfd_create + execveat/fexecve, or a deleted file): the image
+        // has no name on any file system, so `path` (from the tracepoint, `/dev/fd/N` for
+        // fexecve) is replaced by the kernel's name of its dentry.
+        let exe: *const u8 = read_field(mm, off.mm_exe_file).unwrap_or(core::ptr::null());
+        let exe_inode: *const u8 = read_field(exe, off.file_inode).unwrap_or(core::ptr::null());
+        if read_field::<u32>(exe_inode, off.inode_nlink) == Ok(0) {
+            flags |= exec_flags::FILELESS;
+            let dentry: *const u8 = read_field(exe, off.file_path.wrapping_add(off.path_dentry))
+                .unwrap_or(core::ptr::null());
+            let name: *const u8 = read_field(dentry, off.dentry_name).unwrap_or(core::ptr::null());
+            if let Ok(s) = bpf_probe_read_kernel_str_bytes(name, &mut (*rec).path) {
+                (*rec).path_len = s.len() as u32;
+            }
+        }
+
         // The working directory, walked in the kernel like file paths.
         let (n, cwd_flags) = file::task_cwd(task, (*rec).cwd.as_mut_ptr(), &off);
         (*rec).cwd_len = n;
@@ -286,6 +302,119 @@ fn try_exec(ctx: &TracePointContext) {
         count_drop(DropSlot::ExecReadError);
     }
     entry.submit(0);
+}
+
+/// Exec attempts in flight, by thread: the path pointer, read again only if the exec fails.
+#[map(name = "EXEC_PENDING")]
+static EXEC_PENDING: HashMap<u64, ExecArgs> = HashMap::with_max_entries(16384, 0);
+
+#[tracepoint(category = "syscalls", name = "sys_enter_execve")]
+pub fn sys_enter_exec(ctx: TracePointContext) -> u32 {
+    let _ = try_enter_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_enter_exec(ctx: &TracePointContext) -> Result<(), ()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == agent_tgid() || !enabled(EventKind::ProcessExec) {
+        return Ok(());
+    }
+    let off = offsets();
+    let args = off.tp_syscall_args as usize;
+    // SAFETY: checked reads from the tracepoint record.
+    let nr: i32 = unsafe { ctx.read_at(off.tp_syscall_nr as usize) }.map_err(|_| ())?;
+    // execveat(dfd, path, …) has the path second; execve(path, …) first.
+    let at = nr as u32 == exec_nr_at();
+    // SAFETY: as above.
+    let (uptr, dfd) = unsafe {
+        if at {
+            (
+                ctx.read_at::<u64>(args + 8).map_err(|_| ())?,
+                ctx.read_at::<u64>(args).map_err(|_| ())? as i32,
+            )
+        } else {
+            (ctx.read_at::<u64>(args).map_err(|_| ())?, -100)
+        }
+    };
+    let a = ExecArgs {
+        // SAFETY: helper without preconditions.
+        ktime_ns: unsafe { bpf_ktime_get_ns() },
+        uptr,
+        dfd,
+        _pad: 0,
+    };
+    if EXEC_PENDING.insert(&pid_tgid, &a, 0).is_err() {
+        count_drop(DropSlot::ExecRingFull);
+    }
+    Ok(())
+}
+
+/// The execveat syscall number (filled in by the agent; it differs per architecture).
+#[unsafe(no_mangle)]
+static EXECVEAT_NR: u32 = 0;
+
+#[inline(always)]
+fn exec_nr_at() -> u32 {
+    // SAFETY: as in `offsets`.
+    unsafe { core::ptr::read_volatile(&EXECVEAT_NR) }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_execve")]
+pub fn sys_exit_exec(ctx: TracePointContext) -> u32 {
+    let _ = try_exit_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_exit_exec(ctx: &TracePointContext) -> Result<(), ()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: a successful lookup in this map; the value is copied out before the remove.
+    let a = unsafe { *EXEC_PENDING.get_ptr(&pid_tgid).ok_or(())? };
+    let _ = EXEC_PENDING.remove(&pid_tgid);
+    let off = offsets();
+    // SAFETY: checked read from the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.map_err(|_| ())?;
+    if ret >= 0 {
+        return Ok(()); // the sched_process_exec record has it
+    }
+    let Some(mut entry) = PROCESS_RING.reserve::<ExecFailRecord>(0) else {
+        count_drop(DropSlot::ExecRingFull);
+        return Ok(());
+    };
+    let rec: *mut ExecFailRecord = entry.as_mut_ptr();
+    // SAFETY: helper without preconditions; the task pointer is only used with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let uid_gid = bpf_get_current_uid_gid();
+    let parent: *const u8 = read_field(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    let cred: *const u8 = read_field(task, off.task_cred).unwrap_or(core::ptr::null());
+    // SAFETY: `rec` is a reserved slot of exactly size_of::<ExecFailRecord>(); the helper
+    // bounds the string read by the array size.
+    unsafe {
+        (*rec).header = header(EventKind::ProcessExecFailed, pid_tgid);
+        (*rec).header.ktime_ns = a.ktime_ns;
+        (*rec).ret = ret;
+        (*rec).ppid = read_field::<u32>(parent, off.task_tgid).unwrap_or(0);
+        (*rec).uid = uid_gid as u32;
+        (*rec).gid = (uid_gid >> 32) as u32;
+        (*rec).euid = read_field::<u32>(cred, off.cred_euid).unwrap_or(u32::MAX);
+        (*rec).egid = read_field::<u32>(cred, off.cred_egid).unwrap_or(u32::MAX);
+        (*rec).auid = read_field::<u32>(task, off.task_loginuid).unwrap_or(u32::MAX);
+        (*rec).dfd = a.dfd;
+        (*rec).cgroup_id = bpf_get_current_cgroup_id();
+        (*rec).path_len = 0;
+        // The caller's memory is unchanged by a failed exec.
+        let n = aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+            (*rec).path.as_mut_ptr().cast(),
+            PATH_MAX as u32,
+            a.uptr as *const core::ffi::c_void,
+        );
+        if n > 0 {
+            (*rec).path_len = ((n - 1) as u32) & (PATH_MAX as u32 - 1);
+        }
+    }
+    entry.submit(0);
+    Ok(())
 }
 
 #[tracepoint(category = "sched", name = "sched_process_exit")]

@@ -127,6 +127,8 @@ fn event(i: u64, base_ns: u64) -> ProcessEvent {
             ctime: 1_690_000_000,
             btime: 0,
         }),
+        result: 0,
+        fileless: false,
     }
 }
 

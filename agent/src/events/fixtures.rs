@@ -57,6 +57,8 @@ fn process_events_v1() -> Vec<ProcessEvent> {
                 ctime: 1_700_000_001,
                 btime: -1,
             }),
+            result: 0,
+            fileless: false,
         },
         ProcessEvent {
             time_ns: 1_764_100_001_000_000_000,
@@ -81,6 +83,8 @@ fn process_events_v1() -> Vec<ProcessEvent> {
             start_ns: 1_764_100_000_123_000_000,
             exit_code: Some(0x0100),
             file: None,
+            result: 0,
+            fileless: false,
         },
         ProcessEvent {
             time_ns: 1_764_100_002_000_000_000,
@@ -105,6 +109,8 @@ fn process_events_v1() -> Vec<ProcessEvent> {
             start_ns: 0,
             exit_code: Some(u32::MAX - 1),
             file: None,
+            result: 0,
+            fileless: false,
         },
         ProcessEvent::default(),
     ]

@@ -74,6 +74,11 @@ pub struct ProcessEvent {
     pub exit_code: Option<u32>,
     /// Metadata of the executable at ingest (`mode`, owners, times); None when stat failed.
     pub file: Option<FileMeta>,
+    /// An exec's result: 0, or -errno for a failed attempt (`path` is then what the caller
+    /// asked to run).
+    pub result: i64,
+    /// The executable had no name on any file system (a memfd, or deleted).
+    pub fileless: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -89,8 +94,9 @@ pub struct FileMeta {
 
 impl ProcessEvent {
     /// The current format version written by [`Self::encode`].
-    /// Version 2 added cwd and env at the end; version 1 values still decode.
-    pub const FORMAT: u8 = 2;
+    /// Version 2 added cwd and env at the end, version 3 result and fileless; versions 1 and
+    /// 2 still decode.
+    pub const FORMAT: u8 = 3;
 
     /// osquery's `cmdline`: argv joined by spaces.
     pub fn cmdline(&self) -> String {
@@ -150,13 +156,15 @@ impl ProcessEvent {
         for v in &self.env {
             w.str(v);
         }
-        w.u64(self.env_truncated.into());
+        w.u64(self.env_truncated.into())
+            .i64(self.result)
+            .u64(self.fileless.into());
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         let (version, mut r) = Reader::new(buf)?;
-        if version != 1 && version != 2 {
+        if !(1..=Self::FORMAT).contains(&version) {
             return Err(DecodeError::UnknownVersion(version));
         }
         let mut e = ProcessEvent {
@@ -205,6 +213,10 @@ impl ProcessEvent {
             }
             e.env_truncated = r.u64()? != 0;
         }
+        if version >= 3 {
+            e.result = r.i64()?;
+            e.fileless = r.u64()? != 0;
+        }
         Ok(e)
     }
 }
@@ -245,6 +257,8 @@ mod tests {
                 ctime: 3,
                 btime: 0,
             }),
+            result: -13,
+            fileless: true,
         }
     }
 
@@ -252,6 +266,18 @@ mod tests {
     fn round_trip() {
         let e = sample();
         assert_eq!(ProcessEvent::decode(&e.encode()).unwrap(), e);
+        // Version 2 (without result and fileless) still decodes.
+        let buf = e.encode();
+        let mut v2 = buf[..buf.len() - 2].to_vec();
+        v2[0] = 2;
+        assert_eq!(
+            ProcessEvent::decode(&v2).unwrap(),
+            ProcessEvent {
+                result: 0,
+                fileless: false,
+                ..e.clone()
+            }
+        );
         assert_eq!(e.cmdline(), "/bin/true marker 1");
     }
 

@@ -306,3 +306,77 @@ fn kernel_log_lines_follow_ebpf_log_level() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A failed exec is a row with its result; a fileless exec (a memfd run through fexecve)
+/// shows the memfd's name, as /proc/<pid>/exe does, and is flagged.
+#[test]
+fn failed_and_fileless_execs_are_rows() {
+    if !privileged() {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let m = marker("exec-fail");
+    let missing = format!("/nonexistent-{m}/prog");
+    let err = Command::new(&missing).spawn().expect_err("no such program");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+
+    // A copy of /bin/true that exists only in memory.
+    let name = std::ffi::CString::new(m.clone()).expect("no NUL");
+    // SAFETY: a valid NUL-terminated name; flags 0.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+    let image = std::fs::read("/bin/true").expect("read /bin/true");
+    // SAFETY: valid fd and buffer.
+    let n = unsafe { libc::write(fd, image.as_ptr().cast(), image.len()) };
+    assert_eq!(n as usize, image.len());
+    let argv0 = std::ffi::CString::new("true").expect("no NUL");
+    let argv1 = std::ffi::CString::new(m.clone()).expect("no NUL");
+    let argv = [argv0.as_ptr(), argv1.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+    // SAFETY: the child only calls fexecve and _exit (async-signal-safe); everything it
+    // uses was built before the fork.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::fexecve(fd, argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    assert_eq!(libc::WEXITSTATUS(status), 0, "the memfd image ran");
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+
+    let me = std::process::id().to_string();
+    let sql = format!(
+        "SELECT path, cmdline, result, fileless, syscall, parent FROM process_events \
+         WHERE syscall = 'execve' AND path LIKE '%{m}%' ORDER BY ntime"
+    );
+    let rows = d.wait_rows(&sql, 2);
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} [{}] result={} fileless={} parent_is_me={}",
+                s(r, "path"),
+                s(r, "cmdline"),
+                s(r, "result"),
+                s(r, "fileless"),
+                s(r, "parent") == me
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("{missing} [] result=-2 fileless=0 parent_is_me=true"),
+            format!("/memfd:{m} (deleted) [true {m}] result=0 fileless=1 parent_is_me=true"),
+        ],
+        "{}",
+        d.log()
+    );
+    d.stop();
+}

@@ -33,6 +33,23 @@ pub const TABLE: &str = "process_events";
 pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
     Some(match raw {
         RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => return None,
+        RawRecord::ExecFailed(r) => ProcessEvent {
+            time_ns: clock.wall_ns(r.header.ktime_ns),
+            uptime: r.header.ktime_ns / 1_000_000_000,
+            syscall: Some(ProcessSyscall::Execve),
+            pid: r.header.pid,
+            tid: r.header.tid,
+            parent: r.ppid,
+            uid: r.uid,
+            gid: r.gid,
+            euid: r.euid,
+            egid: r.egid,
+            auid: r.auid,
+            path: String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned(),
+            cgroup_id: r.cgroup_id,
+            result: r.ret,
+            ..Default::default()
+        },
         RawRecord::Fork(r) => ProcessEvent {
             time_ns: clock.wall_ns(r.header.ktime_ns),
             uptime: r.header.ktime_ns / 1_000_000_000,
@@ -48,7 +65,14 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
             ..Default::default()
         },
         RawRecord::Exec(r) => {
-            let path = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
+            let fileless = r.flags & agent_common::process::exec_flags::FILELESS != 0;
+            let name = String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned();
+            // As /proc/<pid>/exe names an image without a file.
+            let path = if fileless {
+                format!("/{name} (deleted)")
+            } else {
+                name
+            };
             let argv = ProcessEvent::argv_from_nul_separated(&r.args[..r.args_len as usize]);
             let env_len = (r.env_len as usize).min(r.env.len());
             let cwd_len = (r.cwd_len as usize).min(r.cwd.len());
@@ -75,6 +99,8 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
                 start_ns: clock.wall_ns(r.start_ktime_ns),
                 exit_code: None,
                 file: None,
+                result: 0,
+                fileless,
             }
         }
         RawRecord::Exit(r) => ProcessEvent {
@@ -295,6 +321,7 @@ impl super::Source for ProcessSource {
             EventKind::ProcessExec,
             EventKind::ProcessExit,
             EventKind::ProcessFork,
+            EventKind::ProcessExecFailed,
         ]
     }
     fn drop_event_type(&self, kind: EventKind) -> &'static str {

@@ -52,6 +52,8 @@ pub const COLUMNS: &[Column] = &[
     col("exit_signal", BigInt),
     col("duration", BigInt),
     col("ntime", BigInt),
+    col("result", BigInt),
+    col("fileless", Integer),
 ];
 
 const TIME: usize = column_index(COLUMNS, "time");
@@ -124,6 +126,8 @@ pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
         exit_signal,
         duration,
         uint(e.time_ns),
+        int(e.result),
+        int(i64::from(e.fileless)),
     ]
 }
 

@@ -4,7 +4,7 @@
 use agent_common::{
     EventKind, RecordHeader,
     file::{FdRecord, FileRecord},
-    process::{ExecRecord, ExitRecord, ForkRecord, TaskRecord},
+    process::{ExecFailRecord, ExecRecord, ExitRecord, ForkRecord, TaskRecord},
     socket::SockRecord,
 };
 use thiserror::Error;
@@ -28,6 +28,7 @@ pub enum RawRecord {
     Fd(FdRecord),
     Socket(Box<SockRecord>),
     Fork(ForkRecord),
+    ExecFailed(Box<ExecFailRecord>),
 }
 
 impl std::fmt::Debug for RawRecord {
@@ -39,6 +40,7 @@ impl std::fmt::Debug for RawRecord {
             Self::Fd(r) => write!(f, "Fd({r:?})"),
             Self::Socket(r) => write!(f, "Socket(pid {}, op {})", r.header.pid, r.op),
             Self::Fork(r) => write!(f, "Fork({r:?})"),
+            Self::ExecFailed(r) => write!(f, "ExecFailed(pid {}, {})", r.header.pid, r.ret),
         }
     }
 }
@@ -85,6 +87,11 @@ pub fn decode(bytes: &[u8]) -> Result<RawRecord, RecordError> {
         }
         Some(EventKind::FileFd) => Ok(RawRecord::Fd(read(bytes, "fd")?)),
         Some(EventKind::ProcessFork) => Ok(RawRecord::Fork(read(bytes, "fork")?)),
+        Some(EventKind::ProcessExecFailed) => {
+            let mut rec: Box<ExecFailRecord> = Box::new(read(bytes, "exec failure")?);
+            rec.path_len = rec.path_len.min(rec.path.len() as u32);
+            Ok(RawRecord::ExecFailed(rec))
+        }
         Some(EventKind::Socket) => {
             let mut rec: Box<SockRecord> = Box::new(read(bytes, "socket")?);
             rec.sockaddr_len = rec.sockaddr_len.min(rec.sockaddr.len() as u32);

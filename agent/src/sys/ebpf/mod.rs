@@ -26,6 +26,11 @@ const RAW_TRACEPOINTS: &[(&str, &str)] = &[("sched_process_fork", "sched_process
 const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_exit", "sched", "sched_process_exit"),
+    // Failed exec attempts: the entry keeps the path pointer, the exit reports an error.
+    ("sys_enter_exec", "syscalls", "sys_enter_execve"),
+    ("sys_enter_exec", "syscalls", "sys_enter_execveat"),
+    ("sys_exit_exec", "syscalls", "sys_exit_execve"),
+    ("sys_exit_exec", "syscalls", "sys_exit_execveat"),
 ];
 
 /// Resolves every offset the programs use from the running kernel.
@@ -132,6 +137,8 @@ pub fn offsets_from(
         dentry_inode: m("dentry", "d_inode"),
         inode_sb: m("inode", "i_sb"),
         sb_dev: m("super_block", "s_dev"),
+        mm_exe_file: m("mm_struct", "exe_file"),
+        inode_nlink: m("inode", "__i_nlink"),
     };
     // Without these the core columns would be empty: refuse to run half-blind.
     for (name, v) in [
@@ -329,14 +336,18 @@ impl Kernel {
             .override_global(globals::ARGS_LIMIT, &opts.exec_args_max, true)
             .override_global(globals::ENV_LIMIT, &opts.exec_env_max, true)
             .override_global(globals::REPORT_READS, &u32::from(opts.report_reads), true)
+            .override_global(globals::EXECVEAT_NR, &(libc::SYS_execveat as u32), true)
             .override_global(aya_log::LEVEL, &opts.log_level, true)
             .map_max_entries(maps::PROCESS_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::FILE_RING, opts.ring_buffer_bytes)
             .map_max_entries(maps::SOCK_RING, opts.ring_buffer_bytes)
             .load(PROGRAMS)
             .context("loading the eBPF programs (this needs root or CAP_BPF + CAP_PERFMON)")?;
+        let mut loaded = std::collections::HashSet::new();
         for (prog, category, name) in TRACEPOINTS {
-            load_program(&mut ebpf, prog)?;
+            if loaded.insert(prog) {
+                load_program(&mut ebpf, prog)?;
+            }
             attach(&mut ebpf, prog, category, name)?;
         }
         if opts.enabled.contains(&EventKind::ProcessFork) {
