@@ -383,21 +383,6 @@ fn resolve(
     })
 }
 
-/// Whether buf[from..from + len] holds a `/` (bounded by USER_MAX).
-#[inline(always)]
-fn has_slash(buf: *const u8, from: usize, len: usize) -> bool {
-    for i in 0..USER_MAX {
-        if i >= len {
-            return false;
-        }
-        // SAFETY: from = HALF + 1 and i < USER_MAX: inside BUF.
-        if unsafe { *buf.add((from + i) & INDEX_MASK) } == b'/' {
-            return true;
-        }
-    }
-    false
-}
-
 /// Writes the working directory of `task` (`fs->pwd`) into `dst` (CWD_MAX bytes); returns
 /// (bytes, [`exec_flags`] bits for an unresolved or cut path).
 #[inline(always)]
@@ -531,21 +516,9 @@ pub fn sys_enter_file2(ctx: TracePointContext) -> u32 {
 const SEND_ALWAYS: u32 = file_flags::WATCHED;
 const SEND_ON_SUCCESS: u32 = 2048;
 
-/// Does the last component of this operation's path name the entry itself, never a symlink's
-/// target? Then a plain name in an unwatched folder cannot reach a watched one.
-#[inline(always)]
-fn names_the_entry(op: u8) -> bool {
-    op == FileOp::Unlink as u8
-        || op == FileOp::Rmdir as u8
-        || op == FileOp::Mkdir as u8
-        || op == FileOp::Rename as u8
-        || op == FileOp::Link as u8
-        || op == FileOp::Symlink as u8
-}
-
 /// The send decision for one resolved path (see [`SEND_ALWAYS`]).
 #[inline(always)]
-fn decide(scratch: *mut Scratch, r: &Resolved, op: u8) -> u32 {
+fn decide(scratch: *mut Scratch, r: &Resolved) -> u32 {
     if r.watch != WATCH_NONE || watch_all() {
         return SEND_ALWAYS;
     }
@@ -560,13 +533,10 @@ fn decide(scratch: *mut Scratch, r: &Resolved, op: u8) -> u32 {
             SEND_ON_SUCCESS
         };
     }
-    // SAFETY: this CPU's scratch slot.
-    let buf = unsafe { (*scratch).buf.as_ptr() };
-    if names_the_entry(op) && !has_slash(buf, HALF + 1, r.len - r.base_len - 1) {
-        0 // a plain name in an unwatched folder
-    } else {
-        SEND_ON_SUCCESS
-    }
+    // A relative string in an unwatched folder: the agent drops a plain name without
+    // touching the file system, and resolves the rest. (A scan of the string here, before
+    // or after the walk, makes the programs too complex for the verifiers of 5.10 to 6.18.)
+    SEND_ON_SUCCESS
 }
 
 /// Copies a resolved path into a record's `path` (second: `path2`) with its flags.
@@ -694,7 +664,7 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     match resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
         Ok(r) => {
             rflags |= store_path(scratch, rec, &r, false);
-            decision = decide(scratch, &r, spec.op);
+            decision = decide(scratch, &r);
         }
         Err(()) => {
             // SAFETY: this CPU's record slot.
@@ -727,32 +697,13 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
             }
         } else if TWO_PATHS {
             // The second path is resolved at exit (see `try_exit`), where no other walk runs:
-            // two walks in one program are more than the verifier will explore. A rename or
-            // link whose first path is dropped and whose second is a plain name in the same
-            // folder is dropped here, not parked.
+            // two walks in one program are more than the verifier will explore. So every
+            // rename and link by name is parked until its exit.
             let dfd2 = if spec.dfd2 >= 0 {
                 arg(ctx, &off, spec.dfd2) as i32
             } else {
                 AT_FDCWD
             };
-            if decision == 0 && dfd2 == dfd {
-                // SAFETY: reads at most USER_MAX bytes into this CPU's scratch, after HALF.
-                let n = unsafe {
-                    bpf_probe_read_user_str(
-                        buf.add(HALF + 1).cast::<c_void>(),
-                        USER_MAX as u32,
-                        p2 as *const c_void,
-                    )
-                };
-                if n > 1 {
-                    let ulen = ((n - 1) as usize) & (USER_MAX - 1);
-                    // SAFETY: index inside BUF.
-                    let absolute = unsafe { *buf.add(HALF + 1) } == b'/';
-                    if !absolute && !has_slash(buf, HALF + 1, ulen) {
-                        return Ok(());
-                    }
-                }
-            }
             rec.p2_ptr = p2;
             rec.p2_dfd = dfd2;
             rflags |= file_flags::RESOLVE_PATH2;
@@ -857,12 +808,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
         if let Ok(r) = resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
             let dst = if mode == EXIT_OPEN { rec } else { parked };
             extra = store_path(scratch, dst, &r, mode == EXIT_PATH2);
-            let op = if mode == EXIT_PATH2 {
-                FileOp::Rename
-            } else {
-                FileOp::Open
-            };
-            decision = decide(scratch, &r, op as u8);
+            decision = decide(scratch, &r);
         } else if mode == EXIT_OPEN {
             return Ok(());
         }

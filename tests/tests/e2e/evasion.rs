@@ -351,7 +351,7 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
     .into();
     let sql = format!(
         "SELECT action, operation, target_path, other_path, syscall, pid, user_path \
-         FROM file_events WHERE target_path LIKE '{}/%' ORDER BY ntime, eid",
+         FROM file_events WHERE target_path LIKE '{}/%' ORDER BY ntime, CAST(eid AS INTEGER)",
         root.display()
     );
     let rows = daemon.wait_rows(&sql, expected.len());

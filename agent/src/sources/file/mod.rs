@@ -129,13 +129,16 @@ impl FileDecoder {
 
     /// A record's path as the row names it, and whether the agent must still resolve it
     /// (the caller's string beyond one plain name in a folder the kernel resolved).
+    ///
+    /// A plain name in a folder the kernel resolved outside every watched folder is outside
+    /// too (unless the call follows a final symlink): `None`, with no file-system access.
     fn record_path(
         &self,
         buf: &[u8],
         len: u32,
         (watch, base_len): (u32, u32),
-        (in_watch, from_user): (bool, bool),
-    ) -> (String, bool) {
+        (in_watch, from_user, follow): (bool, bool, bool),
+    ) -> Option<(String, bool)> {
         let raw = &buf[..(len as usize).min(buf.len())];
         let user = &raw[(base_len as usize).min(raw.len())..];
         let rel = String::from_utf8_lossy(raw);
@@ -144,12 +147,15 @@ impl FileDecoder {
         } else {
             rel.into_owned()
         };
+        if from_user && !in_watch && base_len > 0 && !follow && plain_name(user) {
+            return None;
+        }
         let resolve = from_user && !(in_watch && plain_name(user));
-        if resolve {
+        Some(if resolve {
             (full, true)
         } else {
             (normalize(&full), false)
-        }
+        })
     }
 
     pub fn file(&mut self, r: &FileRecord) -> Vec<FileEvent> {
@@ -158,37 +164,7 @@ impl FileDecoder {
         };
         let mut e = self.base(r.header.pid, r.header.tid, r.header.ktime_ns);
         let f = r.rflags;
-        let (target, resolve_target) = self.record_path(
-            &r.path,
-            r.path_len,
-            (r.watch_id, r.base_len),
-            (
-                f & file_flags::PATH_IN_WATCH != 0,
-                f & file_flags::PATH_FROM_USER != 0,
-            ),
-        );
-        e.target_path = target;
-        e.user_path = f & file_flags::PATH_FROM_USER != 0;
-        e.resolve.target = resolve_target;
-        // A rename's or link's second path is resolved like the first; a symlink's target
-        // and an xattr name are kept as given.
-        let path2_resolved = f & (file_flags::PATH2_IN_WATCH | file_flags::PATH2_FROM_USER) != 0;
-        if path2_resolved {
-            let (other, resolve_other) = self.record_path(
-                &r.path2,
-                r.path2_len,
-                (r.watch2_id, r.base2_len),
-                (
-                    f & file_flags::PATH2_IN_WATCH != 0,
-                    f & file_flags::PATH2_FROM_USER != 0,
-                ),
-            );
-            e.other_path = other;
-            e.resolve.other = resolve_other;
-        } else {
-            e.other_path = text(&r.path2, r.path2_len);
-        }
-        e.resolve.follow = match op {
+        let follow = match op {
             FileOp::Open => r.flags & libc::O_NOFOLLOW as u32 == 0,
             FileOp::Chmod | FileOp::Chown | FileOp::SetXattr | FileOp::RemoveXattr => {
                 r.flags & libc::AT_SYMLINK_NOFOLLOW as u32 == 0
@@ -197,6 +173,52 @@ impl FileDecoder {
             FileOp::Truncate => true,
             _ => false,
         };
+        let first = self.record_path(
+            &r.path,
+            r.path_len,
+            (r.watch_id, r.base_len),
+            (
+                f & file_flags::PATH_IN_WATCH != 0,
+                f & file_flags::PATH_FROM_USER != 0,
+                follow,
+            ),
+        );
+        // A rename's or link's second path is resolved like the first; a symlink's target
+        // and an xattr name are kept as given.
+        let path2_resolved = f & (file_flags::PATH2_IN_WATCH | file_flags::PATH2_FROM_USER) != 0;
+        let second = if path2_resolved {
+            self.record_path(
+                &r.path2,
+                r.path2_len,
+                (r.watch2_id, r.base2_len),
+                (
+                    f & file_flags::PATH2_IN_WATCH != 0,
+                    f & file_flags::PATH2_FROM_USER != 0,
+                    false,
+                ),
+            )
+        } else {
+            Some((text(&r.path2, r.path2_len), false))
+        };
+        // Known to be outside: a rename keeps the side that may be watched (its row), a
+        // link its new name; anything else is dropped here.
+        let known_outside = first.is_none();
+        let (first, second) = match (first, second) {
+            (Some(a), Some(b)) => (a, b),
+            (None, Some(b)) if op == FileOp::Rename => {
+                ((normalize(&text(&r.path, r.path_len)), false), b)
+            }
+            (Some(a), None) if op == FileOp::Rename || op == FileOp::Link => {
+                (a, (normalize(&text(&r.path2, r.path2_len)), false))
+            }
+            _ => return Vec::new(),
+        };
+        e.target_path = first.0;
+        e.resolve.target = first.1;
+        e.other_path = second.0;
+        e.resolve.other = second.1;
+        e.user_path = f & file_flags::PATH_FROM_USER != 0;
+        e.resolve.follow = follow;
         e.result = r.ret;
         e.syscall = self
             .names
@@ -259,7 +281,12 @@ impl FileDecoder {
                     follow: false,
                 };
                 to.transaction_id = txn;
-                return vec![from, to];
+                // The side known to be outside gets no row.
+                return if known_outside {
+                    vec![to]
+                } else {
+                    vec![from, to]
+                };
             }
             FileOp::Link => ("CREATED", "link"),
             FileOp::Symlink => ("CREATED", "symlink"),

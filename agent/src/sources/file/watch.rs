@@ -29,6 +29,9 @@ pub struct WatchDirs {
 struct Inner {
     paths: Vec<String>,
     current: HashMap<DirKey, u32>,
+    /// Every folder identity ever planned: a row resolved after a re-plan (the folder's
+    /// ancestor was watched until the folder itself appeared) is still placed.
+    seen: HashMap<DirKey, u32>,
 }
 
 /// What the planner needs to know of a path: None when its file system did not answer, else
@@ -86,6 +89,9 @@ impl WatchDirs {
                 out.push((key, id));
             }
         }
+        for (k, id) in &current {
+            inner.seen.insert(*k, *id);
+        }
         inner.current = current;
         out
     }
@@ -94,7 +100,16 @@ impl WatchDirs {
     /// watched folder on the way, and the rest below it. None: under no watched folder.
     pub fn place(&self, r: &Resolved) -> Option<String> {
         for (len, dev, ino) in &r.chain {
-            if let Some(id) = self.find(&DirKey::from_stat(*dev, *ino)) {
+            let key = DirKey::from_stat(*dev, *ino);
+            let id = {
+                let inner = self.read();
+                inner
+                    .current
+                    .get(&key)
+                    .or_else(|| inner.seen.get(&key))
+                    .copied()
+            };
+            if let Some(id) = id {
                 let base = self.path(id)?;
                 let rest = r.dir.get(*len..).unwrap_or("");
                 return Some(super::normalize(&format!("{base}/{rest}/{}", r.name)));
