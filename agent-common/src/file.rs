@@ -38,6 +38,8 @@ pub enum FileOp {
     /// A shared writable mmap of a tracked file: its first write, as far as the kernel can
     /// see (stores through the mapping are not syscalls).
     MapWrite = 16,
+    /// utimensat, utimes, utime, futimesat: access/modification times set.
+    Utimes = 17,
 }
 
 impl FileOp {
@@ -59,6 +61,7 @@ impl FileOp {
             14 => Self::CloseWrite,
             15 => Self::Read,
             16 => Self::MapWrite,
+            17 => Self::Utimes,
             _ => return None,
         })
     }

@@ -650,15 +650,18 @@ fn try_enter<const TWO_PATHS: bool>(ctx: &TracePointContext) -> Result<(), ()> {
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let mut rflags = 0u32;
 
-    let fd = if spec.fd >= 0 {
-        arg(ctx, &off, spec.fd) as i32
-    } else {
-        -1
-    };
     let uptr = if spec.path >= 0 {
         arg(ctx, &off, spec.path)
     } else {
         0
+    };
+    // utimensat(fd, NULL, …) changes the fd's file itself.
+    let fd = if spec.fd >= 0 {
+        arg(ctx, &off, spec.fd) as i32
+    } else if spec.path >= 0 && uptr == 0 {
+        dfd
+    } else {
+        -1
     };
     let mut decision = 0u32;
     match resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
@@ -955,14 +958,17 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     } else if op == FileOp::CloseWrite as u8 {
         // An unwritten file stays tracked while other references remain (a shell's `> file`
         // opens, dup2s to 1, closes the original, then writes); the close of the last
-        // reference forgets it, so a later file reusing the address is not mistaken for it.
+        // reference forgets it (and is reported), so a later file reusing the address is not
+        // mistaken for it.
         let refs = read_field::<u64>(file as *const u8, off.file_refcnt)
             .map(|r| r.wrapping_add(u64::from(off.file_refcnt_bias)))
             .unwrap_or(1);
         if st == 1 || refs <= 1 {
             let _ = FD_STATE.remove(&key);
         }
-        st == 1
+        // As inotify's IN_CLOSE_WRITE (and osquery's UPDATED for it): the last close of a
+        // file opened for writing is reported even when nothing was written (`touch`).
+        st == 1 || (st == 0 && refs <= 1)
     } else {
         false
     };

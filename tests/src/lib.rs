@@ -109,9 +109,22 @@ impl Daemon {
             n += 1;
         };
         let logf = std::fs::File::create(&log).expect("log file");
+        // The guests emulate their CPU: give the file-system workers time (a test of the
+        // timeout itself sets its own).
+        let mut defaults = Vec::new();
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--enrichment_timeout_ms"))
+        {
+            defaults.push(format!(
+                "--enrichment_timeout_ms={}",
+                scaled(Duration::from_secs(3)).as_millis()
+            ));
+        }
         let child = Command::new(osprey_bin())
             .arg("daemon")
             .arg(format!("--database_path={}", db.display()))
+            .args(&defaults)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup"))

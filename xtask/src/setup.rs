@@ -38,6 +38,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // The hung-file-system e2e test: a FUSE server in Python (Debian's fusepy, on libfuse2).
     "python3-fusepy",
     "libfuse2",
+    // The FIM parity test's oracle: inotifywait.
+    "inotify-tools",
 ];
 
 pub fn tools_dir() -> PathBuf {

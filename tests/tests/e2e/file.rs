@@ -237,7 +237,7 @@ fn file_accesses_report_the_open_and_the_first_read() {
          WHERE target_path LIKE '{}/%' ORDER BY ntime, CAST(eid AS INTEGER)",
         root.display()
     );
-    let rows = d.wait_rows(&sql, 3);
+    let rows = d.wait_rows(&sql, 4);
     let got: Vec<String> = rows
         .iter()
         .map(|r| {
@@ -260,8 +260,9 @@ fn file_accesses_report_the_open_and_the_first_read() {
         vec![
             format!("OPENED open openat /acc/f acc {me}"),
             format!("ACCESSED read read /acc/f acc {me}"),
-            // Created empty: no write, so no close_write either.
+            // Created empty: its close is still IN_CLOSE_WRITE's UPDATED.
             format!("CREATED open openat /acc/end acc {me}"),
+            format!("UPDATED close_write close /acc/end acc {me}"),
         ],
         "{}",
         d.log()
@@ -471,10 +472,14 @@ fn io_uring_opens_are_seen_where_the_strategy_allows() {
     if hook == "tracepoint+fentry" {
         want.push("CREATED open io_uring /w/inline".to_owned());
         want.push("CREATED open io_uring /w/worker".to_owned());
+        // Closed through the syscall, unwritten: reported as inotify's IN_CLOSE_WRITE is.
+        want.push("UPDATED close_write close /w/inline".to_owned());
+        want.push("UPDATED close_write close /w/worker".to_owned());
     } else {
         assert_eq!(hook, "tracepoint", "unknown strategy");
     }
     want.push("CREATED open openat /w/end".to_owned());
+    want.push("UPDATED close_write close /w/end".to_owned());
     let rows = d.wait_rows(&sql, want.len());
     let got: Vec<String> = rows
         .iter()

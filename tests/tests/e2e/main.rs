@@ -6,6 +6,7 @@ mod config;
 mod enrichment;
 mod evasion;
 mod file;
+mod parity;
 mod process;
 mod socket;
 mod storage;

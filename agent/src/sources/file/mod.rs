@@ -166,7 +166,11 @@ impl FileDecoder {
         let f = r.rflags;
         let follow = match op {
             FileOp::Open => r.flags & libc::O_NOFOLLOW as u32 == 0,
-            FileOp::Chmod | FileOp::Chown | FileOp::SetXattr | FileOp::RemoveXattr => {
+            FileOp::Chmod
+            | FileOp::Chown
+            | FileOp::SetXattr
+            | FileOp::RemoveXattr
+            | FileOp::Utimes => {
                 r.flags & libc::AT_SYMLINK_NOFOLLOW as u32 == 0
                     && !self.names.get(&r.nr).is_some_and(|n| n.starts_with('l'))
             }
@@ -300,6 +304,7 @@ impl FileDecoder {
                 ("ATTRIBUTES_MODIFIED", "chown")
             }
             FileOp::SetXattr => ("ATTRIBUTES_MODIFIED", "setxattr"),
+            FileOp::Utimes => ("ATTRIBUTES_MODIFIED", "utimes"),
             FileOp::RemoveXattr => ("ATTRIBUTES_MODIFIED", "removexattr"),
             FileOp::Write | FileOp::CloseWrite | FileOp::Read | FileOp::MapWrite => {
                 return Vec::new();

@@ -289,6 +289,18 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
             ),
         ),
         (
+            "utimensat",
+            (
+                libc::SYS_utimensat,
+                FileSpec {
+                    dfd: 0,
+                    path: 1,
+                    flags: 3,
+                    ..s(Utimes)
+                },
+            ),
+        ),
+        (
             "open_by_handle_at",
             (
                 libc::SYS_open_by_handle_at,
@@ -344,6 +356,37 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
     // The legacy path syscalls that newer architectures (arm64) no longer have.
     #[cfg(target_arch = "x86_64")]
     v.extend([
+        (
+            "utimes",
+            (
+                libc::SYS_utimes,
+                FileSpec {
+                    path: 0,
+                    ..s(Utimes)
+                },
+            ),
+        ),
+        (
+            "utime",
+            (
+                libc::SYS_utime,
+                FileSpec {
+                    path: 0,
+                    ..s(Utimes)
+                },
+            ),
+        ),
+        (
+            "futimesat",
+            (
+                libc::SYS_futimesat,
+                FileSpec {
+                    dfd: 0,
+                    path: 1,
+                    ..s(Utimes)
+                },
+            ),
+        ),
         (
             "dup2",
             (
