@@ -363,7 +363,7 @@ fn flood_received_plus_dropped_equals_generated() {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     // Let the pipeline drain and the counters be persisted (once a second).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(45));
     let (mut stored, mut dropped) = (0u64, 0u64);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1500));

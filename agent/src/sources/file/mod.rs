@@ -376,12 +376,19 @@ pub fn run_publisher(
 
 /// Fills `file_events`: keeps rows whose path is in a watched category, adds the category
 /// and the target's metadata, and decides whether an open created its file.
+/// How long a resolved spelling is reused, and how many are kept.
+const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_millis(100);
+const RESOLVED_MAX: usize = 1024;
+
+type ResolvedCache = HashMap<(String, bool, u32), (std::time::Instant, crate::fim::fsops::Resolved)>;
+
 #[derive(Debug)]
 pub struct FileEventsSubscriber {
     counters: Arc<SubscriberCounters>,
     fim: Watch<FimState>,
     fs: FsGuard,
     dirs: Arc<WatchDirs>,
+    resolved: ResolvedCache,
     hashes: HashCache,
     read_max: u64,
 }
@@ -412,14 +419,39 @@ impl FileEventsSubscriber {
             fim,
             fs,
             dirs,
+            resolved: HashMap::new(),
             hashes: HashCache::new(hash_cache_max),
             read_max,
         }
     }
 
-    fn place(&self, path: &str, e: &FileEvent, follow: bool) -> Placed {
+    fn place(&mut self, path: &str, e: &FileEvent, follow: bool) -> Placed {
         let lexical = normalize(path);
-        match crate::fim::fsops::resolve(&self.fs, Path::new(path), e.pid, e.tid, follow) {
+        // The same spelling again within RESOLVED_FOR (a flood of changes to one file) is
+        // not sent to a worker again. A resolution is already made after the call, so this
+        // widens its window by at most that long.
+        let pid = if path.starts_with("/proc") { e.tid } else { 0 };
+        let key = (path.to_owned(), follow, pid);
+        let now = std::time::Instant::now();
+        let cached = self
+            .resolved
+            .get(&key)
+            .filter(|(at, _)| now.duration_since(*at) < RESOLVED_FOR)
+            .map(|(_, r)| r.clone());
+        let answer = match cached {
+            Some(r) => Some(Some(r)),
+            None => {
+                let a = crate::fim::fsops::resolve(&self.fs, Path::new(path), e.pid, e.tid, follow);
+                if let Some(Some(r)) = &a {
+                    if self.resolved.len() >= RESOLVED_MAX {
+                        self.resolved.clear();
+                    }
+                    self.resolved.insert(key, (now, r.clone()));
+                }
+                a
+            }
+        };
+        match answer {
             Some(Some(r)) => match self.dirs.place(&r) {
                 Some(p) => Placed::Watched(p),
                 None => Placed::Outside,
@@ -437,7 +469,7 @@ impl FileEventsSubscriber {
 
     /// Resolves what the kernel could not (see [`Resolve`]); false: the row is outside every
     /// watched folder.
-    fn resolve(&self, e: &mut FileEvent) -> bool {
+    fn resolve(&mut self, e: &mut FileEvent) -> bool {
         if e.resolve.other {
             e.other_path = match self.place(&e.other_path, e, false) {
                 Placed::Watched(p) => p,
