@@ -254,6 +254,18 @@ pub struct FdRecord {
 }
 const _: () = assert!(size_of::<FdRecord>() == 56);
 
+/// A `FD_STATE` value: where a tracked open file is (0 opened for writing, 1 written since,
+/// 2 opened read-only with file_accesses, 3 read since) and the tgid that opened it. The
+/// agent removes the entries of processes that are gone (they exited without closing), so the
+/// map never fills with them; each removal is counted (`tracking_stale`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdState {
+    pub state: u32,
+    pub tgid: u32,
+}
+const _: () = assert!(size_of::<FdState>() == 8);
+
 /// The LPM-trie key of the in-kernel path filter.
 #[repr(C)]
 #[derive(Clone, Copy)]

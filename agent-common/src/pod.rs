@@ -28,3 +28,5 @@ unsafe impl aya::Pod for crate::socket::SockRecord {}
 unsafe impl aya::Pod for crate::file::DirKey {}
 // SAFETY: repr(C), integers and a byte array, no implicit padding (size asserted beside it).
 unsafe impl aya::Pod for crate::process::ExecFailRecord {}
+// SAFETY: repr(C), two u32 (size asserted beside it).
+unsafe impl aya::Pod for crate::file::FdState {}

@@ -21,7 +21,7 @@ use core::ffi::c_void;
 use agent_common::{
     DropSlot, EventKind, KernelOffsets,
     file::{
-        DirKey, FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FileOp, FileRecord, FileSpec,
+        DirKey, FILE_PATH_MAX, FILTER_KEY_MAX, FdRecord, FdState, FileOp, FileRecord, FileSpec,
         MAX_PATH_DEPTH, MAX_SYSCALL_NR, OpenArgs, PathKey, WATCH_NONE, file_flags,
     },
     process::exec_flags,
@@ -107,7 +107,7 @@ static WATCHED_DIRS: HashMap<DirKey, u32> = HashMap::with_max_entries(4096, 0);
 
 /// Plain hash maps: when full, an insert fails and is counted (an LRU would evict silently).
 #[map(name = "FD_STATE")]
-pub(crate) static FD_STATE: HashMap<u64, u8> = HashMap::with_max_entries(65536, 0);
+pub(crate) static FD_STATE: HashMap<u64, FdState> = HashMap::with_max_entries(65536, 0);
 
 #[map(name = "FILE_PENDING")]
 pub(crate) static FILE_PENDING: HashMap<u64, FileRecord> = HashMap::with_max_entries(4096, 0);
@@ -428,13 +428,16 @@ fn pwd(task: *const u8, off: &KernelOffsets) -> Result<(*const u8, *const u8), (
 #[inline(always)]
 pub(crate) fn track_open(file: u64, flags: u32) {
     let state = if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
-        0u8
+        0u32
     } else if report_reads() {
-        2u8
+        2u32
     } else {
         return;
     };
-    if FD_STATE.insert(&file, &state, 0).is_err() {
+    // The opener, so that the agent can forget the entries of processes that exited
+    // without closing (see `FdState`).
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if FD_STATE.insert(&file, &FdState { state, tgid }, 0).is_err() {
         count_drop(DropSlot::FileTrackingFull);
     }
 }
@@ -940,20 +943,20 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     // FD_STATE values: 0 opened for writing, 1 written since, 2 opened read-only (only with
     // file_accesses), 3 read since.
     // SAFETY: `state` comes from a successful lookup in this map.
-    let st = unsafe { *state };
+    let st = unsafe { (*state).state };
     let emit = if op == FileOp::Write as u8 || op == FileOp::MapWrite as u8 {
         if st != 0 {
             return Ok(());
         }
         // SAFETY: as above.
-        unsafe { *state = 1 };
+        unsafe { (*state).state = 1 };
         true
     } else if op == FileOp::Read as u8 {
         if st != 2 {
             return Ok(());
         }
         // SAFETY: as above.
-        unsafe { *state = 3 };
+        unsafe { (*state).state = 3 };
         true
     } else if op == FileOp::CloseWrite as u8 {
         // An unwritten file stays tracked while other references remain (a shell's `> file`

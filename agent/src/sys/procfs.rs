@@ -19,6 +19,11 @@ pub fn read_trimmed(path: &Path) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// Whether process `pid` exists (a zombie still does, until it is reaped).
+pub fn process_exists(pid: u32) -> bool {
+    pid > 0 && Path::new("/proc").join(pid.to_string()).exists()
+}
+
 /// A symbolic link's target as text; `None` when it cannot be read (gone, or not permitted).
 pub fn read_link(path: &Path) -> Option<String> {
     std::fs::read_link(path)

@@ -30,6 +30,19 @@ fn config(path: &Path, watched: &Path, excluded: &Path, extra_watch: Option<&Pat
     std::fs::write(path, text.to_string()).expect("write config");
 }
 
+/// A fresh folder `<tmp>/w` and a config watching it (`w/%%`): (the temp dir, w, config).
+fn watched_folder(prefix: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let base = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let root = base.path().join("w");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let conf = base.path().join("osprey.conf");
+    config(&conf, &root, &root.join("never"), None);
+    (base, root, conf)
+}
+
 fn rows_under(d: &Daemon, root: &Path, want: usize) -> Vec<Map<String, Value>> {
     let sql = format!(
         "SELECT target_path, category, action, operation, other_path, syscall, result, success, \
@@ -338,14 +351,7 @@ fn flood_received_plus_dropped_equals_generated() {
     if !privileged() {
         return;
     }
-    let base = tempfile::Builder::new()
-        .prefix("osprey-flood-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let root = base.path().join("w");
-    std::fs::create_dir_all(&root).unwrap();
-    let conf = base.path().join("osprey.conf");
-    config(&conf, &root, &root.join("never"), None);
+    let (_base, root, conf) = watched_folder("osprey-flood-");
     // The file exists before the daemon starts, so the only records for it are the chmods
     // (a one-page ring holds one file record at a time: the creation's open, write and close
     // would race the first chmods for it).
@@ -504,5 +510,51 @@ fn io_uring_opens_are_seen_where_the_strategy_allows() {
             .ito_inode();
         assert_eq!(s(&rows[0], "inode"), ino.to_string());
     }
+    d.stop();
+}
+
+/// A process that dies with a watched file open for writing never calls close: its tracking
+/// entry is removed within a second or two by the agent's sweep, and counted as
+/// `tracking_stale` (the map never fills with the dead).
+#[test]
+fn a_dead_writers_tracking_entry_is_swept_and_counted() {
+    if !privileged() {
+        return;
+    }
+    let (_base, root, conf) = watched_folder("osprey-sweep-");
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    let status = std::process::Command::new("/bin/sh")
+        .current_dir(&root)
+        .args(["-c", "exec 3>held; kill -9 $$"])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'ebpf_file' \
+               AND reason = 'tracking_stale' AND window_start = 0";
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    let mut n = String::new();
+    while Instant::now() < deadline {
+        n = s(&d.query(sql)[0], "n").to_owned();
+        if n == "1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(n, "1", "{}", d.log());
+    let rows = rows_under(&d, &root, 1);
+    let got: Vec<String> = summary(&rows, &root)
+        .into_iter()
+        .map(|g| g.rsplit_once(' ').map(|(a, _)| a.to_owned()).unwrap_or(g))
+        .collect();
+    assert_eq!(
+        got,
+        ["CREATED open /held"],
+        "the open only: no close was made\n{}",
+        d.log()
+    );
     d.stop();
 }

@@ -380,7 +380,8 @@ pub fn run_publisher(
 const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_millis(100);
 const RESOLVED_MAX: usize = 1024;
 
-type ResolvedCache = HashMap<(String, bool, u32), (std::time::Instant, crate::fim::fsops::Resolved)>;
+type ResolvedCache =
+    HashMap<(String, bool, u32), (std::time::Instant, crate::fim::fsops::Resolved)>;
 
 #[derive(Debug)]
 pub struct FileEventsSubscriber {
@@ -577,10 +578,13 @@ impl Subscriber for FileEventsSubscriber {
 pub struct FileSource {
     /// The watched folders the kernel matches, shared with the publisher and subscriber.
     dirs: LazyLock<Arc<WatchDirs>>,
+    /// The publisher's counters, for what the once-a-second sweep removes.
+    counters: std::sync::OnceLock<Arc<PublisherCounters>>,
 }
 
 pub static SOURCE: FileSource = FileSource {
     dirs: LazyLock::new(Arc::default),
+    counters: std::sync::OnceLock::new(),
 };
 
 impl FileSource {
@@ -630,6 +634,7 @@ impl super::Source for FileSource {
     fn start(&self, mut w: super::Wiring<'_>) -> anyhow::Result<Supervised> {
         let ring = w.kernel()?.take_file_ring()?;
         let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        let _ = self.counters.set(c.clone());
         let dirs = Arc::clone(&self.dirs);
         Ok(w.supervisor
             .spawn("pub-file", move || run_publisher(ring, q, c, dirs, s))?)
@@ -653,7 +658,13 @@ impl super::Source for FileSource {
     /// created later) is followed by identity.
     fn reconfigure(&self, kernel: &mut Kernel, ctx: super::Ctx<'_>) -> anyhow::Result<()> {
         let (prefixes, dirs) = self.plan(ctx);
-        kernel.set_watched(&prefixes, &dirs)
+        kernel.set_watched(&prefixes, &dirs)?;
+        // Files tracked for processes that exited without closing them: forgotten, counted.
+        let gone = kernel.sweep_fd_state(crate::sys::procfs::process_exists)?;
+        if let Some(c) = self.counters.get() {
+            c.tracking_stale.add(gone);
+        }
+        Ok(())
     }
 }
 

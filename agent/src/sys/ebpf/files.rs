@@ -611,6 +611,28 @@ pub fn set_watched(ebpf: &mut Ebpf, prefixes: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the tracked open files whose opener is not `alive` (it exited without closing
+/// them): their address may be reused by another file. Returns how many went.
+pub fn sweep_fd_state(ebpf: &mut Ebpf, alive: impl Fn(u32) -> bool) -> Result<u64> {
+    let mut map: HashMap<&mut MapData, u64, agent_common::file::FdState> = HashMap::try_from(
+        ebpf.map_mut(maps::FD_STATE)
+            .ok_or_else(|| anyhow!("no {} map", maps::FD_STATE))?,
+    )?;
+    let dead: Vec<u64> = map
+        .iter()
+        .filter_map(|e| e.ok())
+        .filter(|(_, v)| !alive(v.tgid))
+        .map(|(k, _)| k)
+        .collect();
+    let mut n = 0;
+    for k in dead {
+        if map.remove(&k).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Makes `dirs` the watched folders: adds the new ones first, then removes the old ones.
 pub fn set_watched_dirs(ebpf: &mut Ebpf, dirs: &[(DirKey, u32)]) -> Result<()> {
     let mut map: HashMap<&mut MapData, DirKey, u32> = HashMap::try_from(

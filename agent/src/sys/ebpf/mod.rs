@@ -558,6 +558,11 @@ impl Kernel {
     }
 
     /// Replaces the watched prefixes while the programs run (config reload).
+    /// See [`files::sweep_fd_state`].
+    pub fn sweep_fd_state(&mut self, alive: impl Fn(u32) -> bool) -> Result<u64> {
+        files::sweep_fd_state(&mut self.ebpf, alive)
+    }
+
     pub fn set_watched(
         &mut self,
         prefixes: &[String],
