@@ -140,9 +140,6 @@ pub mod file_flags {
     pub const PATH_FROM_USER: u32 = 256;
     /// The same for `path2[base2_len..]`.
     pub const PATH2_FROM_USER: u32 = 512;
-    /// Internal (enter → exit of an open): the caller's path string is still to be read,
-    /// for an open that fails.
-    pub const OPEN_AT_EXIT: u32 = 1024;
 }
 
 /// `watch_id` of a path found under no watched folder.

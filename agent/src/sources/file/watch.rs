@@ -53,6 +53,16 @@ impl WatchDirs {
         self.read().current.get(key).copied()
     }
 
+    /// The same, or of a folder watched before the last re-plan (see `Inner::seen`).
+    fn find_ever(&self, key: &DirKey) -> Option<u32> {
+        let inner = self.read();
+        inner
+            .current
+            .get(key)
+            .or_else(|| inner.seen.get(key))
+            .copied()
+    }
+
     /// The kernel entries for `prefixes`, made the current set. `probe` stats a path
     /// (following symlinks, as the config's spelling means).
     pub fn plan(&self, prefixes: &[String], probe: impl Fn(&Path) -> Probe) -> Vec<(DirKey, u32)> {
@@ -100,16 +110,7 @@ impl WatchDirs {
     /// watched folder on the way, and the rest below it. None: under no watched folder.
     pub fn place(&self, r: &Resolved) -> Option<String> {
         for (len, dev, ino) in &r.chain {
-            let key = DirKey::from_stat(*dev, *ino);
-            let id = {
-                let inner = self.read();
-                inner
-                    .current
-                    .get(&key)
-                    .or_else(|| inner.seen.get(&key))
-                    .copied()
-            };
-            if let Some(id) = id {
+            if let Some(id) = self.find_ever(&DirKey::from_stat(*dev, *ino)) {
                 let base = self.path(id)?;
                 let rest = r.dir.get(*len..).unwrap_or("");
                 return Some(super::normalize(&format!("{base}/{rest}/{}", r.name)));

@@ -29,16 +29,27 @@ pub use table::ProcessEventsTable;
 pub const PUBLISHER: &str = "ebpf_process";
 pub const TABLE: &str = "process_events";
 
+/// What every process event takes from its record header: time, syscall, pid and tid.
+fn from_header(
+    h: &agent_common::RecordHeader,
+    syscall: ProcessSyscall,
+    clock: &Clock,
+) -> ProcessEvent {
+    ProcessEvent {
+        time_ns: clock.wall_ns(h.ktime_ns),
+        uptime: h.ktime_ns / 1_000_000_000,
+        syscall: Some(syscall),
+        pid: h.pid,
+        tid: h.tid,
+        ..Default::default()
+    }
+}
+
 /// The process event of an exec, fork or exit record; None for records of other kinds.
 pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
     Some(match raw {
         RawRecord::File(_) | RawRecord::Fd(_) | RawRecord::Socket(_) => return None,
         RawRecord::ExecFailed(r) => ProcessEvent {
-            time_ns: clock.wall_ns(r.header.ktime_ns),
-            uptime: r.header.ktime_ns / 1_000_000_000,
-            syscall: Some(ProcessSyscall::Execve),
-            pid: r.header.pid,
-            tid: r.header.tid,
             parent: r.ppid,
             uid: r.uid,
             gid: r.gid,
@@ -48,7 +59,7 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
             path: String::from_utf8_lossy(&r.path[..r.path_len as usize]).into_owned(),
             cgroup_id: r.cgroup_id,
             result: r.ret,
-            ..Default::default()
+            ..from_header(&r.header, ProcessSyscall::Execve, clock)
         },
         RawRecord::Fork(r) => ProcessEvent {
             time_ns: clock.wall_ns(r.header.ktime_ns),
@@ -104,11 +115,6 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
             }
         }
         RawRecord::Exit(r) => ProcessEvent {
-            time_ns: clock.wall_ns(r.header.ktime_ns),
-            uptime: r.header.ktime_ns / 1_000_000_000,
-            syscall: Some(ProcessSyscall::Exit),
-            pid: r.header.pid,
-            tid: r.header.tid,
             parent: r.ppid,
             uid: r.uid,
             gid: r.gid,
@@ -117,7 +123,7 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
             auid: u32::MAX,
             start_ns: clock.wall_ns(r.start_ktime_ns),
             exit_code: Some(r.exit_code),
-            ..Default::default()
+            ..from_header(&r.header, ProcessSyscall::Exit, clock)
         },
     })
 }
