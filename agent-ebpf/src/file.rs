@@ -56,6 +56,22 @@ pub struct Scratch {
     key: Key<PathKey>,
     dkey: DirKey,
     walk: WalkState,
+    pass: Pass,
+}
+
+/// Values that differ between the ways into a directory walk and are needed after it. They
+/// cross the walk through map memory, which the verifier treats as unknown: the states at the
+/// walk are then the same whichever way led there, and each program verifies one walk instead
+/// of one per way in (the cost that dominates loading on slow machines).
+#[repr(C)]
+pub struct Pass {
+    mode: u64,
+    fd: u64,
+    dfd: u64,
+    uptr: u64,
+    end: u64,
+    user: u64,
+    open: OpenArgs,
 }
 
 /// The directory walk's loop-carried values live in map memory, not registers: the verifier
@@ -367,7 +383,22 @@ fn resolve(
             (mnt, dentry, HALF + 1 + ulen, true)
         }
     };
+    // SAFETY: fields of this CPU's scratch value.
+    let (end_slot, user_slot) =
+        unsafe { (&raw mut (*scratch).pass.end, &raw mut (*scratch).pass.user) };
+    // SAFETY: as above.
+    unsafe {
+        core::ptr::write_volatile(end_slot, end as u64);
+        core::ptr::write_volatile(user_slot, u64::from(user));
+    }
     let (mut start, watch) = walk(scratch, dentry, mnt, off, rflags, true)?;
+    // SAFETY: as above.
+    let (end, user) = unsafe {
+        (
+            core::ptr::read_volatile(end_slot) as usize,
+            core::ptr::read_volatile(user_slot) != 0,
+        )
+    };
     if watch == WATCH_NONE && !user && start == HALF {
         // The object is the root directory itself.
         start = HALF - 1;
@@ -770,33 +801,71 @@ const EXIT_PLAIN: u32 = 3;
 
 #[inline(always)]
 fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(())?;
+    let rec = REC_SCRATCH.get_ptr_mut(0).ok_or(())?;
+    // What to resolve here (one walk at most, whichever state this is): the opened file, a
+    // failed open's string, or a rename's or link's second path. The choice goes through
+    // `Pass`, and everything after the walk is read again (see [`Pass`]).
+    exit_choose(ctx, scratch)?;
+    // SAFETY: fields of this CPU's scratch value.
+    let (mode, fd, dfd, uptr) = unsafe {
+        let p = &raw const (*scratch).pass;
+        (
+            core::ptr::read_volatile(&raw const (*p).mode) as u32,
+            core::ptr::read_volatile(&raw const (*p).fd) as i32,
+            core::ptr::read_volatile(&raw const (*p).dfd) as i32,
+            core::ptr::read_volatile(&raw const (*p).uptr),
+        )
+    };
+    let off = offsets();
+    let mut rflags = 0u32;
+    let mut decision = 0u32;
+    let mut extra = 0u32;
+    if mode != EXIT_PLAIN {
+        // SAFETY: this CPU's scratch slot.
+        let buf = unsafe { (*scratch).buf.as_mut_ptr() };
+        // SAFETY: helper without preconditions; used only with probe reads.
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        if let Ok(r) = resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
+            // A second path goes to the per-CPU record first, then into the parked one.
+            extra = store_path(scratch, rec, &r, mode == EXIT_PATH2);
+            decision = decide(scratch, &r);
+        } else if mode == EXIT_OPEN {
+            return Ok(());
+        }
+    }
+    // SAFETY: as above.
+    let mode = unsafe { core::ptr::read_volatile(&raw const (*scratch).pass.mode) } as u32;
+    if mode == EXIT_OPEN {
+        exit_open(ctx, scratch, rec, rflags | extra, decision)
+    } else {
+        exit_parked(ctx, rec, mode, rflags | extra, decision)
+    }
+}
+
+/// Which state this exit completes, into `Pass` (mode, and the fd, dirfd and string to
+/// resolve); an open's arguments go to `Pass::open`. Err: nothing to do.
+#[inline(always)]
+fn exit_choose(ctx: &TracePointContext, scratch: *mut Scratch) -> Result<(), ()> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let off = offsets();
     // SAFETY: checked read from the tracepoint record.
     let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.unwrap_or(-1);
-    let scratch = SCRATCH.get_ptr_mut(0).ok_or(())?;
-    let rec = REC_SCRATCH.get_ptr_mut(0).ok_or(())?;
-    // SAFETY: helper without preconditions; used only with probe reads.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-
-    // What to resolve here (one walk at most, whichever state this is): the opened file, a
-    // failed open's string, or a rename's or link's second path.
-    let mut open_args = None;
-    let mut parked: *mut FileRecord = core::ptr::null_mut();
     let (mode, fd, dfd, uptr) = if let Some(a) = OPEN_PENDING.get_ptr(&pid_tgid) {
         // SAFETY: a successful lookup in this map.
         let a = unsafe { *a };
         let _ = OPEN_PENDING.remove(&pid_tgid);
-        open_args = Some(a);
+        // SAFETY: a field of this CPU's scratch value.
+        unsafe { core::ptr::write_volatile(&raw mut (*scratch).pass.open, a) };
         if ret >= 0 {
             (EXIT_OPEN, ret as i32, AT_FDCWD, 0)
         } else if a.uptr != 0 {
             (EXIT_OPEN, -1, a.dfd, a.uptr)
         } else {
-            return Ok(());
+            return Err(());
         }
     } else {
-        parked = FILE_PENDING.get_ptr_mut(&pid_tgid).ok_or(())?;
+        let parked = FILE_PENDING.get_ptr(&pid_tgid).ok_or(())?;
         // SAFETY: `parked` comes from a successful lookup in this map.
         let (pf, p2, dfd2) = unsafe { ((*parked).rflags, (*parked).p2_ptr, (*parked).p2_dfd) };
         if pf & file_flags::RESOLVE_PATH2 != 0 {
@@ -805,77 +874,112 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
             (EXIT_PLAIN, -1, AT_FDCWD, 0)
         }
     };
-    let mut rflags = 0u32;
-    let mut decision = 0u32;
-    let mut extra = 0u32;
-    if mode != EXIT_PLAIN {
-        // SAFETY: this CPU's scratch slot.
-        let buf = unsafe { (*scratch).buf.as_mut_ptr() };
-        if let Ok(r) = resolve(scratch, buf, task, fd, dfd, uptr, &off, &mut rflags) {
-            let dst = if mode == EXIT_OPEN { rec } else { parked };
-            extra = store_path(scratch, dst, &r, mode == EXIT_PATH2);
-            decision = decide(scratch, &r);
-        } else if mode == EXIT_OPEN {
-            return Ok(());
-        }
+    // SAFETY: fields of this CPU's scratch value.
+    unsafe {
+        let p = &raw mut (*scratch).pass;
+        core::ptr::write_volatile(&raw mut (*p).mode, u64::from(mode));
+        core::ptr::write_volatile(&raw mut (*p).fd, fd as u64);
+        core::ptr::write_volatile(&raw mut (*p).dfd, dfd as u64);
+        core::ptr::write_volatile(&raw mut (*p).uptr, uptr);
     }
-    if mode == EXIT_OPEN {
-        let Some(a) = open_args else { return Ok(()) };
-        // A successful open is sent when its file is in a watched folder; a failed one when
-        // its spelling is (it changed nothing).
-        if decision != SEND_ALWAYS {
-            if rflags & file_flags::PATH_TOO_DEEP != 0 {
-                count_drop(DropSlot::FileTooDeep);
-            }
-            return Ok(());
-        }
-        if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
-            count_drop(DropSlot::FileReadError);
-        }
-        let uid_gid = bpf_get_current_uid_gid();
-        // SAFETY: this CPU's record slot (a successful per-CPU lookup).
-        let rec = unsafe { &mut *rec };
-        rec.header = header(EventKind::File, pid_tgid);
-        rec.header.ktime_ns = a.ktime_ns;
-        rec.ret = ret;
-        rec.inode = 0;
-        rec.file = 0;
-        rec.f_mode = 0;
-        rec.op = FileOp::Open as u8;
-        rec.nr = a.nr;
-        rec.flags = a.flags;
-        rec.mode = a.mode;
-        rec.arg_uid = u32::MAX;
-        rec.arg_gid = u32::MAX;
-        rec.fd = -1;
-        rec.uid = uid_gid as u32;
-        rec.gid = (uid_gid >> 32) as u32;
-        rec.rflags = rflags | extra;
-        rec.path2_len = 0;
-        rec.base2_len = 0;
-        rec.watch2_id = WATCH_NONE;
-        rec.p2_ptr = 0;
-        rec.p2_dfd = 0;
-        if ret >= 0
-            && let Ok(file) = fd_file(task, ret as i32, &off)
-        {
-            let inode: *const u8 = read_field(file, off.file_inode).unwrap_or(core::ptr::null());
-            rec.inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
-            rec.file = file as u64;
-            rec.f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
-            track_open(file as u64, a.flags);
-        }
-        if FILE_RING.output::<FileRecord>(rec, 0).is_err() {
-            count_drop(DropSlot::FileRingFull);
+    Ok(())
+}
+
+/// The exit of an open: sent when its file is in a watched folder, or when a failed open's
+/// spelling is (it changed nothing).
+#[inline(always)]
+fn exit_open(
+    ctx: &TracePointContext,
+    scratch: *mut Scratch,
+    rec: *mut FileRecord,
+    rflags: u32,
+    decision: u32,
+) -> Result<(), ()> {
+    if decision != SEND_ALWAYS {
+        if rflags & file_flags::PATH_TOO_DEEP != 0 {
+            count_drop(DropSlot::FileTooDeep);
         }
         return Ok(());
     }
-    // SAFETY: `parked` comes from a successful lookup in this map.
+    if rflags & (file_flags::PATH_UNRESOLVED | file_flags::PATH_TOO_DEEP) != 0 {
+        count_drop(DropSlot::FileReadError);
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let off = offsets();
+    // SAFETY: checked read from the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.unwrap_or(-1);
+    // SAFETY: a field of this CPU's scratch value.
+    let a = unsafe { core::ptr::read_volatile(&raw const (*scratch).pass.open) };
+    let uid_gid = bpf_get_current_uid_gid();
+    // SAFETY: this CPU's record slot (a successful per-CPU lookup).
+    let rec = unsafe { &mut *rec };
+    rec.header = header(EventKind::File, pid_tgid);
+    rec.header.ktime_ns = a.ktime_ns;
+    rec.ret = ret;
+    rec.inode = 0;
+    rec.file = 0;
+    rec.f_mode = 0;
+    rec.op = FileOp::Open as u8;
+    rec.nr = a.nr;
+    rec.flags = a.flags;
+    rec.mode = a.mode;
+    rec.arg_uid = u32::MAX;
+    rec.arg_gid = u32::MAX;
+    rec.fd = -1;
+    rec.uid = uid_gid as u32;
+    rec.gid = (uid_gid >> 32) as u32;
+    rec.rflags = rflags;
+    rec.path2_len = 0;
+    rec.base2_len = 0;
+    rec.watch2_id = WATCH_NONE;
+    rec.p2_ptr = 0;
+    rec.p2_dfd = 0;
+    // SAFETY: helper without preconditions; used only with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if ret >= 0
+        && let Ok(file) = fd_file(task, ret as i32, &off)
+    {
+        let inode: *const u8 = read_field(file, off.file_inode).unwrap_or(core::ptr::null());
+        rec.inode = read_field::<u64>(inode, off.inode_ino).unwrap_or(0);
+        rec.file = file as u64;
+        rec.f_mode = read_field::<u32>(file, off.file_mode).unwrap_or(0);
+        track_open(file as u64, a.flags);
+    }
+    if FILE_RING.output::<FileRecord>(rec, 0).is_err() {
+        count_drop(DropSlot::FileRingFull);
+    }
+    Ok(())
+}
+
+/// The exit of a parked path call: its second path (resolved into the per-CPU `rec`) joins
+/// the parked record, which is sent if the entry's or the exit's decision says so.
+#[inline(always)]
+fn exit_parked(
+    ctx: &TracePointContext,
+    rec: *mut FileRecord,
+    mode: u32,
+    rflags: u32,
+    decision: u32,
+) -> Result<(), ()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let off = offsets();
+    // SAFETY: checked read from the tracepoint record.
+    let ret: i64 = unsafe { ctx.read_at(off.tp_syscall_ret as usize) }.unwrap_or(-1);
+    let parked = FILE_PENDING.get_ptr_mut(&pid_tgid).ok_or(())?;
+    // SAFETY: `parked` comes from a successful lookup in this map, `rec` from a per-CPU one.
     let parked_flags = unsafe { (*parked).rflags };
     if mode == EXIT_PATH2 {
-        // SAFETY: as above.
+        // SAFETY: as above; the helper bounds the copy to the field's size.
         unsafe {
-            (*parked).rflags = (parked_flags | rflags | extra) & !file_flags::RESOLVE_PATH2;
+            bpf_probe_read_kernel(
+                (*parked).path2.as_mut_ptr().cast::<c_void>(),
+                FILE_PATH_MAX as u32,
+                (*rec).path2.as_ptr().cast::<c_void>(),
+            );
+            (*parked).path2_len = (*rec).path2_len;
+            (*parked).base2_len = (*rec).base2_len;
+            (*parked).watch2_id = (*rec).watch2_id;
+            (*parked).rflags = (parked_flags | rflags) & !file_flags::RESOLVE_PATH2;
         }
     }
     let decided = parked_flags | decision;

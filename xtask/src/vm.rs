@@ -65,28 +65,34 @@ const KERNELS: &[Kernel] = &[
 struct Strategy {
     name: &'static str,
     env: &'static [(&'static str, &'static str)],
+    /// The e2e areas this strategy runs: `--ebpf_hooks` changes the file programs only
+    /// (`tracepoint` leaves out the fentry hook for io_uring opens), so the process and socket
+    /// tests, whose programs are the same under both, run once per kernel, under `auto`.
+    areas: &'static [&'static str],
 }
 
 const STRATEGIES: &[Strategy] = &[
     Strategy {
         name: "auto",
         env: &[("OSPREY_EBPF_HOOKS", "auto")],
+        areas: TEST_FILTERS,
     },
     Strategy {
         name: "tracepoint",
         env: &[("OSPREY_EBPF_HOOKS", "tracepoint")],
+        areas: &["file::", "evasion::"],
     },
 ];
 
 /// The e2e modules whose events come from the kernel.
 const TEST_FILTERS: &[&str] = &["process::", "file::", "socket::", "evasion::"];
 
-/// The test filters of this run: `OSPREY_VM_FILTER` (space-separated, a development aid for
-/// one area on one kernel) narrows [`TEST_FILTERS`]; CI never sets it.
-fn test_filters() -> Vec<String> {
+/// The test filters of a strategy's run: `OSPREY_VM_FILTER` (space-separated, a development
+/// aid for one area on one kernel) replaces its areas; CI never sets it.
+fn test_filters(s: &Strategy) -> Vec<String> {
     match std::env::var("OSPREY_VM_FILTER") {
         Ok(f) if !f.trim().is_empty() => f.split_whitespace().map(str::to_owned).collect(),
-        _ => TEST_FILTERS.iter().map(|s| (*s).to_owned()).collect(),
+        _ => s.areas.iter().map(|a| (*a).to_owned()).collect(),
     }
 }
 
@@ -138,10 +144,23 @@ pub fn vm_test(args: &[String]) -> Result<()> {
     let target = target_dir()?;
     let osprey = target.join("debug/osprey");
     let e2e = e2e_binary()?;
-    let tests = list_tests(&e2e)?;
-    if tests.is_empty() {
-        bail!("{} lists no test under {:?}", e2e.display(), test_filters());
+    let mut expected = BTreeMap::new();
+    for s in STRATEGIES {
+        let list = list_tests(&e2e, &test_filters(s))?;
+        if list.is_empty() {
+            bail!(
+                "{} lists no test under {:?}",
+                e2e.display(),
+                test_filters(s)
+            );
+        }
+        expected.insert(s.name, list);
     }
+    // Every test of any strategy, in the binary's order, for the table.
+    let tests: Vec<String> = list_tests(&e2e, &[])?
+        .into_iter()
+        .filter(|t| expected.values().any(|l| l.contains(t)))
+        .collect();
 
     let vm = vm_dir();
     let logs = vm.join("logs");
@@ -164,7 +183,14 @@ pub fn vm_test(args: &[String]) -> Result<()> {
             let initrd = work.join(format!("initrd-{}-{}.gz", k.label, s.name));
             strategy_initramfs(&work, &[&base, &mods], s, "test", &initrd)?;
             let log = logs.join(format!("{}-{}.log", k.label, s.name));
-            results.push(boot(k.label, s.name, &kf.vmlinuz, &initrd, &log, &tests)?);
+            results.push(boot(
+                k.label,
+                s.name,
+                &kf.vmlinuz,
+                &initrd,
+                &log,
+                &expected[s.name],
+            )?);
         }
         kernel_times.push((k.label.to_owned(), kf.version.clone(), t0.elapsed()));
     }
@@ -330,8 +356,8 @@ fn e2e_binary() -> Result<PathBuf> {
 }
 
 /// The test names the guest must report, from the binary itself.
-fn list_tests(e2e: &Path) -> Result<Vec<String>> {
-    let out = output_text(Command::new(e2e).arg("--list").args(test_filters()))?;
+fn list_tests(e2e: &Path, filters: &[String]) -> Result<Vec<String>> {
+    let out = output_text(Command::new(e2e).arg("--list").args(filters))?;
     Ok(out
         .lines()
         .filter_map(|l| l.strip_suffix(": test"))
@@ -825,8 +851,9 @@ fn strategy_initramfs(
     let dir = work.join(format!("env-{}", s.name));
     fs::create_dir_all(dir.join("etc"))?;
     let mut env = format!(
-        "export OSPREY_VM_STRATEGY={}\nexport OSPREY_VM_MODE={mode}\n",
-        s.name
+        "export OSPREY_VM_STRATEGY={}\nexport OSPREY_VM_MODE={mode}\nexport OSPREY_VM_FILTERS='{}'\n",
+        s.name,
+        test_filters(s).join(" ")
     );
     for (k, v) in s.env {
         let _ = writeln!(env, "export {k}='{v}'");
@@ -890,7 +917,7 @@ if [ "$OSPREY_VM_MODE" = overhead ]; then
     echo "OSPREY-VM-DONE exit=0"
     poweroff -f
 fi
-/osprey/e2e --test-threads=1 @FILTERS@
+/osprey/e2e --test-threads=1 $OSPREY_VM_FILTERS
 rc=$?
 echo "OSPREY-VM-DONE exit=$rc"
 poweroff -f
@@ -899,7 +926,7 @@ poweroff -f
 // ---------------------------------------------------------------------------------------------
 // Boot and results
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Outcome {
     Ok,
     Failed,
@@ -1019,6 +1046,13 @@ fn boot(
     } else {
         None
     };
+    // The panic messages of failed tests, where CI logs show them (the serial log stays on
+    // the machine that ran it).
+    if let Some(details) = failure_details(&text) {
+        for l in details.lines() {
+            eprintln!("  [{kernel}/{strategy}] | {l}");
+        }
+    }
     eprintln!(
         "xtask vm-test: {kernel} / {strategy}: {:.0}s, exit {}, log {}",
         elapsed.as_secs_f64(),
@@ -1034,6 +1068,17 @@ fn boot(
         elapsed,
         log: log.to_owned(),
     })
+}
+
+/// libtest's report of failed tests: from its first `failures:` line to its second (the list
+/// of names), at most 400 lines.
+fn failure_details(text: &str) -> Option<String> {
+    let start = text.find("\nfailures:\n")? + 1;
+    let rest = &text[start..];
+    let end = rest[10..]
+        .find("\nfailures:\n")
+        .map_or(rest.len(), |e| e + 10);
+    Some(rest[..end].lines().take(400).collect::<Vec<_>>().join("\n"))
 }
 
 /// libtest's `test NAME ... ok|FAILED` lines. With one test thread the result may come on a
@@ -1102,7 +1147,8 @@ fn report(
             let cell = match r.tests.get(t) {
                 Some(Outcome::Ok) => "ok",
                 Some(Outcome::Failed) => "FAILED",
-                _ => "no result",
+                Some(Outcome::Missing) => "no result",
+                None => "-",
             };
             let _ = write!(out, "  {cell:>15}");
         }
@@ -1149,8 +1195,41 @@ fn report(
     failed
 }
 
-/// The filters and time scale are substituted into the /init script.
+/// The time scale is substituted into the /init script (the filters come from the
+/// strategy's environment file).
 fn init_script() -> String {
-    INIT.replace("@FILTERS@", &test_filters().join(" "))
-        .replace("@TIME_SCALE@", TIME_SCALE)
+    INIT.replace("@TIME_SCALE@", TIME_SCALE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "test a::x ... ok\ntest a::y ... FAILED\n\nfailures:\n\n---- a::y stdout ----\n\
+                       panicked at y.rs:3:5:\nleft: 1\n\nfailures:\n    a::y\n\ntest result: FAILED.\n";
+
+    #[test]
+    fn the_failure_report_is_cut_from_the_serial_log() {
+        assert_eq!(
+            failure_details(LOG).as_deref(),
+            Some("failures:\n\n---- a::y stdout ----\npanicked at y.rs:3:5:\nleft: 1")
+        );
+        assert_eq!(failure_details("test a::x ... ok\n"), None);
+    }
+
+    #[test]
+    fn results_are_read_per_expected_test() {
+        let expected = ["a::x".to_owned(), "a::y".to_owned(), "a::z".to_owned()];
+        let got = parse_results(LOG, &expected);
+        assert_eq!(got["a::x"], Outcome::Ok);
+        assert_eq!(got["a::y"], Outcome::Failed);
+        assert_eq!(got["a::z"], Outcome::Missing);
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn tracepoint_runs_only_the_areas_its_flag_changes() {
+        assert_eq!(STRATEGIES[0].areas, TEST_FILTERS);
+        assert_eq!(STRATEGIES[1].areas, ["file::", "evasion::"]);
+    }
 }

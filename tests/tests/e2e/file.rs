@@ -535,7 +535,7 @@ fn a_dead_writers_tracking_entry_is_swept_and_counted() {
     );
     let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'ebpf_file' \
                AND reason = 'tracking_stale' AND window_start = 0";
-    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(30));
     let mut n = String::new();
     while Instant::now() < deadline {
         n = s(&d.query(sql)[0], "n").to_owned();

@@ -29,26 +29,28 @@ const KIND_DATASEC: u32 = 15;
 const KIND_DECL_TAG: u32 = 17;
 const KIND_ENUM64: u32 = 19;
 
-#[derive(Debug, Clone)]
-struct Member {
-    name: String,
-    type_id: u32,
-    bit_offset: u32,
-}
-
-#[derive(Debug, Clone)]
+/// One `btf_type` record: where its members are, nothing copied (a kernel's BTF has over
+/// 100,000 types, and the agent needs about 40 members of them: names are compared in place).
+#[derive(Debug, Clone, Copy)]
 struct Type {
     kind: u32,
-    name: String,
-    members: Vec<Member>,
     /// For typedefs and qualifiers: the type they refer to.
     ref_type: u32,
+    /// Byte position of the first member record in the type section (structs, unions).
+    members_at: u32,
+    vlen: u16,
+    kind_flag: bool,
 }
 
 #[derive(Debug)]
 pub struct Btf {
+    data: Vec<u8>,
+    types_start: usize,
+    types_len: usize,
+    strs_start: usize,
+    strs_len: usize,
     types: Vec<Type>,
-    structs_by_name: HashMap<String, u32>,
+    structs_by_name: HashMap<Box<[u8]>, u32>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -60,6 +62,10 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
 
 impl Btf {
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
+        Self::from_vec(data.to_vec())
+    }
+
+    fn from_vec(data: Vec<u8>) -> Result<Self, BtfError> {
         let magic = data
             .get(0..2)
             .map(|m| u16::from_le_bytes([m[0], m[1]]))
@@ -67,34 +73,53 @@ impl Btf {
         if magic != 0xeb9f {
             return Err(BtfError::BadMagic(magic));
         }
-        let hdr_len = u32_at(data, 4)? as usize;
-        let type_off = u32_at(data, 8)? as usize;
-        let type_len = u32_at(data, 12)? as usize;
-        let str_off = u32_at(data, 16)? as usize;
-        let str_len = u32_at(data, 20)? as usize;
+        let hdr_len = u32_at(&data, 4)? as usize;
+        let type_off = u32_at(&data, 8)? as usize;
+        let types_len = u32_at(&data, 12)? as usize;
+        let str_off = u32_at(&data, 16)? as usize;
+        let strs_len = u32_at(&data, 20)? as usize;
         let types_start = hdr_len + type_off;
-        let types = data
-            .get(types_start..types_start + type_len)
+        data.get(types_start..types_start + types_len)
             .ok_or(BtfError::Malformed(types_start))?;
         let strs_start = hdr_len + str_off;
-        let strs = data
-            .get(strs_start..strs_start + str_len)
+        data.get(strs_start..strs_start + strs_len)
             .ok_or(BtfError::Malformed(strs_start))?;
-        let name = |off: u32| -> String {
-            strs.get(off as usize..)
-                .and_then(|s| s.split(|b| *b == 0).next())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .unwrap_or_default()
+        let mut btf = Self {
+            data,
+            types_start,
+            types_len,
+            strs_start,
+            strs_len,
+            types: Vec::new(),
+            structs_by_name: HashMap::new(),
         };
+        btf.index()?;
+        Ok(btf)
+    }
 
+    fn type_section(&self) -> &[u8] {
+        &self.data[self.types_start..self.types_start + self.types_len]
+    }
+
+    /// The NUL-terminated name at `off` in the string section (empty when out of range).
+    fn name(&self, off: u32) -> &[u8] {
+        let strs = &self.data[self.strs_start..self.strs_start + self.strs_len];
+        strs.get(off as usize..)
+            .and_then(|s| s.split(|b| *b == 0).next())
+            .unwrap_or_default()
+    }
+
+    fn index(&mut self) -> Result<(), BtfError> {
         // Type id 0 is "void".
         let mut out = vec![Type {
             kind: 0,
-            name: String::new(),
-            members: Vec::new(),
             ref_type: 0,
+            members_at: 0,
+            vlen: 0,
+            kind_flag: false,
         }];
-        let mut structs_by_name = HashMap::new();
+        let types = self.type_section();
+        let mut structs = Vec::new();
         let mut pos = 0usize;
         while pos < types.len() {
             let name_off = u32_at(types, pos)?;
@@ -103,26 +128,16 @@ impl Btf {
             pos += 12;
             let kind = (info >> 24) & 0x1f;
             let vlen = (info & 0xffff) as usize;
-            let kind_flag = info >> 31 == 1;
-            let mut members = Vec::new();
+            let members_at = pos;
             match kind {
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => pos += 4,
                 KIND_ARRAY => pos += 12,
                 KIND_STRUCT | KIND_UNION => {
-                    for i in 0..vlen {
-                        let at = pos + i * 12;
-                        let offset = u32_at(types, at + 8)?;
-                        members.push(Member {
-                            name: name(u32_at(types, at)?),
-                            type_id: u32_at(types, at + 4)?,
-                            bit_offset: if kind_flag {
-                                offset & 0xff_ffff
-                            } else {
-                                offset
-                            },
-                        });
-                    }
                     pos += vlen * 12;
+                    if vlen > 0 {
+                        // The last member record must be inside the section.
+                        u32_at(types, pos - 4)?;
+                    }
                 }
                 KIND_ENUM | KIND_FUNC_PROTO => pos += vlen * 8,
                 KIND_DATASEC | KIND_ENUM64 => pos += vlen * 12,
@@ -134,40 +149,51 @@ impl Btf {
                     });
                 }
             }
-            let t = Type {
-                kind,
-                name: name(name_off),
-                members,
-                ref_type: size_or_type,
-            };
-            if kind == KIND_STRUCT && !t.name.is_empty() {
-                // The first definition wins; later ones are duplicates from modules.
-                structs_by_name
-                    .entry(t.name.clone())
-                    .or_insert(out.len() as u32);
+            if kind == KIND_STRUCT && name_off != 0 {
+                structs.push((name_off, out.len() as u32));
             }
-            out.push(t);
+            out.push(Type {
+                kind,
+                ref_type: size_or_type,
+                members_at: members_at as u32,
+                vlen: vlen as u16,
+                kind_flag: info >> 31 == 1,
+            });
         }
-        Ok(Self {
-            types: out,
-            structs_by_name,
-        })
+        if pos != types.len() {
+            return Err(BtfError::Malformed(self.types_start + pos));
+        }
+        let mut by_name = HashMap::with_capacity(structs.len());
+        for (off, id) in structs {
+            let name = self.name(off);
+            if !name.is_empty() {
+                // The first definition wins; later ones are duplicates from modules.
+                by_name.entry(name.into()).or_insert(id);
+            }
+        }
+        self.types = out;
+        self.structs_by_name = by_name;
+        Ok(())
     }
 
     pub fn from_sys_fs() -> std::io::Result<Result<Self, BtfError>> {
-        Ok(Self::parse(&std::fs::read("/sys/kernel/btf/vmlinux")?))
+        Ok(Self::from_vec(std::fs::read("/sys/kernel/btf/vmlinux")?))
+    }
+
+    fn struct_id(&self, name: &str) -> Option<u32> {
+        self.structs_by_name.get(name.as_bytes()).copied()
     }
 
     /// Byte offset of `member` inside `struct strukt`, looking through anonymous members.
     pub fn member_offset(&self, strukt: &str, member: &str) -> Option<u32> {
-        let id = *self.structs_by_name.get(strukt)?;
-        self.find_in(id, member, 0).map(|bits| bits / 8)
+        let id = self.struct_id(strukt)?;
+        self.find_member(id, member).map(|(bits, _)| bits / 8)
     }
 
     /// Byte offset of a dotted path such as `ns.inum` inside `struct strukt`, following
     /// embedded (not pointed-to) struct members.
     pub fn path_offset(&self, strukt: &str, path: &str) -> Option<u32> {
-        let mut id = *self.structs_by_name.get(strukt)?;
+        let mut id = self.struct_id(strukt)?;
         let mut bits = 0;
         for (i, part) in path.split('.').enumerate() {
             if i > 0 {
@@ -180,23 +206,37 @@ impl Btf {
         Some(bits / 8)
     }
 
-    fn find_in(&self, id: u32, member: &str, base_bits: u32) -> Option<u32> {
-        self.find_member(id, member)
-            .map(|(bits, _)| base_bits + bits)
+    /// The members of type `t`: (name, type id, bit offset).
+    fn members(&self, t: Type) -> impl Iterator<Item = (&[u8], u32, u32)> {
+        let types = self.type_section();
+        (0..usize::from(t.vlen)).filter_map(move |i| {
+            let at = t.members_at as usize + i * 12;
+            let offset = u32_at(types, at + 8).ok()?;
+            Some((
+                self.name(u32_at(types, at).ok()?),
+                u32_at(types, at + 4).ok()?,
+                if t.kind_flag {
+                    offset & 0xff_ffff
+                } else {
+                    offset
+                },
+            ))
+        })
     }
 
     /// (bit offset, type id) of a member, searching anonymous struct/union members.
     fn find_member(&self, id: u32, member: &str) -> Option<(u32, u32)> {
-        let t = self.types.get(id as usize)?;
-        for m in &t.members {
-            if m.name == member {
-                return Some((m.bit_offset, m.type_id));
-            }
+        let t = *self.types.get(id as usize)?;
+        if !matches!(t.kind, KIND_STRUCT | KIND_UNION) {
+            return None;
         }
-        for m in t.members.iter().filter(|m| m.name.is_empty()) {
-            let inner = self.resolve(m.type_id)?;
-            if let Some((bits, ty)) = self.find_member(inner, member) {
-                return Some((m.bit_offset + bits, ty));
+        if let Some((_, ty, bits)) = self.members(t).find(|(n, _, _)| *n == member.as_bytes()) {
+            return Some((bits, ty));
+        }
+        for (_, ty, bits) in self.members(t).filter(|(n, _, _)| n.is_empty()) {
+            let inner = self.resolve(ty)?;
+            if let Some((b, ty)) = self.find_member(inner, member) {
+                return Some((bits + b, ty));
             }
         }
         None

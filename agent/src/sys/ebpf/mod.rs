@@ -276,8 +276,14 @@ fn load_program(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
         .ok_or_else(|| anyhow!("program {prog} missing from the object"))?
         .try_into()
         .with_context(|| format!("{prog} is not a tracepoint program"))?;
+    let started = std::time::Instant::now();
     p.load()
-        .with_context(|| format!("verifier rejected {prog}"))
+        .with_context(|| format!("verifier rejected {prog}"))?;
+    log::debug!(
+        "{prog}: verified and loaded in {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// The fentry hook for io_uring opens and the two tracepoints that mark io_uring_enter.
@@ -310,10 +316,12 @@ impl Kernel {
             );
         }
         crate::sys::raise_memlock_limit();
+        let t0 = std::time::Instant::now();
         let btf = btf::Btf::from_sys_fs()
             .context("reading /sys/kernel/btf/vmlinux (the kernel needs CONFIG_DEBUG_INFO_BTF)")?
             .context("parsing the kernel's BTF")?;
         let offsets = resolve_offsets(&btf)?;
+        let t_btf = t0.elapsed();
         let files_on = opts.enabled.contains(&EventKind::File);
         if files_on && let Some(missing) = missing_file_offsets(&offsets) {
             bail!("the running kernel has no {missing}; file events cannot be captured");
@@ -325,6 +333,9 @@ impl Kernel {
             .fold(0, |acc, k| acc | (1 << (*k as u32)));
         let watch_all = u32::from(opts.watch_all || opts.watched_prefixes.iter().any(|p| p == "/"));
         let mut ebpf = EbpfLoader::new()
+            // No CO-RE relocations (offsets come from `KernelOffsets`): the loader need not
+            // parse the kernel's BTF a second time.
+            .btf(None)
             // The error line and the statistics only: a full instruction trace of programs
             // with loops overflows the log buffer, and the kernel then keeps a part without
             // the error.
@@ -343,6 +354,7 @@ impl Kernel {
             .map_max_entries(maps::SOCK_RING, opts.ring_buffer_bytes)
             .load(PROGRAMS)
             .context("loading the eBPF programs (this needs root or CAP_BPF + CAP_PERFMON)")?;
+        let t_object = t0.elapsed();
         let mut loaded = std::collections::HashSet::new();
         for (prog, category, name) in TRACEPOINTS {
             if loaded.insert(prog) {
@@ -443,6 +455,7 @@ impl Kernel {
                 )?;
             }
         }
+        let t_attached = t0.elapsed();
         let mut strategies = Vec::new();
         if opts.enabled.contains(&EventKind::ProcessExec) {
             strategies.push((EventKind::ProcessExec, STRATEGY_TRACEPOINT.into()));
@@ -478,6 +491,16 @@ impl Kernel {
         } else {
             None
         };
+        // Start-up cost, phase by phase (the verifier dominates on slow machines).
+        let ms = |d: std::time::Duration| d.as_millis();
+        log::info!(
+            "eBPF loaded in {} ms: BTF and offsets {} ms, object {} ms, verification and attachment {} ms, optional hooks {} ms",
+            ms(t0.elapsed()),
+            ms(t_btf),
+            ms(t_object - t_btf),
+            ms(t_attached - t_object),
+            ms(t0.elapsed() - t_attached)
+        );
         Ok(Self {
             ebpf,
             offsets,
