@@ -8,6 +8,8 @@
 //!   registered in one list.
 //! - [`sql`]: SQLite virtual tables over stored events and live state.
 //! - [`control`]: the control plane on one tokio runtime (config service, reports).
+//! - [`schedule`], [`logger`]: osquery's schedule and packs, differential results, and the
+//!   loggers behind one durable buffer.
 //! - [`cli`], [`daemon`]: the `osprey` command and the wiring.
 //!
 //! The layering between them is stated in ARCHITECTURE.md and checked by `cargo xtask lint`.
@@ -21,8 +23,10 @@ pub mod daemon;
 pub mod events;
 pub mod fim;
 pub mod flags;
+pub mod logger;
 pub mod pipeline;
 pub mod rt;
+pub mod schedule;
 pub mod sources;
 pub mod sql;
 pub mod stats;

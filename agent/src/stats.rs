@@ -18,7 +18,7 @@ pub const META_STATS: &[u8] = b"stats";
 /// A heartbeat older than this means the daemon that wrote it is not capturing.
 pub const HEARTBEAT_STALE_NS: u64 = 10_000_000_000;
 
-pub use crate::rt::counters::{Counter, PublisherCounters, SubscriberCounters};
+pub use crate::rt::counters::{Counter, LoggerCounters, PublisherCounters, SubscriberCounters};
 
 /// The `event_drops` reason of an interval in which no daemon was capturing (stopped, crashed,
 /// starting): one row per interval, `count` 1 (the events of a blind interval are unknown).
@@ -33,6 +33,8 @@ pub const REASON_EXPIRED: &str = "expired";
 pub struct Stats {
     pub publishers: Vec<(&'static str, Arc<PublisherCounters>)>,
     pub subscribers: Vec<(&'static str, &'static str, Arc<SubscriberCounters>)>,
+    /// The scheduler's and loggers' counters.
+    pub logger: Arc<LoggerCounters>,
 }
 
 /// A loss counter as persisted: who lost what, why, and how many in total.
@@ -147,6 +149,66 @@ pub fn totals(drops: &[DropCount]) -> std::collections::BTreeMap<(String, String
             .or_insert(0) += d.count;
     }
     m
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduler's statistics
+
+/// Where the scheduler's statistics are kept in `meta` (for `osquery_schedule`).
+pub const STATS_KEY: &[u8] = b"schedule_stats";
+
+/// Per query, as `osquery_schedule` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryStats {
+    pub name: String,
+    pub query: String,
+    pub interval: u64,
+    pub executions: u64,
+    pub last_executed: u64,
+    pub denylisted: bool,
+    pub output_size: u64,
+    pub wall_time_ms: u64,
+    pub last_wall_time_ms: u64,
+    pub user_time: u64,
+    pub last_user_time: u64,
+    pub system_time: u64,
+    pub last_system_time: u64,
+    pub average_memory: u64,
+    pub last_memory: u64,
+}
+
+/// Per pack, as `osquery_packs` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PackStats {
+    pub name: String,
+    pub platform: String,
+    pub version: String,
+    pub shard: u64,
+    pub discovery_cache_hits: u64,
+    pub discovery_executions: u64,
+    pub active: bool,
+}
+
+/// What is persisted under [`STATS_KEY`] (written by the scheduler, read by
+/// `osquery_schedule` and `osquery_packs`, also in `osprey query`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleStats {
+    pub queries: Vec<QueryStats>,
+    pub packs: Vec<PackStats>,
+}
+
+impl ScheduleStats {
+    /// Persists these statistics (not synced: they are statistics).
+    pub fn save(&self, store: &Store) -> Result<(), StorageError> {
+        let v = serde_json::to_vec(self).unwrap_or_default();
+        store.put_meta(STATS_KEY, &v, false)
+    }
+
+    /// What a daemon persisted (None: no scheduler ran on this store, or unreadable).
+    pub fn load(store: &Store) -> Option<Self> {
+        let v = store.get_meta(STATS_KEY).ok()??;
+        serde_json::from_slice(&v).ok()
+    }
 }
 
 #[cfg(test)]

@@ -252,7 +252,9 @@ mod tests {
         let mut sh = shell(Mode::Pretty);
         assert_eq!(
             sh.command(".tables osquery_"),
-            out("  => osquery_events\n  => osquery_flags\n  => osquery_info\n")
+            out(
+                "  => osquery_events\n  => osquery_flags\n  => osquery_info\n  => osquery_packs\n  => osquery_schedule\n"
+            )
         );
         assert_eq!(sh.command(".tables no_such_thing"), out(""));
         // Without a pattern: every table, sorted, one per line.

@@ -71,6 +71,9 @@ pub struct Query {
     /// Seconds, 1..=604800 (osquery's bounds); 3600 when absent, as osquery's
     /// `schedule_default_interval`.
     pub interval: u64,
+    /// Whether the config gave `interval` (else the scheduler applies
+    /// `schedule_default_interval`).
+    pub interval_given: bool,
     pub removed: bool,
     pub snapshot: bool,
     pub platform: Option<String>,
@@ -86,6 +89,7 @@ impl Default for Query {
         Self {
             query: String::new(),
             interval: 3600,
+            interval_given: false,
             removed: true,
             snapshot: false,
             platform: None,
@@ -306,7 +310,9 @@ impl Query {
     fn to_json(&self) -> Value {
         let mut o = Map::new();
         o.insert("query".into(), json!(self.query));
-        o.insert("interval".into(), json!(self.interval));
+        if self.interval_given {
+            o.insert("interval".into(), json!(self.interval));
+        }
         o.insert("removed".into(), json!(self.removed));
         o.insert("snapshot".into(), json!(self.snapshot));
         o.insert("denylist".into(), json!(self.denylist));

@@ -93,6 +93,7 @@ fn every_key_is_typed() {
             Query {
                 query: "SELECT 1;".into(),
                 interval: 30,
+                interval_given: true,
                 removed: false,
                 snapshot: true,
                 platform: Some("linux".into()),

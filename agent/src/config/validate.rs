@@ -243,6 +243,7 @@ impl<'a> Validator<'a> {
                 "interval" => {
                     if let Some(n) = self.positive(&path, v, MAX_INTERVAL) {
                         q.interval = n;
+                        q.interval_given = true;
                     }
                 }
                 "removed" => q.removed = self.boolean(&path, v).unwrap_or(q.removed),

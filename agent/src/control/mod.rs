@@ -94,7 +94,7 @@ impl Control {
         self,
         sup: &Supervisor,
         store: Arc<Store>,
-        on_change: impl Fn(&Live) + Send + 'static,
+        on_change: impl Fn(&Arc<Live>) + Send + 'static,
     ) -> Running {
         let Control {
             runtime,

@@ -91,11 +91,18 @@ pub fn run(
         .with_context(|| format!("writing the pidfile {}", pidfile.display()))?;
 
     let kernel = Arc::new(Mutex::new(w.kernel.take()));
+    // The scheduler and the loggers follow the config in force.
+    let current = Arc::new(Mutex::new(control.live()));
+    let scheduler = wiring::scheduler(&store, sources, &live, w.stats.logger.clone())?;
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
-        let fs = fs.clone();
-        move |live| wiring::follow_config(&kernel, &active, &flags, &fs, live)
+        let (fs, current) = (fs.clone(), current.clone());
+        move |live| {
+            wiring::follow_config(&kernel, &active, &flags, &fs, live);
+            *lock(&current) = live.clone();
+        }
     });
+    wiring::spawn_schedule(&sup, &running.handle(), scheduler, current, store.clone());
     sup.spawn_task(&running.handle(), "rescan", {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
         let (fs, fim, shutdown) = (fs.clone(), running.fim().clone(), shutdown.clone());

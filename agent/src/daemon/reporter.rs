@@ -172,6 +172,14 @@ impl Reporter {
                 });
             }
         }
+        // Result and status lines that did not fit in the log buffer.
+        out.push(DropCount {
+            publisher: "logger".into(),
+            event_type: "log".into(),
+            reason: "log_buffer_full".into(),
+            cpu: -1,
+            count: self.stats.logger.buffer_full.get(),
+        });
         for (table, _, c) in &self.stats.subscribers {
             out.push(DropCount {
                 publisher: (*table).into(),

@@ -12,14 +12,18 @@ use anyhow::Result;
 use crate::{
     config::Live,
     flags::Flags,
+    logger::Forwarder,
     pipeline::{self, Queue, QueueReceiver, WhenFull, WriterConfig},
     rt::{
         Watch,
         counters::{PublisherCounters, SubscriberCounters},
         supervise::{Supervised, Supervisor},
     },
+    schedule::Scheduler,
     sources::{self, Ctx, Source, Wiring as SourceWiring},
+    sql::TableEnv,
     stats::Stats,
+    storage::logbuf::LogBuffer,
     storage::{
         Store,
         retention::{self, Limits, RetentionConfig},
@@ -249,4 +253,79 @@ pub fn reprogram(
             log::error!("updating {}: {e:#}", s.publisher());
         }
     }
+}
+
+/// The scheduler over every table (live and stored events) of this daemon, with the loggers'
+/// buffer on `store`.
+pub fn scheduler(
+    store: &Arc<Store>,
+    sources: &[&'static dyn Source],
+    live: &Arc<Live>,
+    counters: Arc<crate::rt::counters::LoggerCounters>,
+) -> Result<(Scheduler, Forwarder)> {
+    let buffer = Arc::new(LogBuffer::open(store.clone())?);
+    let env = TableEnv::new(Some(store.clone()), Arc::new(live.flags.clone()))
+        .with_tables(sources::tables_of(sources))
+        .with_flags_view(Arc::new(crate::control::flags_view));
+    let now = crate::sys::now_ns() / 1_000_000_000;
+    let sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
+        .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
+    let (sinks, warnings) = crate::logger::sinks_from_flags(&live.flags);
+    for w in warnings {
+        log::warn!("{w}");
+    }
+    let (lines, bytes) = buffer.len();
+    if lines > 0 {
+        log::info!("log buffer: {lines} line(s), {bytes} bytes from before this start, sent first");
+    }
+    Ok((sched, Forwarder::new(buffer, sinks, counters)))
+}
+
+/// Two tasks: the scheduler (once a second: follow the config, run what is due, persist the
+/// statistics) and the log forwarder (once a second, and a last time at shutdown), so that a
+/// slow sink never delays a scheduled query.
+pub fn spawn_schedule(
+    sup: &Supervisor,
+    rt: &tokio::runtime::Handle,
+    (mut sched, mut fwd): (Scheduler, Forwarder),
+    current: Arc<Mutex<Arc<Live>>>,
+    store: Arc<Store>,
+) {
+    let shutdown = sup.shutdown().clone();
+    sup.spawn_task(rt, "schedule", async move {
+        let mut tick = tokio::time::interval(crate::schedule::TICK);
+        while !shutdown.is_set() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => break,
+            }
+            tokio::task::block_in_place(|| {
+                let live = super::lock(&current).clone();
+                let now = crate::sys::now_ns() / 1_000_000_000;
+                sched.update(&live, now);
+                if sched.tick(now) > 0
+                    && let Err(e) = sched.stats().save(&store)
+                {
+                    log::warn!("saving the scheduler's statistics: {e}");
+                }
+            });
+        }
+    });
+    let shutdown = sup.shutdown().clone();
+    sup.spawn_task(rt, "logger", async move {
+        let mut tick = tokio::time::interval(crate::schedule::TICK);
+        let mut pump = move || {
+            if let Err(e) = fwd.pump() {
+                log::error!("log buffer: {e}");
+            }
+        };
+        while !shutdown.is_set() {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait() => break,
+            }
+            tokio::task::block_in_place(&mut pump);
+        }
+        tokio::task::block_in_place(&mut pump);
+    });
 }

@@ -42,3 +42,19 @@ pub struct SubscriberCounters {
     /// reported under reason [`crate::stats::REASON_EXPIRED`], and never in per-second drop windows.
     pub expired: Counter,
 }
+
+/// Counters of the scheduler and the loggers.
+#[derive(Debug, Default)]
+pub struct LoggerCounters {
+    /// Lines delivered to a sink (once per sink).
+    pub sent: Counter,
+    /// Failed sends (the lines stay buffered).
+    pub send_errors: Counter,
+    /// Lines that did not fit in the buffer (`buffered_log_max`, `buffered_log_max_bytes`):
+    /// lost, reported as `log_buffer_full`.
+    pub buffer_full: Counter,
+    /// Buffered lines that could not be decoded (skipped).
+    pub undecodable: Counter,
+    /// Scheduled query runs that failed (a status line says why).
+    pub query_errors: Counter,
+}

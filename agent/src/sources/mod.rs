@@ -103,6 +103,14 @@ pub fn tables() -> impl Iterator<Item = &'static dyn TableProvider> {
     REGISTRY.iter().map(|s| *s as &'static dyn TableProvider)
 }
 
+/// The tables of `sources` (the daemon's own list; tests pass theirs).
+pub fn tables_of(sources: &[&'static dyn Source]) -> Vec<&'static dyn TableProvider> {
+    sources
+        .iter()
+        .map(|s| *s as &'static dyn TableProvider)
+        .collect()
+}
+
 /// The source that owns kernel records of `kind`.
 pub fn owner<'a>(sources: &[&'a dyn Source], kind: EventKind) -> Option<&'a dyn Source> {
     sources.iter().copied().find(|s| s.kinds().contains(&kind))

@@ -19,6 +19,7 @@
 
 pub mod codec;
 pub mod extensions;
+pub mod logbuf;
 pub mod optimize;
 pub mod retention;
 
@@ -164,7 +165,12 @@ fn cf_options(name: &str) -> Options {
 }
 
 fn all_cfs() -> Vec<&'static str> {
-    vec![CF_META, CF_DROPS]
+    vec![
+        CF_META,
+        CF_DROPS,
+        logbuf::CF_LOG_BUFFER,
+        logbuf::CF_QUERY_RESULTS,
+    ]
 }
 
 impl Store {

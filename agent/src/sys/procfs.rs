@@ -141,3 +141,40 @@ mod tests {
         assert!(id.parse::<u64>().is_ok(), "{id}");
     }
 }
+
+/// CPU time of the calling thread so far, (user, system) in milliseconds, from
+/// `/proc/thread-self/stat`; zeros when it cannot be read.
+pub fn thread_cpu_ms() -> (u64, u64) {
+    let Some(text) = read_text(Path::new("/proc/thread-self/stat")) else {
+        return (0, 0);
+    };
+    parse_stat_cpu_ms(&text, rustix::param::clock_ticks_per_second()).unwrap_or((0, 0))
+}
+
+/// (utime, stime) of a `stat` line in milliseconds: fields 14 and 15, counted after the
+/// command name (which may hold spaces and parentheses).
+pub fn parse_stat_cpu_ms(text: &str, ticks_per_sec: u64) -> Option<(u64, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let user: u64 = f.next()?.parse().ok()?;
+    let system: u64 = f.next()?.parse().ok()?;
+    let t = ticks_per_sec.max(1);
+    Some((user * 1000 / t, system * 1000 / t))
+}
+
+/// Resident memory of this process in bytes (`/proc/self/statm`), 0 when unknown.
+pub fn resident_bytes() -> u64 {
+    read_text(Path::new("/proc/self/statm"))
+        .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * rustix::param::page_size() as u64)
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    #[test]
+    fn stat_cpu_fields_are_found_after_the_name() {
+        let line = "12 (a b) c) S 1 12 12 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 5 0 0";
+        assert_eq!(super::parse_stat_cpu_ms(line, 100), Some((2500, 750)));
+        assert_eq!(super::parse_stat_cpu_ms("garbage", 100), None);
+    }
+}

@@ -8,5 +8,6 @@ mod evasion;
 mod file;
 mod parity;
 mod process;
+mod schedule;
 mod socket;
 mod storage;

@@ -14,12 +14,16 @@ mod os_version;
 mod osquery_events;
 mod osquery_flags;
 mod osquery_info;
+mod osquery_schedule;
 pub mod processes;
 pub mod schema;
 mod system_info;
 mod time;
 mod uptime;
 mod users;
+
+pub use system_info::host_uuid;
+pub use time::civil_from_days;
 
 use std::sync::Arc;
 
@@ -33,6 +37,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(event_drops::EventDrops::new(env.clone())),
         Arc::new(osquery_flags::OsqueryFlags::new(env.clone())),
         Arc::new(osquery_info::OsqueryInfo::new(env.clone())),
+        Arc::new(osquery_schedule::OsquerySchedule::new(env.clone())),
+        Arc::new(osquery_schedule::OsqueryPacks::new(env.clone())),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),

@@ -1,0 +1,210 @@
+//! Loggers: every line (result, snapshot, status) goes into the durable buffer
+//! (`storage::logbuf`) first; [`Forwarder::pump`] hands it to each sink of `logger_plugin` in
+//! order, and a line leaves the buffer once every sink acknowledged it. A sink that fails
+//! keeps its place: it gets the same lines again on the next pump, and the others go on.
+//!
+//! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`. Names osquery
+//! knows that this build does not have yet (`syslog`, `kafka_producer`, `tls`) are reported
+//! once at start-up and their lines stay buffered for no one: they are skipped, not an error.
+
+pub mod sinks;
+
+use std::sync::Arc;
+
+use crate::{
+    flags::Flags,
+    rt::counters::LoggerCounters,
+    storage::{
+        StorageError,
+        logbuf::{Limits, LogBuffer},
+    },
+};
+
+/// What a line is; decides the file (filesystem) and the TLS log type later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Result,
+    Snapshot,
+    /// A status line with its severity (0 info, 1 warning, 2 error).
+    Status(u8),
+}
+
+/// One log line, as JSON text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub kind: Kind,
+    pub text: String,
+}
+
+/// Encoding in the buffer: format byte, kind byte, severity byte, UTF-8 text.
+const FORMAT: u8 = 1;
+
+impl Line {
+    pub fn encode(&self) -> Vec<u8> {
+        let (k, sev) = match self.kind {
+            Kind::Result => (1, 0),
+            Kind::Snapshot => (2, 0),
+            Kind::Status(s) => (3, s),
+        };
+        let mut v = Vec::with_capacity(3 + self.text.len());
+        v.extend_from_slice(&[FORMAT, k, sev]);
+        v.extend_from_slice(self.text.as_bytes());
+        v
+    }
+
+    /// Never panics: bad bytes are an error (the line is then skipped and counted).
+    pub fn decode(v: &[u8]) -> Result<Self, &'static str> {
+        let [format, k, sev, rest @ ..] = v else {
+            return Err("shorter than its header");
+        };
+        if *format != FORMAT {
+            return Err("unknown format version");
+        }
+        let kind = match k {
+            1 => Kind::Result,
+            2 => Kind::Snapshot,
+            3 => Kind::Status(*sev),
+            _ => return Err("unknown line kind"),
+        };
+        let text = std::str::from_utf8(rest).map_err(|_| "not UTF-8")?;
+        Ok(Self {
+            kind,
+            text: text.to_owned(),
+        })
+    }
+}
+
+/// A destination of log lines.
+pub trait Sink: Send {
+    /// The `logger_plugin` name.
+    fn name(&self) -> &'static str;
+    /// Delivers `lines` durably (or as far as the sink can tell), in order. Err: none of
+    /// them count as delivered; the same lines come again.
+    fn send(&mut self, lines: &[Line]) -> Result<(), String>;
+}
+
+/// The sinks `logger_plugin` names, and a warning for each name this build lacks.
+pub fn sinks_from_flags(flags: &Flags) -> (Vec<Box<dyn Sink>>, Vec<String>) {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let mut warnings = Vec::new();
+    for name in flags
+        .get("logger_plugin")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        if sinks.iter().any(|s| s.name() == name) {
+            continue;
+        }
+        match name {
+            "filesystem" => sinks.push(Box::new(sinks::Filesystem::new(
+                flags
+                    .path("logger_path")
+                    .unwrap_or_else(|| "/var/log/osquery".into()),
+                (flags.u64("logger_mode") & 0o7777) as u32,
+            ))),
+            "stdout" => sinks.push(Box::new(sinks::Stdout)),
+            other => warnings.push(format!(
+                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout)"
+            )),
+        }
+    }
+    (sinks, warnings)
+}
+
+/// The buffer limits from `buffered_log_max` (lines) and `buffered_log_max_bytes`.
+pub fn limits(flags: &Flags) -> Limits {
+    Limits {
+        max_lines: flags.u64("buffered_log_max"),
+        max_bytes: flags.u64("buffered_log_max_bytes"),
+    }
+}
+
+/// Lines per send.
+const BATCH: usize = 1024;
+
+/// Moves buffered lines to the sinks.
+pub struct Forwarder {
+    buffer: Arc<LogBuffer>,
+    sinks: Vec<Box<dyn Sink>>,
+    counters: Arc<LoggerCounters>,
+    /// Per sink: the last error, so a sink that stays down is reported once, not per pump.
+    failing: Vec<Option<String>>,
+}
+
+impl Forwarder {
+    pub fn new(
+        buffer: Arc<LogBuffer>,
+        sinks: Vec<Box<dyn Sink>>,
+        counters: Arc<LoggerCounters>,
+    ) -> Self {
+        let failing = sinks.iter().map(|_| None).collect();
+        Self {
+            buffer,
+            sinks,
+            counters,
+            failing,
+        }
+    }
+
+    /// Sends what each sink has not had yet (up to a few batches), then releases what all
+    /// of them have. Returns the lines sent.
+    pub fn pump(&mut self) -> Result<u64, StorageError> {
+        let mut sent = 0;
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let mut cursor = self.buffer.cursor(sink.name())?;
+            for _ in 0..8 {
+                let batch = self.buffer.read(cursor, BATCH)?;
+                let Some(&(last, _)) = batch.last() else {
+                    break;
+                };
+                let mut lines = Vec::with_capacity(batch.len());
+                for (seq, bytes) in &batch {
+                    match Line::decode(bytes) {
+                        Ok(l) => lines.push(l),
+                        Err(what) => {
+                            self.counters.undecodable.add(1);
+                            log::error!("log buffer line {seq} skipped: {what}");
+                        }
+                    }
+                }
+                match sink.send(&lines) {
+                    Ok(()) => {
+                        if let Some(e) = self.failing[i].take() {
+                            log::info!("logger {}: delivering again (it failed: {e})", sink.name());
+                        }
+                        self.buffer.set_cursor(sink.name(), last)?;
+                        cursor = last;
+                        sent += lines.len() as u64;
+                        self.counters.sent.add(lines.len() as u64);
+                    }
+                    Err(e) => {
+                        self.counters.send_errors.add(1);
+                        if self.failing[i].as_deref() != Some(e.as_str()) {
+                            log::warn!(
+                                "logger {}: {e}; its lines stay buffered and are sent again",
+                                sink.name()
+                            );
+                        }
+                        self.failing[i] = Some(e);
+                        break;
+                    }
+                }
+                if batch.len() < BATCH {
+                    break;
+                }
+            }
+        }
+        let mut done = u64::MAX;
+        for s in &self.sinks {
+            done = done.min(self.buffer.cursor(s.name())?);
+        }
+        if done != u64::MAX && done > 0 {
+            self.buffer.release(done)?;
+        }
+        Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The `filesystem` and `stdout` sinks.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::PathBuf,
+};
+
+use super::{Kind, Line, Sink};
+
+/// osquery's files under `logger_path`: `osqueryd.results.log`, `osqueryd.snapshots.log`,
+/// and the status lines in `osqueryd.INFO`, `osqueryd.WARNING`, `osqueryd.ERROR` (a line goes
+/// to its severity's file and to every lower one, as glog does; here as JSON lines).
+pub struct Filesystem {
+    dir: PathBuf,
+    mode: u32,
+}
+
+/// File names by line kind.
+pub const RESULTS: &str = "osqueryd.results.log";
+pub const SNAPSHOTS: &str = "osqueryd.snapshots.log";
+const STATUS: [&str; 3] = ["osqueryd.INFO", "osqueryd.WARNING", "osqueryd.ERROR"];
+
+impl Filesystem {
+    pub fn new(dir: PathBuf, mode: u32) -> Self {
+        Self { dir, mode }
+    }
+
+    fn open(&self, name: &str) -> Result<File, String> {
+        let path = self.dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(self.mode)
+            .open(&path)
+            .map_err(|e| format!("opening {}: {e}", path.display()))
+    }
+}
+
+impl Sink for Filesystem {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
+        // Grouped per file, in order within each file.
+        let mut out: Vec<(&str, String)> = Vec::new();
+        let mut push = |file: &'static str, text: &str| {
+            let slot = match out.iter_mut().position(|(f, _)| *f == file) {
+                Some(i) => &mut out[i].1,
+                None => {
+                    out.push((file, String::new()));
+                    &mut out.last_mut().expect("just pushed").1
+                }
+            };
+            slot.push_str(text);
+            slot.push('\n');
+        };
+        for l in lines {
+            match l.kind {
+                Kind::Result => push(RESULTS, &l.text),
+                Kind::Snapshot => push(SNAPSHOTS, &l.text),
+                Kind::Status(sev) => {
+                    for file in STATUS.iter().take(usize::from(sev.min(2)) + 1) {
+                        push(file, &l.text);
+                    }
+                }
+            }
+        }
+        for (name, text) in out {
+            let mut f = self.open(name)?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_data())
+                .map_err(|e| format!("writing {}: {e}", self.dir.join(name).display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Every line on standard output.
+pub struct Stdout;
+
+impl Sink for Stdout {
+    fn name(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+        let mut out = std::io::stdout().lock();
+        for l in lines {
+            writeln!(out, "{}", l.text).map_err(|e| format!("writing to stdout: {e}"))?;
+        }
+        out.flush().map_err(|e| format!("writing to stdout: {e}"))
+    }
+}

@@ -1,0 +1,137 @@
+use std::{
+    os::unix::fs::PermissionsExt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use super::*;
+use crate::storage::Store;
+
+fn line(kind: Kind, text: &str) -> Line {
+    Line {
+        kind,
+        text: text.to_owned(),
+    }
+}
+
+#[test]
+fn lines_round_trip_and_bad_bytes_are_errors() {
+    for l in [
+        line(Kind::Result, r#"{"a":1}"#),
+        line(Kind::Snapshot, ""),
+        line(Kind::Status(2), "é"),
+    ] {
+        assert_eq!(Line::decode(&l.encode()), Ok(l));
+    }
+    assert_eq!(Line::decode(b""), Err("shorter than its header"));
+    assert_eq!(Line::decode(&[2, 1, 0]), Err("unknown format version"));
+    assert_eq!(Line::decode(&[1, 9, 0]), Err("unknown line kind"));
+    assert_eq!(Line::decode(&[1, 1, 0, 0xff]), Err("not UTF-8"));
+}
+
+/// A sink that records what it got and fails while `down` is set.
+struct Recorder {
+    got: Arc<Mutex<Vec<String>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Sink for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err("connection refused".into());
+        }
+        let mut g = self.got.lock().unwrap();
+        g.extend(lines.iter().map(|l| l.text.clone()));
+        Ok(())
+    }
+}
+
+fn append(buf: &LogBuffer, texts: &[&str]) {
+    let lines: Vec<Vec<u8>> = texts
+        .iter()
+        .map(|t| line(Kind::Result, t).encode())
+        .collect();
+    buf.append(&lines, None, Limits::default()).unwrap();
+}
+
+#[test]
+fn a_sink_that_is_down_gets_every_line_in_order_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_primary(&dir.path().join("db")).unwrap());
+    let buf = Arc::new(LogBuffer::open(store).unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let down = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(LoggerCounters::default());
+    let mut fwd = Forwarder::new(
+        buf.clone(),
+        vec![Box::new(Recorder {
+            got: got.clone(),
+            down: down.clone(),
+        })],
+        counters.clone(),
+    );
+    append(&buf, &["1", "2"]);
+    assert_eq!(fwd.pump().unwrap(), 2);
+    down.store(true, Ordering::SeqCst);
+    append(&buf, &["3"]);
+    assert_eq!(fwd.pump().unwrap(), 0);
+    append(&buf, &["4"]);
+    assert_eq!(fwd.pump().unwrap(), 0);
+    assert_eq!(buf.len().0, 2, "kept while the sink is down");
+    down.store(false, Ordering::SeqCst);
+    assert_eq!(fwd.pump().unwrap(), 2);
+    assert_eq!(*got.lock().unwrap(), ["1", "2", "3", "4"]);
+    assert_eq!(buf.len(), (0, 0), "released once delivered");
+    assert_eq!(counters.send_errors.get(), 2);
+    assert_eq!(counters.sent.get(), 4);
+}
+
+#[test]
+fn the_filesystem_sink_writes_osquerys_files_with_the_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = sinks::Filesystem::new(dir.path().join("log"), 0o640);
+    fs.send(&[
+        line(Kind::Result, "r1"),
+        line(Kind::Snapshot, "s1"),
+        line(Kind::Status(1), "w1"),
+        line(Kind::Result, "r2"),
+        line(Kind::Status(0), "i1"),
+    ])
+    .unwrap();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join("log").join(n)).unwrap();
+    assert_eq!(read("osqueryd.results.log"), "r1\nr2\n");
+    assert_eq!(read("osqueryd.snapshots.log"), "s1\n");
+    assert_eq!(read("osqueryd.INFO"), "w1\ni1\n");
+    assert_eq!(read("osqueryd.WARNING"), "w1\n");
+    assert!(!dir.path().join("log/osqueryd.ERROR").exists());
+    let mode = std::fs::metadata(dir.path().join("log/osqueryd.results.log"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[test]
+fn unknown_plugins_are_reported_and_known_ones_kept() {
+    let mut flags = Flags::default();
+    flags
+        .parse_args(
+            &["--logger_plugin=filesystem, tls,stdout,filesystem".to_owned()],
+            crate::flags::Source::CommandLine,
+        )
+        .unwrap();
+    let (sinks, warnings) = sinks_from_flags(&flags);
+    let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["filesystem", "stdout"]);
+    assert_eq!(
+        warnings,
+        [
+            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout)"
+        ]
+    );
+}

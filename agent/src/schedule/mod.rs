@@ -1,0 +1,500 @@
+//! The scheduler: osquery's `schedule` and packs run on the control plane, their results
+//! compared with the previous run ([`results`]), turned into osquery's log lines
+//! ([`format`]) and appended, with the new state, to the durable log buffer in one synced
+//! batch (so a crash neither loses a line nor reports a row twice).
+//!
+//! Timing: a query with interval N runs when the wall clock passes a multiple of N seconds
+//! (as osquery's scheduler, which counts from the epoch), so a restart does not reset it;
+//! a run that is late (the host was busy) happens at the next tick.
+//!
+//! Decorators: `load` queries run at start and on every config change, `always` ones before
+//! every tick that runs a query, `interval` ones every N seconds; the first row of each one
+//! gives its columns as decorations.
+//!
+//! A query that fails logs a status line with SQLite's error; the others go on.
+
+pub mod format;
+pub mod plan;
+pub mod results;
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rusqlite::types::Value as SqlValue;
+use serde_json::Value;
+
+use crate::{
+    config::live::Live,
+    rt::counters::LoggerCounters,
+    sql::{Engine, ResultSet, TableEnv},
+    stats::{PackStats, QueryStats, ScheduleStats},
+    storage::logbuf::{Limits, LogBuffer},
+};
+use plan::{Job, PackPlan};
+use results::{Row, State};
+
+struct JobState {
+    job: Job,
+    next_due: u64,
+    stats: QueryStats,
+}
+
+struct PackState {
+    plan: PackPlan,
+    stats: PackStats,
+    next_check: u64,
+}
+
+/// The logger flags a run needs, read once per config.
+#[derive(Clone, Debug)]
+struct Output {
+    host: String,
+    epoch: u64,
+    numerics: bool,
+    event_format: bool,
+    snapshot_event_format: bool,
+    top_level: bool,
+    limits: Limits,
+    delimiter: String,
+    timing: plan::Timing,
+    pack_refresh: u64,
+    /// `schedule_timeout` (0 = none).
+    timeout: u64,
+}
+
+pub struct Scheduler {
+    engine: Engine,
+    buffer: Arc<LogBuffer>,
+    counters: Arc<LoggerCounters>,
+    generation: u64,
+    started: u64,
+    out: Output,
+    jobs: Vec<JobState>,
+    packs: Vec<PackState>,
+    decorators: crate::config::Decorators,
+    load_decorations: BTreeMap<String, String>,
+    always_decorations: BTreeMap<String, String>,
+    interval_decorations: BTreeMap<u64, BTreeMap<String, String>>,
+}
+
+/// The next multiple of `interval` strictly after `now`.
+fn next_multiple(now: u64, interval: u64) -> u64 {
+    let i = interval.max(1);
+    (now / i + 1) * i
+}
+
+/// `host_identifier`: hostname, uuid, instance, ephemeral or specified.
+pub fn host_identifier(flags: &crate::flags::Flags) -> String {
+    match flags.get("host_identifier") {
+        "specified" => flags.get("specified_identifier").to_owned(),
+        "uuid" | "instance" | "ephemeral" => crate::sql::tables::host_uuid(),
+        _ => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    }
+}
+
+fn output(live: &Live) -> Output {
+    let f = &live.flags;
+    Output {
+        host: host_identifier(f),
+        epoch: f.u64("epoch"),
+        numerics: f.bool("logger_numerics"),
+        event_format: f.bool("logger_event_type"),
+        snapshot_event_format: f.bool("logger_snapshot_event_type"),
+        top_level: f.bool("decorations_top_level"),
+        limits: crate::logger::limits(f),
+        delimiter: f.get("pack_delimiter").to_owned(),
+        timing: plan::Timing {
+            default_interval: f.u64("schedule_default_interval"),
+            splay_percent: f.u64("schedule_splay_percent"),
+        },
+        pack_refresh: f.u64("pack_refresh_interval").max(1),
+        timeout: f.u64("schedule_timeout"),
+    }
+}
+
+/// A result set as osquery rows: columns by name, NULL as "", numbers kept as numbers (the
+/// log format decides whether they are written as strings).
+pub fn rows(rs: &ResultSet) -> Vec<Row> {
+    rs.rows
+        .iter()
+        .map(|r| {
+            let mut sorted: BTreeMap<&str, Value> = BTreeMap::new();
+            for (c, v) in rs.columns.iter().zip(r) {
+                let v = match v {
+                    SqlValue::Null => Value::String(String::new()),
+                    SqlValue::Integer(i) => Value::from(*i),
+                    SqlValue::Real(f) => serde_json::Number::from_f64(*f)
+                        .map_or_else(|| Value::String(f.to_string()), Value::Number),
+                    SqlValue::Text(s) => Value::String(s.clone()),
+                    SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
+                };
+                sorted.insert(c, v);
+            }
+            sorted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        })
+        .collect()
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Scheduler {
+    pub fn new(
+        env: TableEnv,
+        buffer: Arc<LogBuffer>,
+        counters: Arc<LoggerCounters>,
+        live: &Live,
+        now: u64,
+    ) -> rusqlite::Result<Self> {
+        let mut s = Self {
+            engine: Engine::new(env)?,
+            buffer,
+            counters,
+            generation: 0,
+            started: now,
+            out: output(live),
+            jobs: Vec::new(),
+            packs: Vec::new(),
+            decorators: Default::default(),
+            load_decorations: BTreeMap::new(),
+            always_decorations: BTreeMap::new(),
+            interval_decorations: BTreeMap::new(),
+        };
+        s.update(live, now);
+        Ok(s)
+    }
+
+    /// Follows a new config: re-plans, keeps the statistics of queries that stay, forgets
+    /// the stored results of queries that left, re-runs the load decorators and discovery.
+    pub fn update(&mut self, live: &Live, now: u64) {
+        if live.generation == self.generation {
+            return;
+        }
+        self.generation = live.generation;
+        self.out = output(live);
+        let (jobs, packs) = plan::plan(&live.config, &self.out.delimiter, self.out.timing);
+        let mut old: BTreeMap<String, JobState> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .map(|j| (j.job.name.clone(), j))
+            .collect();
+        for job in jobs {
+            let stats = old.remove(&job.name).map(|j| j.stats).unwrap_or_default();
+            self.jobs.push(JobState {
+                next_due: next_multiple(now, job.interval),
+                stats: QueryStats {
+                    name: job.name.clone(),
+                    query: job.sql.clone(),
+                    interval: job.interval,
+                    ..stats
+                },
+                job,
+            });
+        }
+        // Results of queries that are no longer scheduled: gone, so that a query added
+        // back later starts fresh (as osquery's purge does).
+        match self.buffer.query_state_names() {
+            Ok(names) => {
+                for n in names {
+                    if !self.jobs.iter().any(|j| j.job.name == n)
+                        && let Err(e) = self.buffer.delete_query_state(&n)
+                    {
+                        log::warn!("forgetting the results of {n}: {e}");
+                    }
+                }
+            }
+            Err(e) => log::warn!("listing stored query results: {e}"),
+        }
+        self.packs = packs
+            .into_iter()
+            .map(|p| PackState {
+                stats: PackStats {
+                    name: p.name.clone(),
+                    platform: p.platform.clone(),
+                    version: p.version.clone(),
+                    shard: p.shard,
+                    ..Default::default()
+                },
+                plan: p,
+                next_check: now,
+            })
+            .collect();
+        self.decorators = live.config.decorators.clone();
+        self.load_decorations = self.decorate(&self.decorators.load.clone());
+        self.interval_decorations.clear();
+        self.check_packs(now);
+    }
+
+    /// The first row of each query, its columns as text.
+    fn decorate(&mut self, queries: &[String]) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for q in queries {
+            match self.engine.query(q) {
+                Ok(rs) => {
+                    if let Some(first) = rows(&rs).into_iter().next() {
+                        for (k, v) in first {
+                            out.insert(k, as_text(&v));
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.status(2, line!(), &format!("decorator query failed: {q}: {e}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn decorations(&self) -> BTreeMap<String, String> {
+        let mut d = self.load_decorations.clone();
+        for v in self.interval_decorations.values() {
+            d.extend(v.clone());
+        }
+        d.extend(self.always_decorations.clone());
+        d
+    }
+
+    /// Discovery, for packs whose check is due.
+    fn check_packs(&mut self, now: u64) {
+        for i in 0..self.packs.len() {
+            if self.packs[i].next_check > now {
+                continue;
+            }
+            self.packs[i].next_check = now + self.out.pack_refresh;
+            let plan = self.packs[i].plan.clone();
+            let mut active = plan.runs_here;
+            if active {
+                for q in &plan.discovery {
+                    self.packs[i].stats.discovery_executions += 1;
+                    match self.engine.query(q) {
+                        Ok(rs) if !rs.rows.is_empty() => {}
+                        Ok(_) => {
+                            active = false;
+                            break;
+                        }
+                        Err(e) => {
+                            self.status(
+                                1,
+                                line!(),
+                                &format!("discovery query of pack {} failed: {e}", plan.name),
+                            );
+                            active = false;
+                            break;
+                        }
+                    }
+                }
+            }
+            if active != self.packs[i].stats.active {
+                log::info!(
+                    "pack {}: {}",
+                    plan.name,
+                    if active {
+                        "active"
+                    } else {
+                        "inactive (discovery)"
+                    }
+                );
+            }
+            self.packs[i].stats.active = active;
+        }
+    }
+
+    fn pack_active(&self, pack: Option<&str>) -> bool {
+        pack.is_none_or(|p| {
+            self.packs
+                .iter()
+                .any(|s| s.plan.name == p && s.stats.active)
+        })
+    }
+
+    /// Appends a status line (0 info, 1 warning, 2 error) to the buffer and the daemon log.
+    fn status(&self, severity: u8, line: u32, message: &str) {
+        match severity {
+            0 => log::info!("{message}"),
+            1 => log::warn!("{message}"),
+            _ => log::error!("{message}"),
+        }
+        let text = format::status(
+            &self.out.host,
+            crate::sys::now_ns() / 1_000_000_000,
+            severity,
+            (file!(), line),
+            message,
+            &self.decorations(),
+            self.out.top_level,
+        );
+        let l = crate::logger::Line {
+            kind: crate::logger::Kind::Status(severity),
+            text,
+        };
+        self.append(&[l], None);
+    }
+
+    fn append(&self, lines: &[crate::logger::Line], state: Option<(&str, &[u8])>) {
+        let encoded: Vec<Vec<u8>> = lines.iter().map(crate::logger::Line::encode).collect();
+        match self.buffer.append(&encoded, state, self.out.limits) {
+            Ok(a) => self.counters.buffer_full.add(a.dropped),
+            Err(e) => {
+                self.counters.buffer_full.add(lines.len() as u64);
+                log::error!("log buffer: {e}; {} line(s) lost", lines.len());
+            }
+        }
+    }
+
+    /// Runs what is due at `now` (unix seconds). Returns how many queries ran.
+    pub fn tick(&mut self, now: u64) -> usize {
+        if self.out.timeout > 0 && now >= self.started + self.out.timeout {
+            return 0;
+        }
+        self.check_packs(now);
+        for (secs, queries) in self.decorators.interval.clone() {
+            if secs > 0
+                && (now.is_multiple_of(secs) || !self.interval_decorations.contains_key(&secs))
+            {
+                let d = self.decorate(&queries);
+                self.interval_decorations.insert(secs, d);
+            }
+        }
+        let due: Vec<usize> = (0..self.jobs.len())
+            .filter(|&i| self.jobs[i].next_due <= now)
+            .collect();
+        if due.is_empty() {
+            return 0;
+        }
+        if !self.decorators.always.is_empty() {
+            self.always_decorations = self.decorate(&self.decorators.always.clone());
+        }
+        let mut ran = 0;
+        for i in due {
+            self.jobs[i].next_due = next_multiple(now, self.jobs[i].job.interval);
+            if !self.pack_active(self.jobs[i].job.pack.as_deref()) {
+                continue;
+            }
+            self.run(i, now);
+            ran += 1;
+        }
+        ran
+    }
+
+    fn run(&mut self, i: usize, now: u64) {
+        let job = self.jobs[i].job.clone();
+        let started = Instant::now();
+        let (u0, s0) = crate::sys::procfs::thread_cpu_ms();
+        let result = self.engine.query(&job.sql);
+        let (u1, s1) = crate::sys::procfs::thread_cpu_ms();
+        let wall = started.elapsed();
+        let st = &mut self.jobs[i].stats;
+        st.executions += 1;
+        st.last_executed = now;
+        st.last_wall_time_ms = wall.as_millis() as u64;
+        st.wall_time_ms += st.last_wall_time_ms;
+        st.last_user_time = u1.saturating_sub(u0);
+        st.user_time += st.last_user_time;
+        st.last_system_time = s1.saturating_sub(s0);
+        st.system_time += st.last_system_time;
+        st.last_memory = crate::sys::procfs::resident_bytes();
+        st.average_memory =
+            (st.average_memory * (st.executions - 1) + st.last_memory) / st.executions;
+        let rs = match result {
+            Ok(rs) => rs,
+            Err(e) => {
+                self.counters.query_errors.add(1);
+                self.status(
+                    2,
+                    line!(),
+                    &format!("Error executing scheduled query {}: {e}", job.name),
+                );
+                return;
+            }
+        };
+        let rows = rows(&rs);
+        let mut header = format::Header {
+            name: job.name.clone(),
+            host_identifier: self.out.host.clone(),
+            unix_time: now,
+            epoch: self.out.epoch,
+            counter: 0,
+            numerics: self.out.numerics,
+            decorations: self.decorations(),
+            decorations_top_level: self.out.top_level,
+        };
+        let (lines, state) = if job.snapshot {
+            let lines = format::snapshot(&header, &rows, self.out.snapshot_event_format);
+            (
+                lines
+                    .into_iter()
+                    .map(|text| crate::logger::Line {
+                        kind: crate::logger::Kind::Snapshot,
+                        text,
+                    })
+                    .collect::<Vec<_>>(),
+                None,
+            )
+        } else {
+            let previous = match self.buffer.query_state(&job.name) {
+                Ok(Some(v)) => match State::decode(&v) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.status(
+                            1,
+                            line!(),
+                            &format!(
+                                "stored results of {} unreadable ({e}); starting fresh",
+                                job.name
+                            ),
+                        );
+                        None
+                    }
+                },
+                Ok(None) => None,
+                Err(e) => {
+                    self.status(
+                        2,
+                        line!(),
+                        &format!("reading the results of {}: {e}", job.name),
+                    );
+                    return;
+                }
+            };
+            let mut o = results::differential(previous.as_ref(), &job.sql, self.out.epoch, rows);
+            if !job.removed {
+                o.diff.removed.clear();
+            }
+            header.counter = o.counter;
+            let lines = format::differential(&header, &o.diff, self.out.event_format)
+                .into_iter()
+                .map(|text| crate::logger::Line {
+                    kind: crate::logger::Kind::Result,
+                    text,
+                })
+                .collect::<Vec<_>>();
+            (lines, o.store.map(|s| s.encode()))
+        };
+        let size: u64 = lines.iter().map(|l| l.text.len() as u64).sum();
+        self.jobs[i].stats.output_size += size;
+        self.append(&lines, state.as_deref().map(|s| (job.name.as_str(), s)));
+    }
+
+    /// The statistics, for `osquery_schedule` and `osquery_packs`.
+    pub fn stats(&self) -> ScheduleStats {
+        ScheduleStats {
+            queries: self.jobs.iter().map(|j| j.stats.clone()).collect(),
+            packs: self.packs.iter().map(|p| p.stats.clone()).collect(),
+        }
+    }
+}
+
+/// How long the scheduler waits between ticks.
+pub const TICK: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests;

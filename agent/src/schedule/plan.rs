@@ -1,0 +1,201 @@
+//! What to run: the config's `schedule` and its packs' queries, with osquery's names and
+//! filters.
+//!
+//! - Names: a `schedule` entry keeps its own; a pack query is `pack` + delimiter + pack name +
+//!   delimiter + query name (`pack_delimiter`, default `_`: `pack_mypack_myquery`).
+//! - `platform` (of a query or of its pack): `all`, `any`, `posix`, `linux` or a comma list of
+//!   them match this host; other platforms (`darwin`, `windows`, …) leave the query out.
+//! - A pack with `discovery` queries is active only while every one of them returns a row
+//!   (checked by the scheduler on each config change and every `pack_refresh_interval`).
+//! - The interval is splayed by up to `schedule_splay_percent` either way, by a value derived
+//!   from the name, so that a restart keeps the same interval.
+
+use crate::config::{Config, Query};
+
+/// One scheduled query, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub name: String,
+    pub sql: String,
+    /// Seconds after splay.
+    pub interval: u64,
+    pub snapshot: bool,
+    /// Log removed rows (osquery's `removed`, default true).
+    pub removed: bool,
+    /// The pack it belongs to (None: the top-level schedule).
+    pub pack: Option<String>,
+}
+
+/// A pack as the scheduler follows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackPlan {
+    pub name: String,
+    pub platform: String,
+    pub version: String,
+    pub shard: u64,
+    pub discovery: Vec<String>,
+    /// False when the platform does not match (never active).
+    pub runs_here: bool,
+}
+
+/// Does `platform` (osquery's field; empty = any) include this host?
+pub fn platform_matches(platform: Option<&str>) -> bool {
+    let Some(p) = platform.map(str::trim).filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    p.split(',').map(str::trim).any(|one| {
+        matches!(one, "all" | "any" | "posix" | "linux" | "ubuntu" | "centos")
+            || (cfg!(target_os = "macos") && one == "darwin")
+            || (cfg!(windows) && one == "windows")
+    })
+}
+
+/// `interval` moved by up to `percent` % either way (at least 1 s), stable for a name.
+pub fn splay(name: &str, interval: u64, percent: u64) -> u64 {
+    if percent == 0 || percent > 100 || interval == 0 {
+        return interval.max(1);
+    }
+    let span = interval * percent / 100;
+    if span == 0 {
+        return interval;
+    }
+    // FNV-1a of the name: the same offset on every start.
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let offset = h % (2 * span + 1);
+    (interval + offset).saturating_sub(span).max(1)
+}
+
+/// How intervals are chosen: `schedule_default_interval` for a query without one, then
+/// `schedule_splay_percent`.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub default_interval: u64,
+    pub splay_percent: u64,
+}
+
+fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
+    let interval = if q.interval_given {
+        q.interval
+    } else {
+        t.default_interval.max(1)
+    };
+    Job {
+        interval: splay(&name, interval, t.splay_percent),
+        name,
+        sql: q.query.clone(),
+        snapshot: q.snapshot,
+        removed: q.removed,
+        pack: pack.map(str::to_owned),
+    }
+}
+
+/// Every job of `config` for this host, and its packs.
+pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackPlan>) {
+    let mut jobs = Vec::new();
+    for (name, q) in &config.schedule {
+        if platform_matches(q.platform.as_deref()) {
+            jobs.push(job(name.clone(), q, None, t));
+        }
+    }
+    let mut packs = Vec::new();
+    for (pack, p) in &config.packs {
+        let runs_here = platform_matches(p.platform.as_deref());
+        packs.push(PackPlan {
+            name: pack.clone(),
+            platform: p.platform.clone().unwrap_or_default(),
+            version: p.version.clone().unwrap_or_default(),
+            shard: p.shard.unwrap_or(0),
+            discovery: p.discovery.clone(),
+            runs_here,
+        });
+        if !runs_here {
+            continue;
+        }
+        for (qname, q) in &p.queries {
+            if platform_matches(q.platform.as_deref()) {
+                let name = format!("pack{delimiter}{pack}{delimiter}{qname}");
+                jobs.push(job(name, q, Some(pack), t));
+            }
+        }
+    }
+    (jobs, packs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse(text, "test", None).unwrap().config
+    }
+
+    #[test]
+    fn names_platforms_and_packs_as_osquery() {
+        let c = config(
+            r#"{"schedule": {"procs": {"query": "SELECT 1", "interval": 60},
+                              "mac": {"query": "SELECT 2", "interval": 60, "platform": "darwin"}},
+                "packs": {"mine": {"queries": {"q": {"query": "SELECT 3", "interval": 10,
+                                                      "snapshot": true, "removed": false}}},
+                          "win": {"platform": "windows", "queries": {"w": {"query": "SELECT 4"}}},
+                          "gated": {"discovery": ["SELECT 1 WHERE 0"],
+                                    "queries": {"g": {"query": "SELECT 5", "platform": "linux,darwin"}}}}}"#,
+        );
+        let t = Timing {
+            default_interval: 3600,
+            splay_percent: 0,
+        };
+        let (jobs, packs) = plan(&c, "_", t);
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["procs", "pack_mine_q", "pack_gated_g"]);
+        assert_eq!(
+            jobs[1],
+            Job {
+                name: "pack_mine_q".into(),
+                sql: "SELECT 3".into(),
+                interval: 10,
+                snapshot: true,
+                removed: false,
+                pack: Some("mine".into()),
+            }
+        );
+        let (jobs, _) = plan(
+            &c,
+            "/",
+            Timing {
+                default_interval: 77,
+                splay_percent: 0,
+            },
+        );
+        assert_eq!(jobs[1].name, "pack/mine/q");
+        // No interval given: schedule_default_interval.
+        assert_eq!(
+            (jobs[2].name.as_str(), jobs[2].interval),
+            ("pack/gated/g", 77)
+        );
+        assert_eq!(
+            packs
+                .iter()
+                .map(|p| (p.name.as_str(), p.runs_here, p.discovery.len()))
+                .collect::<Vec<_>>(),
+            [("mine", true, 0), ("win", false, 0), ("gated", true, 1)]
+        );
+    }
+
+    #[test]
+    fn splay_is_bounded_and_stable() {
+        for name in ["a", "b", "pack_x_y", "a longer name"] {
+            let s = splay(name, 100, 10);
+            assert!((90..=110).contains(&s), "{name}: {s}");
+            assert_eq!(s, splay(name, 100, 10));
+        }
+        assert_eq!(splay("a", 100, 0), 100);
+        assert_eq!(
+            splay("a", 5, 10),
+            5,
+            "a span under a second does not move it"
+        );
+        assert!(splay("a", 1, 100) >= 1);
+    }
+}

@@ -1,0 +1,244 @@
+//! The schedule through the real daemon: differential results of a process that starts and
+//! exits, a snapshot query, a pack gated by a failing discovery query, decorators, osquery's
+//! exact fields in `osqueryd.results.log`; no duplicate `added` after a restart or a SIGKILL;
+//! a logger that cannot write keeps every line and delivers them in order once it can.
+//!
+//! The daemon runs with `disable_events` (no eBPF): this is the control plane, not capture.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tests::{Daemon, s};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    conf: PathBuf,
+    logs: PathBuf,
+}
+
+fn setup(child: u32) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("log");
+    let conf = dir.path().join("osquery.conf");
+    let text = format!(
+        r#"{{
+  "options": {{"disable_events": true, "logger_path": "{logs}", "logger_plugin": "filesystem",
+               "host_identifier": "specified", "specified_identifier": "e2e-host",
+               "schedule_splay_percent": 0}},
+  "schedule": {{
+    "kid": {{"query": "SELECT pid, name FROM processes WHERE pid = {child}", "interval": 1}},
+    "snap": {{"query": "SELECT 'x' AS s", "interval": 1, "snapshot": true}}
+  }},
+  "packs": {{
+    "gated": {{"discovery": ["SELECT 1 WHERE 0"],
+               "queries": {{"g": {{"query": "SELECT 1 AS one", "interval": 1}}}}}}
+  }},
+  "decorators": {{"load": ["SELECT 'dec' AS tag"]}}
+}}"#,
+        logs = logs.display()
+    );
+    std::fs::write(&conf, text).expect("config");
+    Setup {
+        _dir: dir,
+        conf,
+        logs,
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Waits until `path` has at least `n` lines; returns them.
+fn wait_lines(path: &Path, n: usize, d: &Daemon) -> Vec<Value> {
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    loop {
+        let got = lines(path);
+        if got.len() >= n || Instant::now() > deadline {
+            assert!(
+                got.len() >= n,
+                "{} has {} line(s), wanted {n}: {got:?}\n{}",
+                path.display(),
+                got.len(),
+                d.log()
+            );
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// (name, action, columns, counter, decorations) of a result line.
+fn summary(v: &Value) -> (String, String, String, u64, String) {
+    (
+        v["name"].as_str().unwrap_or_default().to_owned(),
+        v["action"].as_str().unwrap_or_default().to_owned(),
+        v["columns"].to_string(),
+        v["counter"].as_u64().unwrap_or(u64::MAX),
+        v["decorations"].to_string(),
+    )
+}
+
+#[test]
+fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep");
+    let pid = child.id();
+    let st = setup(pid);
+    let conf = format!("--config_path={}", st.conf.display());
+    let results = st.logs.join("osqueryd.results.log");
+    let snapshots = st.logs.join("osqueryd.snapshots.log");
+
+    let d = Daemon::start(&[&conf]);
+    let got = wait_lines(&results, 1, &d);
+    let cols = format!(r#"{{"name":"sleep","pid":"{pid}"}}"#);
+    let dec = r#"{"tag":"dec"}"#.to_owned();
+    assert_eq!(
+        summary(&got[0]),
+        ("kid".into(), "added".into(), cols.clone(), 0, dec.clone())
+    );
+    // osquery's fields, in its order.
+    let keys: Vec<&str> = got[0]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "hostIdentifier",
+            "calendarTime",
+            "unixTime",
+            "epoch",
+            "counter",
+            "numerics",
+            "decorations",
+            "columns",
+            "action"
+        ]
+    );
+    assert_eq!(
+        (
+            got[0]["hostIdentifier"].as_str(),
+            got[0]["epoch"].as_u64(),
+            got[0]["numerics"].as_bool()
+        ),
+        (Some("e2e-host"), Some(0), Some(false))
+    );
+    let snap = wait_lines(&snapshots, 1, &d);
+    assert_eq!(snap[0]["snapshot"].to_string(), r#"[{"s":"x"}]"#);
+    assert_eq!(snap[0]["action"].as_str(), Some("snapshot"));
+
+    // The process exits: one removed line, counter 1.
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let got = wait_lines(&results, 2, &d);
+    assert_eq!(
+        summary(&got[1]),
+        ("kid".into(), "removed".into(), cols, 1, dec)
+    );
+
+    // The scheduler's statistics, seen from `osprey query`.
+    let rows =
+        d.query("SELECT name, interval, executions > 0 AS ran FROM osquery_schedule ORDER BY name");
+    let sched: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                s(r, "name").into(),
+                s(r, "interval").into(),
+                s(r, "ran").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sched,
+        [
+            ("kid".into(), "1".into(), "1".into()),
+            ("pack_gated_g".into(), "1".into(), "0".into()),
+            ("snap".into(), "1".into(), "1".into()),
+        ]
+    );
+    let packs =
+        d.query("SELECT name, active, discovery_executions > 0 AS checked FROM osquery_packs");
+    assert_eq!(
+        (
+            s(&packs[0], "name"),
+            s(&packs[0], "active"),
+            s(&packs[0], "checked")
+        ),
+        ("gated", "0", "1")
+    );
+
+    // A clean restart, then a SIGKILL and a restart: the scheduler runs again (snapshots go
+    // on) and no result is reported twice.
+    let before = lines(&snapshots).len();
+    let d = d.stop_keep().restart(&[&conf]);
+    wait_lines(&snapshots, before + 2, &d);
+    let before = lines(&snapshots).len();
+    let d = d.kill9().restart(&[&conf]);
+    wait_lines(&snapshots, before + 2, &d);
+    let all = lines(&results);
+    assert_eq!(all.len(), 2, "no duplicate after restarts: {all:?}");
+    // Nothing from the gated pack anywhere.
+    for f in [&results, &snapshots] {
+        assert!(
+            !std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("pack_gated_g"),
+            "{}",
+            f.display()
+        );
+    }
+    d.stop();
+}
+
+#[test]
+fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
+    let st = setup(u32::MAX);
+    let conf = format!("--config_path={}", st.conf.display());
+    let snapshots = st.logs.join("osqueryd.snapshots.log");
+    // A file where the log folder should be: every write fails.
+    std::fs::write(&st.logs, "in the way").expect("blocker");
+    let d = Daemon::start(&[&conf]);
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(4));
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        d.log().contains("logger filesystem: creating"),
+        "the failure is logged:\n{}",
+        d.log()
+    );
+    // While down: nothing counted as lost.
+    let lost = d.query(
+        "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE reason = 'log_buffer_full' AND window_start = 0",
+    );
+    assert_eq!(s(&lost[0], "n"), "0");
+    let ran = d.query("SELECT executions FROM osquery_schedule WHERE name = 'snap'");
+    let ran: usize = s(&ran[0], "executions").parse().expect("a number");
+    assert!(ran >= 2, "the scheduler went on while the logger was down");
+    // The sink comes back: every snapshot of the outage arrives, in time order.
+    std::fs::remove_file(&st.logs).expect("unblock");
+    let got = wait_lines(&snapshots, ran, &d);
+    let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(times, sorted, "in order, each run once");
+    assert!(
+        d.log().contains("logger filesystem: delivering again"),
+        "{}",
+        d.log()
+    );
+    d.stop();
+}
