@@ -314,6 +314,36 @@ fn pack_files_resolve_relative_to_the_config() {
 }
 
 #[test]
+fn a_glob_of_pack_files_names_each_pack_by_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("packs")).unwrap();
+    for (f, q) in [
+        ("net.conf", "SELECT 1"),
+        ("disk.conf", "SELECT 2"),
+        ("notes.txt", "x"),
+    ] {
+        std::fs::write(
+            dir.path().join("packs").join(f),
+            format!(r#"{{"queries": {{"q": {{"query": "{q}"}}}}}}"#),
+        )
+        .unwrap();
+    }
+    let conf = dir.path().join("osquery.conf");
+    std::fs::write(&conf, r#"{"packs": {"*": "packs/*.conf"}}"#).unwrap();
+    let p = load(Some(&conf)).unwrap();
+    let names: Vec<&str> = p.config.packs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["disk", "net"]);
+    assert_eq!(p.config.packs[1].1.queries[0].1.query, "SELECT 1");
+    std::fs::write(&conf, r#"{"packs": {"*": "packs/*.json"}}"#).unwrap();
+    let p = load(Some(&conf)).unwrap();
+    assert!(p.config.packs.is_empty());
+    assert_eq!(
+        p.warnings,
+        ["packs.*: no pack file matches \"packs/*.json\""]
+    );
+}
+
+#[test]
 fn unreadable_config_is_an_error_naming_the_path() {
     assert_eq!(
         load(Some(Path::new("/nonexistent/osprey.conf")))

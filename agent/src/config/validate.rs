@@ -270,6 +270,16 @@ impl<'a> Validator<'a> {
             let key = join("packs", name);
             let pack = match value {
                 Value::Object(o) => self.pack(&key, o, None),
+                Value::String(path) if glob_name(path).is_some() => {
+                    // A glob of pack files: each match is a pack named by its file stem.
+                    for (stem, file) in self.pack_glob(&key, path) {
+                        let key = join("packs", &stem);
+                        if let Some(p) = self.pack_file(&key, &file) {
+                            out.push((stem, p));
+                        }
+                    }
+                    continue;
+                }
                 Value::String(path) => self.pack_file(&key, path),
                 other => {
                     self.problem(
@@ -285,6 +295,47 @@ impl<'a> Validator<'a> {
             if let Some(p) = pack {
                 out.push((name.clone(), p));
             }
+        }
+        out
+    }
+
+    /// (pack name, file) for each file the glob `path` matches, in name order.
+    fn pack_glob(&mut self, key: &str, path: &str) -> Vec<(String, String)> {
+        let p = Path::new(path);
+        let dir = match (p.parent(), self.base_dir) {
+            (Some(d), _) if d.is_absolute() => d.to_owned(),
+            (Some(d), Some(base)) => base.join(d),
+            _ => {
+                self.problem(
+                    key,
+                    format!("relative pack glob {path:?} needs a config file to be relative to"),
+                );
+                return Vec::new();
+            }
+        };
+        let pattern = glob_name(path).unwrap_or_default();
+        let mut out: Vec<(String, String)> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    wildcard(&pattern, &name).then(|| {
+                        let stem = Path::new(&name)
+                            .file_stem()
+                            .map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+                        (stem, e.path().display().to_string())
+                    })
+                })
+                .collect(),
+            Err(e) => {
+                self.problem(key, format!("cannot list {}: {e}", dir.display()));
+                return Vec::new();
+            }
+        };
+        out.sort();
+        if out.is_empty() {
+            self.warn(key, format!("no pack file matches {path:?}"));
         }
         out
     }
@@ -440,4 +491,27 @@ impl<'a> Validator<'a> {
             }
         }
     }
+}
+
+/// The file-name part of `path` when it holds a `*` (a glob of pack files).
+fn glob_name(path: &str) -> Option<String> {
+    let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
+    name.contains('*').then_some(name)
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }

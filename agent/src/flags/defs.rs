@@ -274,6 +274,27 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "logger_rotate",
+        ty: Bool,
+        default: "false",
+        description: "Rotate the filesystem logger's files when they reach logger_rotate_size (to <file>.1, <file>.2, …)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "logger_rotate_size",
+        ty: Int,
+        default: "26214400",
+        description: "Size (bytes) at which a log file is rotated, with logger_rotate",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "logger_rotate_max_files",
+        ty: Int,
+        default: "25",
+        description: "Rotated files kept per log file, with logger_rotate; the oldest is deleted",
+        shell_only: false,
+    },
+    FlagDef {
         name: "logger_event_type",
         ty: Bool,
         default: "true",

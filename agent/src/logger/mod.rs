@@ -102,6 +102,10 @@ pub fn sinks_from_flags(flags: &Flags) -> (Vec<Box<dyn Sink>>, Vec<String>) {
                     .path("logger_path")
                     .unwrap_or_else(|| "/var/log/osquery".into()),
                 (flags.u64("logger_mode") & 0o7777) as u32,
+                flags.bool("logger_rotate").then(|| sinks::Rotate {
+                    size: flags.u64("logger_rotate_size"),
+                    max_files: flags.u64("logger_rotate_max_files").min(u64::from(u32::MAX)) as u32,
+                }),
             ))),
             "stdout" => sinks.push(Box::new(sinks::Stdout)),
             other => warnings.push(format!(

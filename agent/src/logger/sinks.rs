@@ -12,9 +12,21 @@ use super::{Kind, Line, Sink};
 /// osquery's files under `logger_path`: `osqueryd.results.log`, `osqueryd.snapshots.log`,
 /// and the status lines in `osqueryd.INFO`, `osqueryd.WARNING`, `osqueryd.ERROR` (a line goes
 /// to its severity's file and to every lower one, as glog does; here as JSON lines).
+///
+/// With `logger_rotate`, a file that reaches `logger_rotate_size` bytes is renamed to `<name>.1`
+/// (the older ones move up to `<name>.2`, …, and the one beyond `logger_rotate_max_files` is
+/// deleted) before the next line is written.
 pub struct Filesystem {
     dir: PathBuf,
     mode: u32,
+    rotate: Option<Rotate>,
+}
+
+/// When and how far the filesystem logger rotates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotate {
+    pub size: u64,
+    pub max_files: u32,
 }
 
 /// File names by line kind.
@@ -23,8 +35,31 @@ pub const SNAPSHOTS: &str = "osqueryd.snapshots.log";
 const STATUS: [&str; 3] = ["osqueryd.INFO", "osqueryd.WARNING", "osqueryd.ERROR"];
 
 impl Filesystem {
-    pub fn new(dir: PathBuf, mode: u32) -> Self {
-        Self { dir, mode }
+    pub fn new(dir: PathBuf, mode: u32, rotate: Option<Rotate>) -> Self {
+        Self { dir, mode, rotate }
+    }
+
+    /// Rotates `name` if it has reached the size.
+    fn rotate(&self, name: &str) -> Result<(), String> {
+        let Some(r) = self.rotate else {
+            return Ok(());
+        };
+        let path = self.dir.join(name);
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if size < r.size.max(1) {
+            return Ok(());
+        }
+        let numbered = |n: u32| self.dir.join(format!("{name}.{n}"));
+        let max = r.max_files.max(1);
+        let _ = std::fs::remove_file(numbered(max));
+        for n in (1..max).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))
+                    .map_err(|e| format!("rotating {}: {e}", from.display()))?;
+            }
+        }
+        std::fs::rename(&path, numbered(1)).map_err(|e| format!("rotating {}: {e}", path.display()))
     }
 
     fn open(&self, name: &str) -> Result<File, String> {
@@ -71,6 +106,7 @@ impl Sink for Filesystem {
             }
         }
         for (name, text) in out {
+            self.rotate(name)?;
             let mut f = self.open(name)?;
             f.write_all(text.as_bytes())
                 .and_then(|()| f.sync_data())

@@ -94,7 +94,7 @@ fn a_sink_that_is_down_gets_every_line_in_order_once_it_is_back() {
 #[test]
 fn the_filesystem_sink_writes_osquerys_files_with_the_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let mut fs = sinks::Filesystem::new(dir.path().join("log"), 0o640);
+    let mut fs = sinks::Filesystem::new(dir.path().join("log"), 0o640, None);
     fs.send(&[
         line(Kind::Result, "r1"),
         line(Kind::Snapshot, "s1"),
@@ -134,4 +134,23 @@ fn unknown_plugins_are_reported_and_known_ones_kept() {
             "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout)"
         ]
     );
+}
+
+#[test]
+fn the_filesystem_sink_rotates_at_the_size_and_keeps_max_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotate = sinks::Rotate {
+        size: 6,
+        max_files: 2,
+    };
+    let mut fs = sinks::Filesystem::new(dir.path().to_owned(), 0o600, Some(rotate));
+    for text in ["aaaa", "bb", "cccc", "dd", "eeee"] {
+        fs.send(&[line(Kind::Result, text)]).unwrap();
+    }
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_default();
+    // 5 bytes ("aaaa\n") < 6: "bb" joins it; at 8 bytes the file rotates before "cccc".
+    assert_eq!(read("osqueryd.results.log"), "eeee\n");
+    assert_eq!(read("osqueryd.results.log.1"), "cccc\ndd\n");
+    assert_eq!(read("osqueryd.results.log.2"), "aaaa\nbb\n");
+    assert!(!dir.path().join("osqueryd.results.log.3").exists());
 }

@@ -100,8 +100,14 @@ pub fn host_identifier(flags: &crate::flags::Flags) -> String {
 
 fn output(live: &Live) -> Output {
     let f = &live.flags;
+    let host = host_identifier(f);
     Output {
-        host: host_identifier(f),
+        timing: plan::Timing {
+            default_interval: f.u64("schedule_default_interval"),
+            splay_percent: f.u64("schedule_splay_percent"),
+            machine_shard: plan::machine_shard(&host),
+        },
+        host,
         epoch: f.u64("epoch"),
         numerics: f.bool("logger_numerics"),
         event_format: f.bool("logger_event_type"),
@@ -109,10 +115,6 @@ fn output(live: &Live) -> Output {
         top_level: f.bool("decorations_top_level"),
         limits: crate::logger::limits(f),
         delimiter: f.get("pack_delimiter").to_owned(),
-        timing: plan::Timing {
-            default_interval: f.u64("schedule_default_interval"),
-            splay_percent: f.u64("schedule_splay_percent"),
-        },
         pack_refresh: f.u64("pack_refresh_interval").max(1),
         timeout: f.u64("schedule_timeout"),
     }

@@ -7,6 +7,9 @@
 //!   them match this host; other platforms (`darwin`, `windows`, …) leave the query out.
 //! - A pack with `discovery` queries is active only while every one of them returns a row
 //!   (checked by the scheduler on each config change and every `pack_refresh_interval`).
+//! - `shard` (of a query or its pack, 1..=100) keeps the query on that percentage of hosts:
+//!   it runs where the host's shard (the first byte of the SHA-1 of its host identifier,
+//!   modulo 100, as osquery computes it) is at most the shard given.
 //! - The interval is splayed by up to `schedule_splay_percent` either way, by a value derived
 //!   from the name, so that a restart keeps the same interval.
 
@@ -67,12 +70,24 @@ pub fn splay(name: &str, interval: u64, percent: u64) -> u64 {
     (interval + offset).saturating_sub(span).max(1)
 }
 
-/// How intervals are chosen: `schedule_default_interval` for a query without one, then
-/// `schedule_splay_percent`.
+/// How intervals are chosen (`schedule_default_interval` for a query without one, then
+/// `schedule_splay_percent`), and this host's shard.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     pub default_interval: u64,
     pub splay_percent: u64,
+    pub machine_shard: u64,
+}
+
+/// osquery's machine shard of a host identifier: 0..=99.
+pub fn machine_shard(host_identifier: &str) -> u64 {
+    use sha1::Digest;
+    let h = sha1::Sha1::digest(host_identifier.as_bytes());
+    u64::from(h[0]) % 100
+}
+
+fn in_shard(shard: Option<u64>, t: Timing) -> bool {
+    shard.is_none_or(|s| s == 0 || t.machine_shard <= s)
 }
 
 fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
@@ -95,13 +110,13 @@ fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
 pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackPlan>) {
     let mut jobs = Vec::new();
     for (name, q) in &config.schedule {
-        if platform_matches(q.platform.as_deref()) {
+        if platform_matches(q.platform.as_deref()) && in_shard(q.shard, t) {
             jobs.push(job(name.clone(), q, None, t));
         }
     }
     let mut packs = Vec::new();
     for (pack, p) in &config.packs {
-        let runs_here = platform_matches(p.platform.as_deref());
+        let runs_here = platform_matches(p.platform.as_deref()) && in_shard(p.shard, t);
         packs.push(PackPlan {
             name: pack.clone(),
             platform: p.platform.clone().unwrap_or_default(),
@@ -114,7 +129,7 @@ pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackP
             continue;
         }
         for (qname, q) in &p.queries {
-            if platform_matches(q.platform.as_deref()) {
+            if platform_matches(q.platform.as_deref()) && in_shard(q.shard, t) {
                 let name = format!("pack{delimiter}{pack}{delimiter}{qname}");
                 jobs.push(job(name, q, Some(pack), t));
             }
@@ -145,6 +160,7 @@ mod tests {
         let t = Timing {
             default_interval: 3600,
             splay_percent: 0,
+            machine_shard: 0,
         };
         let (jobs, packs) = plan(&c, "_", t);
         let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
@@ -166,6 +182,7 @@ mod tests {
             Timing {
                 default_interval: 77,
                 splay_percent: 0,
+                machine_shard: 0,
             },
         );
         assert_eq!(jobs[1].name, "pack/mine/q");
@@ -181,6 +198,31 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("mine", true, 0), ("win", false, 0), ("gated", true, 1)]
         );
+    }
+
+    #[test]
+    fn shards_keep_a_query_on_a_share_of_hosts() {
+        // sha1("web-01") starts with 0xc6 (198 % 100 = 98); sha1("db-7") with 0x30 (48).
+        assert_eq!(machine_shard("web-01"), 98);
+        assert_eq!(machine_shard("db-7"), 48);
+        let c = config(
+            r#"{"schedule": {"half": {"query": "SELECT 1", "shard": 50},
+                              "all": {"query": "SELECT 2", "shard": 100}}}"#,
+        );
+        let names = |shard| {
+            let t = Timing {
+                default_interval: 60,
+                splay_percent: 0,
+                machine_shard: shard,
+            };
+            plan(&c, "_", t)
+                .0
+                .into_iter()
+                .map(|j| j.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(98), ["all"]);
+        assert_eq!(names(48), ["half", "all"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The schedule through the real daemon: differential results of a process that starts and
 //! exits, a snapshot query, a pack gated by a failing discovery query, decorators, osquery's
 //! exact fields in `osqueryd.results.log`; no duplicate `added` after a restart or a SIGKILL;
-//! a logger that cannot write keeps every line and delivers them in order once it can.
+//! a logger that cannot write for 10 s keeps every line and delivers them in order once it
+//! can; beyond `buffered_log_max` the lines that do not fit are counted, exactly.
 //!
 //! The daemon runs with `disable_events` (no eBPF): this is the control plane, not capture.
 
@@ -210,7 +211,7 @@ fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
     // A file where the log folder should be: every write fails.
     std::fs::write(&st.logs, "in the way").expect("blocker");
     let d = Daemon::start(&[&conf]);
-    let deadline = Instant::now() + tests::scaled(Duration::from_secs(4));
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(10));
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -240,5 +241,49 @@ fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
         "{}",
         d.log()
     );
+    d.stop();
+}
+
+#[test]
+fn lines_beyond_buffered_log_max_are_counted_exactly() {
+    let st = setup(u32::MAX);
+    let conf = format!("--config_path={}", st.conf.display());
+    std::fs::write(&st.logs, "in the way").expect("blocker");
+    let d = Daemon::start(&[&conf, "--buffered_log_max=2"]);
+    let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'logger' \
+               AND reason = 'log_buffer_full' AND window_start = 0";
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    while s(&d.query(sql)[0], "n").parse::<u64>().unwrap_or(0) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopped = d.stop_keep();
+    // Each snapshot run makes one line; two fit, the rest are counted.
+    let runs: u64 = s(
+        &tests::query_at(
+            &stopped.db,
+            "SELECT executions FROM osquery_schedule WHERE name = 'snap'",
+        )[0],
+        "executions",
+    )
+    .parse()
+    .expect("a number");
+    let lost: u64 = s(&tests::query_at(&stopped.db, sql)[0], "n")
+        .parse()
+        .expect("a number");
+    assert!(runs >= 5, "{runs} runs\n{}", stopped.log);
+    assert_eq!(lost, runs - 2, "{}", stopped.log);
+    // Back up: the two buffered lines come first, from before the stop.
+    let stop_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    std::fs::remove_file(&st.logs).expect("unblock");
+    let d = stopped.restart(&[&conf, "--buffered_log_max=2"]);
+    let got = wait_lines(&st.logs.join("osqueryd.snapshots.log"), 3, &d);
+    let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
+    assert!(
+        times[0] < times[1] && times[1] <= stop_time,
+        "{times:?} stop {stop_time}"
+    );
+    assert!(times[2] > stop_time, "{times:?} stop {stop_time}");
     d.stop();
 }
