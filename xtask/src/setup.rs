@@ -40,6 +40,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libfuse2",
     // The FIM parity test's oracle: inotifywait.
     "inotify-tools",
+    // librdkafka's bundled build (the kafka_producer logger) runs configure and make.
+    "make",
 ];
 
 pub fn tools_dir() -> PathBuf {

@@ -4,7 +4,7 @@
 //! line and column.
 //!
 //! Keys: `options`, `schedule`, `packs`, `decorators`, `file_paths`, `exclude_paths`,
-//! `file_accesses`, `file_paths_query`. Unknown top-level keys are warnings, as osquery ignores
+//! `file_accesses`, `file_paths_query`, `kafka_topics`. Unknown top-level keys are warnings, as osquery ignores
 //! them. The daemon's runtime side (load at start-up, reload on SIGHUP and every
 //! `--config_refresh` seconds, the shared handle) is in [`live`].
 
@@ -59,6 +59,8 @@ pub struct Config {
     pub exclude_paths: Vec<(String, Vec<String>)>,
     pub file_accesses: Vec<String>,
     pub file_paths_query: Vec<(String, Vec<String>)>,
+    /// The `kafka_producer` logger's topics: (topic, query names).
+    pub kafka_topics: Vec<(String, Vec<String>)>,
     /// What `file_paths_query` returned at load time ([`Config::expand_file_paths_query`]);
     /// not part of the file, so not in [`Config::to_json`].
     pub queried_paths: Vec<(String, Vec<String>)>,
@@ -302,6 +304,9 @@ impl Config {
         top.insert("exclude_paths".into(), lists(&self.exclude_paths));
         top.insert("file_accesses".into(), json!(self.file_accesses));
         top.insert("file_paths_query".into(), lists(&self.file_paths_query));
+        if !self.kafka_topics.is_empty() {
+            top.insert("kafka_topics".into(), lists(&self.kafka_topics));
+        }
         Value::Object(top)
     }
 }

@@ -15,6 +15,7 @@ pub(super) struct Raw {
     pub exclude_paths: Option<Value>,
     pub file_accesses: Option<Value>,
     pub file_paths_query: Option<Value>,
+    pub kafka_topics: Option<Value>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }

@@ -90,6 +90,7 @@ impl<'a> Validator<'a> {
             exclude_paths: self.string_lists("exclude_paths", raw.exclude_paths.as_ref()),
             file_accesses: self.strings("file_accesses", raw.file_accesses.as_ref()),
             file_paths_query: self.string_lists("file_paths_query", raw.file_paths_query.as_ref()),
+            kafka_topics: self.string_lists("kafka_topics", raw.kafka_topics.as_ref()),
             ..Config::default()
         };
         self.fim(&mut c);

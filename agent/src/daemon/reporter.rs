@@ -172,14 +172,20 @@ impl Reporter {
                 });
             }
         }
-        // Result and status lines that did not fit in the log buffer.
-        out.push(DropCount {
-            publisher: "logger".into(),
-            event_type: "log".into(),
-            reason: "log_buffer_full".into(),
-            cpu: -1,
-            count: self.stats.logger.buffer_full.get(),
-        });
+        // Result and status lines that did not fit in the log buffer, or that a sink
+        // refused for good.
+        for (reason, c) in [
+            ("log_buffer_full", &self.stats.logger.buffer_full),
+            ("log_rejected", &self.stats.logger.rejected),
+        ] {
+            out.push(DropCount {
+                publisher: "logger".into(),
+                event_type: "log".into(),
+                reason: reason.into(),
+                cpu: -1,
+                count: c.get(),
+            });
+        }
         for (table, _, c) in &self.stats.subscribers {
             out.push(DropCount {
                 publisher: (*table).into(),

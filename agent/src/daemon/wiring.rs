@@ -270,7 +270,8 @@ pub fn scheduler(
     let now = crate::sys::now_ns() / 1_000_000_000;
     let sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
-    let (sinks, warnings) = crate::logger::sinks_from_flags(&live.flags);
+    let (sinks, warnings) =
+        crate::logger::sinks_from_flags(&live.flags, &live.config.kafka_topics, &counters);
     for w in warnings {
         log::warn!("{w}");
     }

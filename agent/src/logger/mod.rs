@@ -3,10 +3,11 @@
 //! order, and a line leaves the buffer once every sink acknowledged it. A sink that fails
 //! keeps its place: it gets the same lines again on the next pump, and the others go on.
 //!
-//! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`. Names osquery
-//! knows that this build does not have yet (`syslog`, `kafka_producer`, `tls`) are reported
-//! once at start-up and their lines stay buffered for no one: they are skipped, not an error.
+//! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`,
+//! `kafka_producer` ([`kafka`]). Names osquery knows that this build does not have yet
+//! (`syslog`, `tls`) are reported once at start-up and skipped, not an error.
 
+pub mod kafka;
 pub mod sinks;
 
 use std::sync::Arc;
@@ -78,13 +79,21 @@ impl Line {
 pub trait Sink: Send {
     /// The `logger_plugin` name.
     fn name(&self) -> &'static str;
-    /// Delivers `lines` durably (or as far as the sink can tell), in order. Err: none of
-    /// them count as delivered; the same lines come again.
-    fn send(&mut self, lines: &[Line]) -> Result<(), String>;
+    /// Delivers `lines` (buffer seq, line), in order, durably as far as the sink can tell.
+    /// Returns the seq through which every line is delivered: the last one, or an earlier
+    /// one while the rest is still in flight (those lines come again on the next call and
+    /// a sink that already has them in flight does not send them twice). Err: nothing new
+    /// is delivered; the same lines come again.
+    fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String>;
 }
 
-/// The sinks `logger_plugin` names, and a warning for each name this build lacks.
-pub fn sinks_from_flags(flags: &Flags) -> (Vec<Box<dyn Sink>>, Vec<String>) {
+/// The sinks `logger_plugin` names, and a warning for each name this build lacks or cannot
+/// start. `kafka_topics` is the config's map of Kafka topics to query names.
+pub fn sinks_from_flags(
+    flags: &Flags,
+    kafka_topics: &[(String, Vec<String>)],
+    counters: &Arc<LoggerCounters>,
+) -> (Vec<Box<dyn Sink>>, Vec<String>) {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut warnings = Vec::new();
     for name in flags
@@ -108,8 +117,21 @@ pub fn sinks_from_flags(flags: &Flags) -> (Vec<Box<dyn Sink>>, Vec<String>) {
                 }),
             ))),
             "stdout" => sinks.push(Box::new(sinks::Stdout)),
+            "kafka_producer" => {
+                let o = kafka::KafkaOptions {
+                    brokers: flags.get("logger_kafka_brokers").to_owned(),
+                    topic: flags.get("logger_kafka_topic").to_owned(),
+                    acks: flags.get("logger_kafka_acks").to_owned(),
+                    compression: flags.get("logger_kafka_compression").to_owned(),
+                    topics: kafka_topics.to_vec(),
+                };
+                match kafka::Kafka::new(&o, counters.clone()) {
+                    Ok(k) => sinks.push(Box::new(k)),
+                    Err(e) => warnings.push(format!("{e}; its lines stay buffered")),
+                }
+            }
             other => warnings.push(format!(
-                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout)"
+                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout, kafka_producer)"
             )),
         }
     }
@@ -165,22 +187,44 @@ impl Forwarder {
                 let mut lines = Vec::with_capacity(batch.len());
                 for (seq, bytes) in &batch {
                     match Line::decode(bytes) {
-                        Ok(l) => lines.push(l),
+                        Ok(l) => lines.push((*seq, l)),
                         Err(what) => {
                             self.counters.undecodable.add(1);
                             log::error!("log buffer line {seq} skipped: {what}");
                         }
                     }
                 }
-                match sink.send(&lines) {
-                    Ok(()) => {
+                let result = if lines.is_empty() {
+                    Ok(last)
+                } else {
+                    sink.send(&lines)
+                };
+                match result {
+                    Ok(acked) => {
                         if let Some(e) = self.failing[i].take() {
                             log::info!("logger {}: delivering again (it failed: {e})", sink.name());
                         }
-                        self.buffer.set_cursor(sink.name(), last)?;
-                        cursor = last;
-                        sent += lines.len() as u64;
-                        self.counters.sent.add(lines.len() as u64);
+                        // All decoded lines delivered: the batch is done (an undecodable
+                        // line at its end included).
+                        let through = if lines.last().is_none_or(|l| acked >= l.0) {
+                            last
+                        } else {
+                            acked
+                        };
+                        let n = lines
+                            .iter()
+                            .filter(|(s, _)| *s > cursor && *s <= through)
+                            .count() as u64;
+                        if through > cursor {
+                            self.buffer.set_cursor(sink.name(), through)?;
+                            cursor = through;
+                        }
+                        sent += n;
+                        self.counters.sent.add(n);
+                        if through < last {
+                            // The rest is still in flight: the next pump asks again.
+                            break;
+                        }
                     }
                     Err(e) => {
                         self.counters.send_errors.add(1);

@@ -78,7 +78,7 @@ impl Sink for Filesystem {
         "filesystem"
     }
 
-    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+    fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("creating {}: {e}", self.dir.display()))?;
         // Grouped per file, in order within each file.
@@ -94,7 +94,7 @@ impl Sink for Filesystem {
             slot.push_str(text);
             slot.push('\n');
         };
-        for l in lines {
+        for (_, l) in lines {
             match l.kind {
                 Kind::Result => push(RESULTS, &l.text),
                 Kind::Snapshot => push(SNAPSHOTS, &l.text),
@@ -112,7 +112,7 @@ impl Sink for Filesystem {
                 .and_then(|()| f.sync_data())
                 .map_err(|e| format!("writing {}: {e}", self.dir.join(name).display()))?;
         }
-        Ok(())
+        Ok(lines.last().map_or(0, |l| l.0))
     }
 }
 
@@ -124,11 +124,12 @@ impl Sink for Stdout {
         "stdout"
     }
 
-    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+    fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String> {
         let mut out = std::io::stdout().lock();
-        for l in lines {
+        for (_, l) in lines {
             writeln!(out, "{}", l.text).map_err(|e| format!("writing to stdout: {e}"))?;
         }
-        out.flush().map_err(|e| format!("writing to stdout: {e}"))
+        out.flush().map_err(|e| format!("writing to stdout: {e}"))?;
+        Ok(lines.last().map_or(0, |l| l.0))
     }
 }

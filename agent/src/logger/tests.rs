@@ -41,13 +41,13 @@ impl Sink for Recorder {
     fn name(&self) -> &'static str {
         "recorder"
     }
-    fn send(&mut self, lines: &[Line]) -> Result<(), String> {
+    fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String> {
         if self.down.load(Ordering::SeqCst) {
             return Err("connection refused".into());
         }
         let mut g = self.got.lock().unwrap();
-        g.extend(lines.iter().map(|l| l.text.clone()));
-        Ok(())
+        g.extend(lines.iter().map(|(_, l)| l.text.clone()));
+        Ok(lines.last().map_or(0, |l| l.0))
     }
 }
 
@@ -95,14 +95,15 @@ fn a_sink_that_is_down_gets_every_line_in_order_once_it_is_back() {
 fn the_filesystem_sink_writes_osquerys_files_with_the_mode() {
     let dir = tempfile::tempdir().unwrap();
     let mut fs = sinks::Filesystem::new(dir.path().join("log"), 0o640, None);
-    fs.send(&[
+    let lines = [
         line(Kind::Result, "r1"),
         line(Kind::Snapshot, "s1"),
         line(Kind::Status(1), "w1"),
         line(Kind::Result, "r2"),
         line(Kind::Status(0), "i1"),
-    ])
-    .unwrap();
+    ];
+    let numbered: Vec<(u64, Line)> = (1..).zip(lines).collect();
+    assert_eq!(fs.send(&numbered).unwrap(), 5);
     let read = |n: &str| std::fs::read_to_string(dir.path().join("log").join(n)).unwrap();
     assert_eq!(read("osqueryd.results.log"), "r1\nr2\n");
     assert_eq!(read("osqueryd.snapshots.log"), "s1\n");
@@ -125,13 +126,13 @@ fn unknown_plugins_are_reported_and_known_ones_kept() {
             crate::flags::Source::CommandLine,
         )
         .unwrap();
-    let (sinks, warnings) = sinks_from_flags(&flags);
+    let (sinks, warnings) = sinks_from_flags(&flags, &[], &Arc::new(LoggerCounters::default()));
     let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["filesystem", "stdout"]);
     assert_eq!(
         warnings,
         [
-            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout)"
+            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout, kafka_producer)"
         ]
     );
 }
@@ -144,8 +145,8 @@ fn the_filesystem_sink_rotates_at_the_size_and_keeps_max_files() {
         max_files: 2,
     };
     let mut fs = sinks::Filesystem::new(dir.path().to_owned(), 0o600, Some(rotate));
-    for text in ["aaaa", "bb", "cccc", "dd", "eeee"] {
-        fs.send(&[line(Kind::Result, text)]).unwrap();
+    for (seq, text) in (1..).zip(["aaaa", "bb", "cccc", "dd", "eeee"]) {
+        assert_eq!(fs.send(&[(seq, line(Kind::Result, text))]).unwrap(), seq);
     }
     let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap_or_default();
     // 5 bytes ("aaaa\n") < 6: "bb" joins it; at 8 bytes the file rotates before "cccc".

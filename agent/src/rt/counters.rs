@@ -53,6 +53,9 @@ pub struct LoggerCounters {
     /// Lines that did not fit in the buffer (`buffered_log_max`, `buffered_log_max_bytes`):
     /// lost, reported as `log_buffer_full`.
     pub buffer_full: Counter,
+    /// Lines a sink refused for good (a Kafka cluster rejecting a message): lost, reported as
+    /// `log_rejected`.
+    pub rejected: Counter,
     /// Buffered lines that could not be decoded (skipped).
     pub undecodable: Counter,
     /// Scheduled query runs that failed (a status line says why).

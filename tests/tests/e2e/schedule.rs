@@ -287,3 +287,80 @@ fn lines_beyond_buffered_log_max_are_counted_exactly() {
     assert!(times[2] > stop_time, "{times:?} stop {stop_time}");
     d.stop();
 }
+
+#[test]
+fn kafka_gets_every_line_exactly_once_across_a_broker_outage() {
+    use rdkafka::{
+        ClientConfig, Message, Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer},
+        mocking::MockCluster,
+    };
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    cluster.create_topic("osquery", 1, 1).expect("topic");
+    let st = setup(u32::MAX);
+    let conf = format!("--config_path={}", st.conf.display());
+    // The scheduler stops after 8 s, so the number of lines is final while the daemon still
+    // delivers.
+    let d = Daemon::start(&[
+        &conf,
+        "--logger_plugin=kafka_producer",
+        &format!("--logger_kafka_brokers={bootstrap}"),
+        "--logger_kafka_topic=osquery",
+        "--schedule_timeout=8",
+    ]);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "osprey-e2e")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("osquery", 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut got: Vec<Value> = Vec::new();
+    let poll_until = |got: &mut Vec<Value>, n: usize, secs: u64| {
+        let deadline = Instant::now() + tests::scaled(Duration::from_secs(secs));
+        while got.len() < n && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let text = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                got.push(serde_json::from_str(&text).expect("a JSON line"));
+            }
+        }
+    };
+    poll_until(&mut got, 2, 20);
+    assert!(got.len() >= 2, "{}", d.log());
+    // Three seconds without the broker: the scheduler goes on, the lines wait.
+    cluster.broker_down(1).expect("down");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.broker_up(1).expect("up");
+    // After the scheduler's timeout the count is final.
+    std::thread::sleep(tests::scaled(Duration::from_secs(6)));
+    let runs: usize = s(
+        &d.query("SELECT executions FROM osquery_schedule WHERE name = 'snap'")[0],
+        "executions",
+    )
+    .parse()
+    .expect("a number");
+    poll_until(&mut got, runs, 20);
+    // A moment more: a duplicate would show up now.
+    poll_until(&mut got, runs + 1, 1);
+    let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
+    let mut distinct = times.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        got.len(),
+        runs,
+        "one message per run: {times:?}\n{}",
+        d.log()
+    );
+    assert_eq!(times, distinct, "in order, none twice");
+    assert!(runs >= 6, "{runs} runs");
+    assert!(
+        got.iter()
+            .all(|v| v["name"] == "snap" && v["action"] == "snapshot")
+    );
+    d.stop();
+}
