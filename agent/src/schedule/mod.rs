@@ -12,6 +12,10 @@
 //! gives its columns as decorations.
 //!
 //! A query that fails logs a status line with SQLite's error; the others go on.
+//!
+//! Event tables (osquery's `events_optimize`): a query that reads one sees only the events it
+//! has not seen ([`crate::sql::EventsCursor`]), and its rows are all `added`
+//! ([`results::events`]).
 
 pub mod format;
 pub mod plan;
@@ -29,7 +33,7 @@ use serde_json::Value;
 use crate::{
     config::live::Live,
     rt::counters::LoggerCounters,
-    sql::{Engine, ResultSet, TableEnv},
+    sql::{Engine, EventsCursor, ResultSet, TableEnv},
     stats::{PackStats, QueryStats, ScheduleStats},
     storage::logbuf::{Limits, LogBuffer},
 };
@@ -67,6 +71,8 @@ struct Output {
 
 pub struct Scheduler {
     engine: Engine,
+    /// Shared with the engine's event tables (events_optimize).
+    cursor: Arc<EventsCursor>,
     buffer: Arc<LogBuffer>,
     counters: Arc<LoggerCounters>,
     generation: u64,
@@ -158,8 +164,10 @@ impl Scheduler {
         live: &Live,
         now: u64,
     ) -> rusqlite::Result<Self> {
+        let cursor = Arc::new(EventsCursor::default());
         let mut s = Self {
-            engine: Engine::new(env)?,
+            engine: Engine::new(env.with_events_cursor(cursor.clone()))?,
+            cursor,
             buffer,
             counters,
             generation: 0,
@@ -387,11 +395,48 @@ impl Scheduler {
         ran
     }
 
+    /// The stored state of `name`: None on its first run, or when it cannot be read (a
+    /// status line says so, and the query starts fresh). Err: the store failed.
+    fn previous(&self, name: &str) -> Result<Option<State>, ()> {
+        match self.buffer.query_state(name) {
+            Ok(Some(v)) => match State::decode(&v) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => {
+                    self.status(
+                        1,
+                        line!(),
+                        &format!("stored results of {name} unreadable ({e}); starting fresh"),
+                    );
+                    Ok(None)
+                }
+            },
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.status(2, line!(), &format!("reading the results of {name}: {e}"));
+                Err(())
+            }
+        }
+    }
+
     fn run(&mut self, i: usize, now: u64) {
         let job = self.jobs[i].job.clone();
+        let previous = if job.snapshot {
+            None
+        } else {
+            match self.previous(&job.name) {
+                Ok(p) => p,
+                Err(()) => return,
+            }
+        };
         let started = Instant::now();
         let (u0, s0) = crate::sys::procfs::thread_cpu_ms();
+        // Event tables show this query only what it has not seen (events_optimize).
+        if !job.snapshot {
+            self.cursor
+                .begin(previous.as_ref().and_then(|p| p.events_after));
+        }
         let result = self.engine.query(&job.sql);
+        let (used_events, mark) = self.cursor.end();
         let (u1, s1) = crate::sys::procfs::thread_cpu_ms();
         let wall = started.elapsed();
         let st = &mut self.jobs[i].stats;
@@ -442,32 +487,11 @@ impl Scheduler {
                 None,
             )
         } else {
-            let previous = match self.buffer.query_state(&job.name) {
-                Ok(Some(v)) => match State::decode(&v) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        self.status(
-                            1,
-                            line!(),
-                            &format!(
-                                "stored results of {} unreadable ({e}); starting fresh",
-                                job.name
-                            ),
-                        );
-                        None
-                    }
-                },
-                Ok(None) => None,
-                Err(e) => {
-                    self.status(
-                        2,
-                        line!(),
-                        &format!("reading the results of {}: {e}", job.name),
-                    );
-                    return;
-                }
+            let mut o = if used_events {
+                results::events(previous.as_ref(), &job.sql, self.out.epoch, rows, mark)
+            } else {
+                results::differential(previous.as_ref(), &job.sql, self.out.epoch, rows)
             };
-            let mut o = results::differential(previous.as_ref(), &job.sql, self.out.epoch, rows);
             if !job.removed {
                 o.diff.removed.clear();
             }

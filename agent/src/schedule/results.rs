@@ -6,6 +6,9 @@
 //! - Otherwise: compared; when something changed the counter goes up by one, and when
 //!   nothing did no line is logged and the state is not rewritten.
 //! - Snapshot queries log every row each time, with counter 0.
+//! - A query that read an event table (osquery's `events_optimize`) sees only events it has
+//!   not seen: every row it returns is `added`, nothing is compared or removed, and the
+//!   counter goes up for each run that returned rows ([`events`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +23,13 @@ pub struct State {
     pub epoch: u64,
     pub counter: u64,
     pub rows: Vec<Row>,
+    /// For queries over event tables: the newest (time_ns, seq) seen.
+    #[serde(default)]
+    pub events_after: Option<(u64, u64)>,
+    /// For queries over event tables: whether a run has logged rows since the last reset
+    /// (osquery sets the counter only then, so the first run with rows has counter 0).
+    #[serde(default)]
+    pub counted: bool,
 }
 
 /// Encoding in the `query_results` column family: a format byte, then JSON.
@@ -82,6 +92,8 @@ pub fn differential(previous: Option<&State>, sql: &str, epoch: u64, rows: Vec<R
         epoch,
         counter: 0,
         rows: Vec::new(),
+        events_after: None,
+        counted: false,
     };
     match previous {
         Some(p) if p.epoch == epoch => {
@@ -113,6 +125,47 @@ pub fn differential(previous: Option<&State>, sql: &str, epoch: u64, rows: Vec<R
             counter: 0,
             store: Some(State { rows, ..fresh }),
         },
+    }
+}
+
+/// osquery's rules for a run over event tables: the rows are new events, all `added`;
+/// `mark` is where the next run starts.
+pub fn events(
+    previous: Option<&State>,
+    sql: &str,
+    epoch: u64,
+    rows: Vec<Row>,
+    mark: Option<(u64, u64)>,
+) -> Outcome {
+    let reset = match previous {
+        Some(p) => p.epoch != epoch || p.sql != sql,
+        None => true,
+    };
+    let (counter, counted) = match previous {
+        Some(p) if !reset && !rows.is_empty() => (if p.counted { p.counter + 1 } else { 0 }, true),
+        Some(p) if !reset => (p.counter, p.counted),
+        _ => (0, !rows.is_empty()),
+    };
+    // A new epoch starts over from the beginning of the retained events, as a first run.
+    let after = if previous.is_some_and(|p| p.epoch != epoch) {
+        None
+    } else {
+        mark
+    };
+    Outcome {
+        diff: Diff {
+            added: rows,
+            removed: Vec::new(),
+        },
+        counter,
+        store: Some(State {
+            sql: sql.to_owned(),
+            epoch,
+            counter,
+            rows: Vec::new(),
+            events_after: after,
+            counted,
+        }),
     }
 }
 
@@ -170,13 +223,47 @@ mod tests {
     }
 
     #[test]
+    fn event_runs_add_every_row_and_count_runs_with_rows() {
+        let a = row(&[("pid", "1")]);
+        let o = events(None, "q", 0, vec![a.clone()], Some((10, 3)));
+        assert_eq!(
+            (o.diff.added.len(), o.diff.removed.len(), o.counter),
+            (1, 0, 0)
+        );
+        let s = o.store.unwrap();
+        assert_eq!(s.events_after, Some((10, 3)));
+        let o = events(Some(&s), "q", 0, vec![], Some((10, 3)));
+        assert_eq!((o.diff.added.len(), o.counter), (0, 0));
+        let o = events(Some(&s), "q", 0, vec![a.clone()], Some((20, 9)));
+        assert_eq!(o.counter, 1);
+        let o = events(Some(&s), "q", 1, vec![a.clone()], Some((20, 9)));
+        assert_eq!((o.counter, o.store.unwrap().events_after), (0, None));
+        // Runs without rows first: the first run with rows still has counter 0.
+        let empty = events(None, "q", 0, vec![], Some((1, 1))).store.unwrap();
+        let empty = events(Some(&empty), "q", 0, vec![], Some((1, 1)))
+            .store
+            .unwrap();
+        let o = events(Some(&empty), "q", 0, vec![a.clone()], Some((2, 2)));
+        assert_eq!(o.counter, 0);
+        assert_eq!(
+            events(o.store.as_ref(), "q", 0, vec![a], Some((3, 3))).counter,
+            1
+        );
+    }
+
+    #[test]
     fn states_round_trip_and_bad_bytes_are_errors() {
         let s = State {
             sql: "SELECT 1".into(),
             epoch: 3,
             counter: 9,
             rows: vec![row(&[("a", "b")])],
+            events_after: Some((5, 6)),
+            counted: true,
         };
+        // A state written before `events_after` existed still reads.
+        let old = b"\x01{\"sql\":\"q\",\"epoch\":0,\"counter\":2,\"rows\":[]}";
+        assert_eq!(State::decode(old).unwrap().events_after, None);
         assert_eq!(State::decode(&s.encode()).unwrap(), s);
         assert!(State::decode(b"").is_err());
         assert!(State::decode(b"\x02{}").is_err());

@@ -24,6 +24,82 @@ pub trait TableProvider: Sync {
     fn make_table(&self, env: &TableEnv) -> Arc<dyn vtab::Table>;
 }
 
+/// osquery's `events_optimize` for one engine (the scheduler's): while a scheduled query runs,
+/// event-table scans skip the rows it has seen (a seq at or below `after`; seqs are given in
+/// write order, so that is exact) and record the highest seq they pass. Scans start
+/// [`EVENTS_LATENESS_NS`] before the newest time seen, so that an event written late with an
+/// older time is still found.
+#[derive(Debug, Default)]
+pub struct EventsCursor {
+    state: std::sync::Mutex<CursorState>,
+}
+
+/// How far before the newest event time seen a scan starts again (5 minutes).
+pub const EVENTS_LATENESS_NS: u64 = 300_000_000_000;
+
+/// Where a scheduled query is in the event tables: the newest (time_ns, seq) it has seen.
+pub type EventsMark = (u64, u64);
+
+#[derive(Debug, Default)]
+struct CursorState {
+    active: bool,
+    after: Option<EventsMark>,
+    /// An event table was scanned during this run.
+    used: bool,
+    /// Every scan of the run went to its end (a LIMIT can stop one early).
+    complete: bool,
+    newest: Option<EventsMark>,
+}
+
+impl EventsCursor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CursorState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A run starts, after `after` (None: everything is new).
+    pub fn begin(&self, after: Option<EventsMark>) {
+        *self.lock() = CursorState {
+            active: true,
+            after,
+            used: false,
+            complete: true,
+            newest: after,
+        };
+    }
+
+    /// The run ended: whether it read an event table, and where the next run starts (None
+    /// when a scan stopped early: the next run sees those rows again rather than missing any).
+    pub fn end(&self) -> (bool, Option<EventsMark>) {
+        let mut s = self.lock();
+        s.active = false;
+        let next = if s.complete { s.newest } else { s.after };
+        (s.used, next)
+    }
+
+    /// A scan starts: (lowest time to read, seq at or below which rows are skipped).
+    fn scan_start(&self) -> Option<(u64, u64)> {
+        let mut s = self.lock();
+        if !s.active {
+            return None;
+        }
+        s.used = true;
+        Some(s.after.map_or((0, 0), |(t, seq)| {
+            (t.saturating_sub(EVENTS_LATENESS_NS), seq)
+        }))
+    }
+
+    fn saw(&self, time_ns: u64, seq: u64) {
+        let mut s = self.lock();
+        let newest = s.newest.get_or_insert((time_ns, seq));
+        newest.0 = newest.0.max(time_ns);
+        newest.1 = newest.1.max(seq);
+    }
+
+    fn stopped_early(&self) {
+        self.lock().complete = false;
+    }
+}
+
 /// What tables can draw on.
 #[derive(Clone)]
 pub struct TableEnv {
@@ -33,6 +109,8 @@ pub struct TableEnv {
     pub flags_view: FlagsView,
     /// Tables owned outside `sql` (the event sources' tables).
     pub providers: Vec<&'static dyn TableProvider>,
+    /// The scheduler's `events_optimize` place (None: every scan reads its whole range).
+    pub events_cursor: Option<Arc<EventsCursor>>,
 }
 
 impl std::fmt::Debug for TableEnv {
@@ -54,7 +132,13 @@ impl TableEnv {
                 persist::daemon_view(store, local).unwrap_or_else(|| (local.clone(), String::new()))
             }),
             providers: Vec::new(),
+            events_cursor: None,
         }
+    }
+
+    pub fn with_events_cursor(mut self, cursor: Arc<EventsCursor>) -> Self {
+        self.events_cursor = Some(cursor);
+        self
     }
 
     pub fn with_tables(

@@ -364,3 +364,98 @@ fn kafka_gets_every_line_exactly_once_across_a_broker_outage() {
     );
     d.stop();
 }
+
+#[test]
+fn a_scheduled_query_over_process_events_reports_each_exec_once() {
+    if !tests::privileged() {
+        return;
+    }
+    let m = tests::marker("sched");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("log");
+    let conf = dir.path().join("osquery.conf");
+    let me = std::process::id();
+    std::fs::write(
+        &conf,
+        format!(
+            r#"{{"options": {{"logger_path": "{}", "schedule_splay_percent": 0}},
+                "schedule": {{"execs": {{"query": "SELECT path, cmdline FROM process_events WHERE syscall = 'execve' AND parent = {me} AND cmdline LIKE '%{m}%'", "interval": 1}},
+                              "counts": {{"query": "SELECT count(*) AS n FROM process_events WHERE syscall = 'execve' AND parent = {me} AND cmdline LIKE '%{m}%'", "interval": 1}}}}}}"#,
+            logs.display()
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    let results = logs.join("osqueryd.results.log");
+    let run = |tag: &str| {
+        let status = std::process::Command::new("/bin/true")
+            .arg(format!("{m}-{tag}"))
+            .status()
+            .expect("/bin/true");
+        assert!(status.success());
+    };
+    let execs = |all: &[Value]| -> Vec<Value> {
+        all.iter()
+            .filter(|v| v["name"] == "execs")
+            .cloned()
+            .collect()
+    };
+    let wait_execs = |n: usize| {
+        let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+        while execs(&lines(&results)).len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    run("a");
+    wait_execs(1);
+    let first = execs(&lines(&results));
+    // Several runs later, a second exec: reported alone, the first is not removed.
+    std::thread::sleep(tests::scaled(Duration::from_secs(3)));
+    run("b");
+    wait_execs(2);
+    std::thread::sleep(tests::scaled(Duration::from_secs(3)));
+    let all = lines(&results);
+    let got = execs(&all);
+    assert_eq!(got.len(), 2, "nothing more: {got:?}");
+    // Each run of `counts` sees only the execs it has not seen (osquery's events_optimize):
+    // every run logs its count as added, and the counts add up to the two execs, once each.
+    let counts: Vec<(String, u64)> = all
+        .iter()
+        .filter(|v| v["name"] == "counts")
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap_or_default().to_owned(),
+                v["columns"]["n"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(99),
+            )
+        })
+        .collect();
+    assert!(counts.iter().all(|(a, _)| a == "added"), "{counts:?}");
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 2, "{counts:?}");
+    assert!(counts.len() >= 4, "a line per run: {counts:?}");
+    let summary: Vec<(String, String, u64)> = got
+        .iter()
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap_or_default().to_owned(),
+                v["columns"]["cmdline"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                v["counter"].as_u64().unwrap_or(u64::MAX),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("added".into(), format!("/bin/true {m}-a"), 0),
+            ("added".into(), format!("/bin/true {m}-b"), 1),
+        ],
+        "{first:?}\n{}",
+        d.log()
+    );
+    d.stop();
+}

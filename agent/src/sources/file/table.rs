@@ -128,16 +128,10 @@ impl Table for FileEventsTable {
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        Ok(scan_rows(
-            self.env.store.clone(),
-            "file_events",
-            ctx,
-            TIME,
-            |seq, v| {
-                FileEvent::decode(v)
-                    .map(|e| Some(row(&e, seq)))
-                    .map_err(|e| e.to_string())
-            },
-        ))
+        Ok(scan_rows(&self.env, "file_events", ctx, TIME, |seq, v| {
+            FileEvent::decode(v)
+                .map(|e| Some(row(&e, seq)))
+                .map_err(|e| e.to_string())
+        }))
     }
 }

@@ -158,7 +158,7 @@ impl Table for ProcessEventsTable {
             })
             .collect();
         Ok(scan_rows(
-            self.env.store.clone(),
+            &self.env,
             "process_events",
             ctx,
             TIME,

@@ -99,7 +99,7 @@ impl Table for SocketEventsTable {
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         Ok(scan_rows(
-            self.env.store.clone(),
+            &self.env,
             "socket_events",
             ctx,
             TIME,

@@ -7,6 +7,7 @@ use rusqlite::types::Value;
 
 use crate::{
     sql::{
+        EventsCursor, TableEnv,
         tables::util::secs_to_ns_range,
         vtab::{Column, QueryContext, Row},
     },
@@ -62,6 +63,10 @@ pub struct EventScan {
     decode: DecodeRow,
     buf: VecDeque<Row>,
     errors: Vec<String>,
+    /// A scheduled query's place (`events_optimize`): rows at or below `skip_seq` are old.
+    cursor: Option<Arc<EventsCursor>>,
+    skip_seq: u64,
+    finished: bool,
 }
 
 impl EventScan {
@@ -80,7 +85,25 @@ impl EventScan {
             decode: Box::new(decode),
             buf: VecDeque::new(),
             errors: Vec::new(),
+            cursor: None,
+            skip_seq: 0,
+            finished: false,
         }
+    }
+
+    /// Follows `cursor` (see [`EventsCursor`]): starts no earlier than it says and skips the
+    /// rows the query has seen.
+    fn with_cursor(mut self, cursor: Option<Arc<EventsCursor>>) -> Self {
+        if let Some(c) = cursor
+            && let Some((from, skip)) = c.scan_start()
+        {
+            if let Some((t, _)) = self.next_from.as_mut() {
+                *t = (*t).max(from);
+            }
+            self.skip_seq = skip;
+            self.cursor = Some(c);
+        }
+        self
     }
 
     fn refill(&mut self) {
@@ -90,12 +113,19 @@ impl EventScan {
         let mut last = None;
         let mut n = 0;
         let (buf, decode, table) = (&mut self.buf, &self.decode, self.table);
+        let (cursor, skip) = (&self.cursor, self.skip_seq);
         let res = self.store.scan(table, from_t, self.to_ns, |t, s, v| {
             if t == from_t && s < from_seq {
                 return true;
             }
             last = Some((t, s));
             n += 1;
+            if let Some(c) = cursor {
+                c.saw(t, s);
+                if s <= skip {
+                    return n < CHUNK;
+                }
+            }
             match decode(s, v) {
                 Ok(Some(row)) => buf.push_back(row),
                 Ok(None) => {}
@@ -129,8 +159,23 @@ impl Iterator for EventScan {
             if let Some(r) = self.buf.pop_front() {
                 return Some(Ok(r));
             }
-            self.next_from.as_ref()?;
+            if self.next_from.is_none() {
+                self.finished = true;
+                return None;
+            }
             self.refill();
+        }
+    }
+}
+
+impl Drop for EventScan {
+    fn drop(&mut self) {
+        // Dropped before its end (a LIMIT): the query's place must not move past rows it
+        // has not read.
+        if !self.finished
+            && let Some(c) = &self.cursor
+        {
+            c.stopped_early();
         }
     }
 }
@@ -146,18 +191,21 @@ pub fn time_cost(constrained: &[(usize, crate::sql::vtab::Op)], time_column: usi
 
 /// The rows of an event table for `ctx`: a time-range scan of its column family, each value
 /// decoded by `decode` (which may also skip rows). Without a store (no daemon database), none.
+/// With the scheduler's events cursor in `env`, only the rows a scheduled query has not seen.
 pub fn scan_rows(
-    store: Option<Arc<Store>>,
+    env: &TableEnv,
     table: &'static str,
     ctx: &QueryContext,
     time_column: usize,
     decode: impl Fn(u64, &[u8]) -> Result<Option<Row>, String> + Send + 'static,
 ) -> crate::sql::vtab::Rows {
-    let Some(store) = store else {
+    let Some(store) = env.store.clone() else {
         return Box::new(std::iter::empty());
     };
     let (from_ns, to_ns) = time_range(ctx, time_column);
-    Box::new(EventScan::new(store, table, from_ns, to_ns, decode))
+    Box::new(
+        EventScan::new(store, table, from_ns, to_ns, decode).with_cursor(env.events_cursor.clone()),
+    )
 }
 
 #[cfg(test)]
