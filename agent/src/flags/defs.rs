@@ -295,6 +295,27 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "logger_syslog_facility",
+        ty: Int,
+        default: "19",
+        description: "syslog logger: the facility number, 0-23 (19 = local3)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "logger_syslog_prepend_cee",
+        ty: Bool,
+        default: "false",
+        description: "syslog logger: start result lines with @cee: (for rsyslog's JSON parsing)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "logger_syslog_socket",
+        ty: Path,
+        default: "/dev/log",
+        description: "syslog logger: the local syslog socket (Osprey's own flag; osquery always uses /dev/log)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "logger_kafka_brokers",
         ty: Str,
         default: "localhost",

@@ -3,9 +3,9 @@
 //! order, and a line leaves the buffer once every sink acknowledged it. A sink that fails
 //! keeps its place: it gets the same lines again on the next pump, and the others go on.
 //!
-//! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`,
+//! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`, `syslog`,
 //! `kafka_producer` ([`kafka`]). Names osquery knows that this build does not have yet
-//! (`syslog`, `tls`) are reported once at start-up and skipped, not an error.
+//! (`tls`) are reported once at start-up and skipped, not an error.
 
 pub mod kafka;
 pub mod sinks;
@@ -117,6 +117,16 @@ pub fn sinks_from_flags(
                 }),
             ))),
             "stdout" => sinks.push(Box::new(sinks::Stdout)),
+            "syslog" => match sinks::Syslog::new(
+                flags
+                    .path("logger_syslog_socket")
+                    .unwrap_or_else(|| "/dev/log".into()),
+                flags.u64("logger_syslog_facility"),
+                flags.bool("logger_syslog_prepend_cee"),
+            ) {
+                Ok(s) => sinks.push(Box::new(s)),
+                Err(e) => warnings.push(format!("{e}; syslog lines stay buffered")),
+            },
             "kafka_producer" => {
                 let o = kafka::KafkaOptions {
                     brokers: flags.get("logger_kafka_brokers").to_owned(),
@@ -131,7 +141,7 @@ pub fn sinks_from_flags(
                 }
             }
             other => warnings.push(format!(
-                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout, kafka_producer)"
+                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer)"
             )),
         }
     }

@@ -133,3 +133,103 @@ impl Sink for Stdout {
         Ok(lines.last().map_or(0, |l| l.0))
     }
 }
+
+/// osquery's `syslog` logger: every line to the local syslog socket as process `osqueryd`,
+/// facility `logger_syslog_facility` (0-23, default 19 = local3); results at info, status
+/// lines at their severity; with `logger_syslog_prepend_cee`, results start with `@cee: `.
+/// The socket is connected at the first send and again after an error, so a syslog daemon
+/// that starts (or restarts) later gets the buffered lines.
+pub struct Syslog {
+    socket: PathBuf,
+    facility: syslog::Facility,
+    cee: bool,
+    logger: Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>,
+}
+
+impl Syslog {
+    pub fn new(socket: PathBuf, facility: u64, cee: bool) -> Result<Self, String> {
+        const NAMES: [&str; 24] = [
+            "kern",
+            "user",
+            "mail",
+            "daemon",
+            "auth",
+            "syslog",
+            "lpr",
+            "news",
+            "uucp",
+            "cron",
+            "authpriv",
+            "ftp",
+            "ntp",
+            "audit",
+            "alert",
+            "clock_daemon",
+            "local0",
+            "local1",
+            "local2",
+            "local3",
+            "local4",
+            "local5",
+            "local6",
+            "local7",
+        ];
+        let facility: syslog::Facility = usize::try_from(facility)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("logger_syslog_facility {facility} is not 0-23"))?;
+        Ok(Self {
+            socket,
+            facility,
+            cee,
+            logger: None,
+        })
+    }
+}
+
+impl Sink for Syslog {
+    fn name(&self) -> &'static str {
+        "syslog"
+    }
+
+    fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String> {
+        let logger = match &mut self.logger {
+            Some(l) => l,
+            None => {
+                let f = syslog::Formatter3164 {
+                    facility: self.facility,
+                    hostname: None,
+                    process: "osqueryd".into(),
+                    pid: std::process::id(),
+                };
+                let l = syslog::unix_custom(f, &self.socket)
+                    .map_err(|e| format!("connecting to {}: {e}", self.socket.display()))?;
+                self.logger.insert(l)
+            }
+        };
+        let mut done = 0;
+        for (seq, l) in lines {
+            let res = match l.kind {
+                Kind::Status(0) => logger.info(&l.text),
+                Kind::Status(1) => logger.warning(&l.text),
+                Kind::Status(_) => logger.err(&l.text),
+                Kind::Result | Kind::Snapshot if self.cee => {
+                    logger.info(format!("@cee: {}", l.text))
+                }
+                Kind::Result | Kind::Snapshot => logger.info(&l.text),
+            };
+            if let Err(e) = res {
+                // Reconnect next time; what went out so far counts.
+                self.logger = None;
+                return if done > 0 {
+                    Ok(done)
+                } else {
+                    Err(format!("writing to {}: {e}", self.socket.display()))
+                };
+            }
+            done = *seq;
+        }
+        Ok(done)
+    }
+}

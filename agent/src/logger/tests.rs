@@ -132,7 +132,7 @@ fn unknown_plugins_are_reported_and_known_ones_kept() {
     assert_eq!(
         warnings,
         [
-            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout, kafka_producer)"
+            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer)"
         ]
     );
 }
@@ -154,4 +154,49 @@ fn the_filesystem_sink_rotates_at_the_size_and_keeps_max_files() {
     assert_eq!(read("osqueryd.results.log.1"), "cccc\ndd\n");
     assert_eq!(read("osqueryd.results.log.2"), "aaaa\nbb\n");
     assert!(!dir.path().join("osqueryd.results.log.3").exists());
+}
+
+#[test]
+fn syslog_lines_reach_the_socket_with_priority_and_cee() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut s = sinks::Syslog::new(path, 19, true).unwrap();
+    let acked = s
+        .send(&[
+            (7, line(Kind::Result, r#"{"name":"q"}"#)),
+            (8, line(Kind::Status(2), "bad")),
+        ])
+        .unwrap();
+    assert_eq!(acked, 8);
+    let mut buf = [0u8; 512];
+    let mut recv = || {
+        let n = server.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let pid = std::process::id();
+    // <facility * 8 + severity>: local3 (19) * 8 + info (6) = 158, + err (3) = 155.
+    let first = recv();
+    assert!(first.starts_with("<158>"), "{first}");
+    assert!(
+        first.ends_with(&format!(" osqueryd[{pid}]: @cee: {{\"name\":\"q\"}}")),
+        "{first}"
+    );
+    let second = recv();
+    assert!(
+        second.starts_with("<155>") && second.ends_with(&format!("osqueryd[{pid}]: bad")),
+        "{second}"
+    );
+    assert!(sinks::Syslog::new("/x".into(), 24, false).is_err());
+}
+
+#[test]
+fn syslog_without_a_daemon_is_an_error_and_the_lines_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = sinks::Syslog::new(dir.path().join("none.sock"), 19, false).unwrap();
+    let e = s.send(&[(1, line(Kind::Result, "x"))]).unwrap_err();
+    assert!(e.starts_with("connecting to "), "{e}");
 }
