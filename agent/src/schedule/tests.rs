@@ -269,6 +269,17 @@ fn rows_of_processes_that_start_and_exit_count_up() {
         .spawn()
         .unwrap();
     let (pa, pb) = (a.id(), b.id());
+    // Until a child has called exec, its command line is its parent's (or empty).
+    for pid in [pa, pb] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline
+            && !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .starts_with("sleep")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     let live = f.live(
         &format!(
             r#"{{"schedule": {{"kids": {{"query": "SELECT pid, cmdline FROM processes WHERE pid IN ({pa}, {pb}) ORDER BY pid", "interval": 10}}}}}}"#
@@ -295,4 +306,34 @@ fn rows_of_processes_that_start_and_exit_count_up() {
     b.wait().unwrap();
     s.tick(T0 + 40);
     assert_eq!(events(&f.take()), [ev("kids", "removed", &row(pb, 31), 2)]);
+}
+
+#[test]
+fn snapshot_events_top_level_decorations_and_every_decorator_kind() {
+    let f = Fixture::new();
+    let live = f.live(
+        r#"{"options": {"logger_snapshot_event_type": true, "decorations_top_level": true},
+            "schedule": {"s": {"query": "SELECT 1 AS a UNION ALL SELECT 2", "interval": 10, "snapshot": true}},
+            "decorators": {"load": ["SELECT 'l' AS load_d"],
+                           "always": ["SELECT 'w' AS always_d"],
+                           "interval": {"60": ["SELECT 'i' AS interval_d"]}}}"#,
+        1,
+    );
+    let mut s = f.scheduler(&live, T0);
+    s.tick(T0 + 10);
+    let lines = f.take();
+    assert_eq!(lines.len(), 2, "one line per row");
+    let v: Value = serde_json::from_str(&lines[1].text).unwrap();
+    assert_eq!(v["action"], "snapshot");
+    assert_eq!(v["columns"].to_string(), r#"{"a":"2"}"#);
+    // Top level, not under "decorations".
+    assert_eq!(
+        (
+            v["load_d"].as_str(),
+            v["always_d"].as_str(),
+            v["interval_d"].as_str()
+        ),
+        (Some("l"), Some("w"), Some("i"))
+    );
+    assert_eq!(v["decorations"], Value::Null);
 }

@@ -94,6 +94,13 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
         .spawn()
         .expect("sleep");
     let pid = child.id();
+    // Until the child has called exec, its name is its parent's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n"
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let st = setup(pid);
     let conf = format!("--config_path={}", st.conf.display());
     let results = st.logs.join("osqueryd.results.log");
@@ -236,6 +243,11 @@ fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(times, sorted, "in order, each run once");
+    // The recovery is logged right after the write the lines came with.
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(5));
+    while !d.log().contains("logger filesystem: delivering again") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         d.log().contains("logger filesystem: delivering again"),
         "{}",
