@@ -39,9 +39,12 @@ pub fn main() -> ExitCode {
 
 fn init_logging(flags: &Flags) {
     let level = if flags.verbose() { "debug" } else { "info" };
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_target(false)
-        .try_init();
+        .build();
+    let max = logger.filter();
+    // The daemon also turns its log lines into status lines (rt::status).
+    let _ = crate::rt::status::Tee::install(Box::new(logger), max);
 }
 
 pub fn run(args: &[String]) -> Result<ExitCode> {

@@ -145,6 +145,7 @@ pub fn run(
     drop(w.queues.split_off(0));
     failed |= writer.join().is_err() | retention.join().is_err();
     let config = running.stop();
+    crate::rt::status::set_hook(None);
     let mut reporter = lock(&reporter);
     reporter.running = false;
     reporter.tick(true);

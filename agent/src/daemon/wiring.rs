@@ -275,6 +275,8 @@ pub fn scheduler(
     for w in warnings {
         log::warn!("{w}");
     }
+    // From here on the daemon's own INFO, WARN and ERROR lines are status lines too.
+    crate::rt::status::set_hook(Some(sched.status_hook()));
     let (lines, bytes) = buffer.len();
     if lines > 0 {
         log::info!("log buffer: {lines} line(s), {bytes} bytes from before this start, sent first");

@@ -295,6 +295,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "logger_min_status",
+        ty: Int,
+        default: "0",
+        description: "Lowest severity of the status lines sent to the loggers: 0 info, 1 warning, 2 error, 3 none of these",
+        shell_only: false,
+    },
+    FlagDef {
         name: "logger_syslog_facility",
         ty: Int,
         default: "19",

@@ -212,7 +212,11 @@ impl Forwarder {
                 match result {
                     Ok(acked) => {
                         if let Some(e) = self.failing[i].take() {
-                            log::info!("logger {}: delivering again (it failed: {e})", sink.name());
+                            log::info!(
+                                target: crate::rt::status::DAEMON_LOG_ONLY,
+                                "logger {}: delivering again (it failed: {e})",
+                                sink.name()
+                            );
                         }
                         // All decoded lines delivered: the batch is done (an undecodable
                         // line at its end included).
@@ -240,6 +244,7 @@ impl Forwarder {
                         self.counters.send_errors.add(1);
                         if self.failing[i].as_deref() != Some(e.as_str()) {
                             log::warn!(
+                                target: crate::rt::status::DAEMON_LOG_ONLY,
                                 "logger {}: {e}; its lines stay buffered and are sent again",
                                 sink.name()
                             );

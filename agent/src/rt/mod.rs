@@ -4,6 +4,7 @@
 //! knows about events, storage or SQL.
 
 pub mod counters;
+pub mod status;
 pub mod supervise;
 mod watch;
 

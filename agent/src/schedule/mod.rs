@@ -67,6 +67,8 @@ struct Output {
     pack_refresh: u64,
     /// `schedule_timeout` (0 = none).
     timeout: u64,
+    /// `logger_min_status`: status lines below this severity are not logged.
+    min_status: u64,
 }
 
 pub struct Scheduler {
@@ -123,6 +125,7 @@ fn output(live: &Live) -> Output {
         delimiter: f.get("pack_delimiter").to_owned(),
         pack_refresh: f.u64("pack_refresh_interval").max(1),
         timeout: f.u64("schedule_timeout"),
+        min_status: f.u64("logger_min_status"),
     }
 }
 
@@ -328,10 +331,15 @@ impl Scheduler {
 
     /// Appends a status line (0 info, 1 warning, 2 error) to the buffer and the daemon log.
     fn status(&self, severity: u8, line: u32, message: &str) {
+        // Its status line goes into the buffer here, not again through the log hook.
+        let target = crate::rt::status::DAEMON_LOG_ONLY;
         match severity {
-            0 => log::info!("{message}"),
-            1 => log::warn!("{message}"),
-            _ => log::error!("{message}"),
+            0 => log::info!(target: target, "{message}"),
+            1 => log::warn!(target: target, "{message}"),
+            _ => log::error!(target: target, "{message}"),
+        }
+        if u64::from(severity) < self.out.min_status {
+            return;
         }
         let text = format::status(
             &self.out.host,
@@ -347,6 +355,38 @@ impl Scheduler {
             text,
         };
         self.append(&[l], None);
+    }
+
+    /// A hook for [`crate::rt::status::set_hook`]: the daemon's own log lines become status
+    /// lines in the buffer, with this scheduler's host identifier and load decorations.
+    pub fn status_hook(&self) -> Box<dyn Fn(u8, &str, u32, &str) + Send + Sync> {
+        let (buffer, counters) = (self.buffer.clone(), self.counters.clone());
+        let (host, top, limits) = (self.out.host.clone(), self.out.top_level, self.out.limits);
+        let (decorations, min) = (self.load_decorations.clone(), self.out.min_status);
+        Box::new(move |severity, file, line, message| {
+            if u64::from(severity) < min {
+                return;
+            }
+            let text = format::status(
+                &host,
+                crate::sys::now_ns() / 1_000_000_000,
+                severity,
+                (file, line),
+                message,
+                &decorations,
+                top,
+            );
+            let l = crate::logger::Line {
+                kind: crate::logger::Kind::Status(severity),
+                text,
+            };
+            // Not synced: a log line must not cost the caller an fsync (the WAL still
+            // survives a crash of the daemon).
+            match buffer.append_with(&[l.encode()], None, limits, false) {
+                Ok(a) => counters.buffer_full.add(a.dropped),
+                Err(_) => counters.buffer_full.add(1),
+            }
+        })
     }
 
     fn append(&self, lines: &[crate::logger::Line], state: Option<(&str, &[u8])>) {

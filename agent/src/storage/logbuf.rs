@@ -98,6 +98,18 @@ impl LogBuffer {
         state: Option<(&str, &[u8])>,
         limits: Limits,
     ) -> Result<Appended, StorageError> {
+        self.append_with(lines, state, limits, true)
+    }
+
+    /// [`Self::append`], synced or not (through the WAL either way: not synced survives a
+    /// crash of the process, not of the machine).
+    pub fn append_with(
+        &self,
+        lines: &[Vec<u8>],
+        state: Option<(&str, &[u8])>,
+        limits: Limits,
+        sync: bool,
+    ) -> Result<Appended, StorageError> {
         let mut inner = self.lock();
         let mut b = WriteBatch::default();
         let cf = self.store.cf(CF_LOG_BUFFER)?;
@@ -125,7 +137,7 @@ impl LogBuffer {
         self.store
             .ensure_space(b.size_in_bytes() as u64, super::WriteKind::Data)?;
         let mut wo = WriteOptions::default();
-        wo.set_sync(true);
+        wo.set_sync(sync);
         self.store
             .db
             .write_opt(b, &wo)

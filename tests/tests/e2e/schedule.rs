@@ -142,6 +142,30 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
         ),
         (Some("e2e-host"), Some(0), Some(false))
     );
+    // The daemon's own log lines are osquery status lines too.
+    let info = wait_lines(&st.logs.join("osqueryd.INFO"), 1, &d);
+    let running = info
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("osprey daemon ") && m.contains(" running: "))
+        })
+        .unwrap_or_else(|| panic!("no start line in {info:?}"));
+    assert_eq!(
+        (
+            running["severity"].as_u64(),
+            running["hostIdentifier"].as_str(),
+            running["decorations"]["tag"].as_str()
+        ),
+        (Some(0), Some("e2e-host"), Some("dec"))
+    );
+    assert!(
+        running["filename"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("daemon/mod.rs")),
+        "{running}"
+    );
     let snap = wait_lines(&snapshots, 1, &d);
     assert_eq!(snap[0]["snapshot"].to_string(), r#"[{"s":"x"}]"#);
     assert_eq!(snap[0]["action"].as_str(), Some("snapshot"));
@@ -261,7 +285,8 @@ fn lines_beyond_buffered_log_max_are_counted_exactly() {
     let st = setup(u32::MAX);
     let conf = format!("--config_path={}", st.conf.display());
     std::fs::write(&st.logs, "in the way").expect("blocker");
-    let d = Daemon::start(&[&conf, "--buffered_log_max=2"]);
+    // Only the snapshot lines go into the buffer (no status lines).
+    let d = Daemon::start(&[&conf, "--buffered_log_max=2", "--logger_min_status=3"]);
     let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'logger' \
                AND reason = 'log_buffer_full' AND window_start = 0";
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
@@ -289,7 +314,7 @@ fn lines_beyond_buffered_log_max_are_counted_exactly() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     std::fs::remove_file(&st.logs).expect("unblock");
-    let d = stopped.restart(&[&conf, "--buffered_log_max=2"]);
+    let d = stopped.restart(&[&conf, "--buffered_log_max=2", "--logger_min_status=3"]);
     let got = wait_lines(&st.logs.join("osqueryd.snapshots.log"), 3, &d);
     let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
     assert!(
@@ -320,6 +345,7 @@ fn kafka_gets_every_line_exactly_once_across_a_broker_outage() {
         &format!("--logger_kafka_brokers={bootstrap}"),
         "--logger_kafka_topic=osquery",
         "--schedule_timeout=8",
+        "--logger_min_status=3",
     ]);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
