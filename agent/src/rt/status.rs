@@ -15,7 +15,8 @@ use std::{
 /// logger that is failing).
 pub const DAEMON_LOG_ONLY: &str = "osprey::daemon_log_only";
 
-type Hook = Box<dyn Fn(u8, &str, u32, &str) + Send + Sync>;
+/// Where status lines go: (severity, source file, line, message).
+pub type Hook = Box<dyn Fn(u8, &str, u32, &str) + Send + Sync>;
 
 fn hook() -> &'static Mutex<Option<Hook>> {
     static HOOK: OnceLock<Mutex<Option<Hook>>> = OnceLock::new();

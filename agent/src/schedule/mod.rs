@@ -359,7 +359,7 @@ impl Scheduler {
 
     /// A hook for [`crate::rt::status::set_hook`]: the daemon's own log lines become status
     /// lines in the buffer, with this scheduler's host identifier and load decorations.
-    pub fn status_hook(&self) -> Box<dyn Fn(u8, &str, u32, &str) + Send + Sync> {
+    pub fn status_hook(&self) -> crate::rt::status::Hook {
         let (buffer, counters) = (self.buffer.clone(), self.counters.clone());
         let (host, top, limits) = (self.out.host.clone(), self.out.top_level, self.out.limits);
         let (decorations, min) = (self.load_decorations.clone(), self.out.min_status);

@@ -271,13 +271,13 @@ fn rows_of_processes_that_start_and_exit_count_up() {
     let (pa, pb) = (a.id(), b.id());
     // Until a child has called exec, its command line is its parent's (or empty).
     for pid in [pa, pb] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
             && !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                 .unwrap_or_default()
                 .starts_with("sleep")
         {
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
     let live = f.live(
