@@ -71,8 +71,11 @@ pub fn bench(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--quick" => quick = true,
             "--guests" => return guests_only(),
+            "--schedule" => return schedule_only(quick),
             other => {
-                bail!("unknown argument {other:?}; usage: cargo xtask bench [--quick | --guests]")
+                bail!(
+                    "unknown argument {other:?}; usage: cargo xtask bench [--quick] [--guests | --schedule]"
+                )
             }
         }
     }
@@ -315,14 +318,58 @@ fn guests_only() -> Result<()> {
     let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S UTC"]))?;
     let out = root().join("bench/RESULTS.md");
     let old = std::fs::read_to_string(&out).unwrap_or_default();
-    let keep = old
-        .find("\n## 7. ")
-        .map_or(old.as_str(), |i| &old[..i])
-        .trim_end()
-        .to_owned();
-    let report = format!("{keep}\n{}", guest_section(&date));
+    let report = replace_section(&old, "\n## 7. ", &guest_section(&date));
     std::fs::write(&out, &report).with_context(|| format!("cannot write {}", out.display()))?;
     println!("{report}");
+    Ok(())
+}
+
+/// `md` with the section that starts with `heading` (up to the next `\n## ` heading or the
+/// end) replaced by `section`, or `section` appended.
+fn replace_section(md: &str, heading: &str, section: &str) -> String {
+    match md.find(heading) {
+        Some(i) => {
+            let rest = &md[i + heading.len()..];
+            let end = rest
+                .find("\n## ")
+                .map_or(md.len(), |j| i + heading.len() + j);
+            format!(
+                "{}\n\n{}{}",
+                md[..i].trim_end(),
+                section.trim_start_matches('\n'),
+                &md[end..]
+            )
+        }
+        None => format!("{}\n\n{}", md.trim_end(), section.trim_start_matches('\n')),
+    }
+}
+
+/// `cargo xtask bench --schedule [--quick]`: replaces section 8 of bench/RESULTS.md.
+fn schedule_only(quick: bool) -> Result<()> {
+    run_checked(cargo().args(["build", "--release", "--package", "bench", "--bins"]))?;
+    let work = root().join("target/bench-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let mut b = Bench {
+        p: Params::new(quick),
+        work: work.clone(),
+        cleanup: Cleanup::default(),
+        commands: Vec::new(),
+        seq: 0,
+        startups: Vec::new(),
+    };
+    let result = b.schedule_section();
+    let cleanup_errors = b.cleanup.finish();
+    let section = result?;
+    let out = root().join("bench/RESULTS.md");
+    let old = std::fs::read_to_string(&out).unwrap_or_default();
+    let report = replace_section(&old, "\n## 8. ", &section);
+    std::fs::write(&out, &report).with_context(|| format!("cannot write {}", out.display()))?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{section}");
+    if !cleanup_errors.is_empty() {
+        bail!("cleanup failed: {}", cleanup_errors.join("; "));
+    }
     Ok(())
 }
 
@@ -671,6 +718,76 @@ impl Bench {
         Ok(())
     }
 
+    /// Section 8: the scheduler's cost (100 queries at 1 s intervals over `processes` and
+    /// `file_events`, as daemon CPU and RSS) and the loggers' throughput (`osprey
+    /// bench-logger`).
+    fn schedule_section(&mut self) -> Result<String> {
+        let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S UTC"]))?;
+        let secs = if self.p.runs <= 3 { 20 } else { 60 };
+        let logs = self.fresh_dir("sched-logs")?;
+        let mut schedule = String::new();
+        for i in 0..100 {
+            let sql = if i % 2 == 0 {
+                "SELECT pid, name, cmdline FROM processes"
+            } else {
+                "SELECT count(*) AS n FROM file_events"
+            };
+            let _ = write!(
+                schedule,
+                "{}\"q{i}\": {{\"query\": \"{sql}\", \"interval\": 1}}",
+                if i > 0 { ", " } else { "" }
+            );
+        }
+        let config = format!(
+            "{{\"options\": {{\"disable_events\": true, \"logger_path\": \"{}\"}}, \"schedule\": {{{schedule}}}}}",
+            logs.display()
+        );
+        eprintln!("xtask bench: scheduler, 100 queries at 1 s for {secs} s");
+        let d = self.start_daemon(&config)?;
+        sleep(Duration::from_secs(5));
+        let tck = clk_tck()?;
+        let (t0, c0) = (Instant::now(), cpu_ticks(d.pid)?);
+        sleep(Duration::from_secs(secs));
+        let cpu = (cpu_ticks(d.pid)? - c0) as f64 / tck / t0.elapsed().as_secs_f64() * 100.0;
+        let rss = proc_status_bytes(d.pid, "VmRSS").unwrap_or(0) as f64;
+        let runs = self.query_n(&d.db, "SELECT sum(executions) AS n FROM osquery_schedule")?;
+        self.stop_daemon(&d)?;
+        let lines = std::fs::read_to_string(logs.join("osqueryd.results.log"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        eprintln!("xtask bench: loggers");
+        let n = if self.p.runs <= 3 { 100_000 } else { 500_000 };
+        let dir = self.fresh_dir("logger")?;
+        self.note(format!(
+            "target/release/osprey bench-logger --lines {n} --dir <tmp>"
+        ));
+        let json = output(
+            Command::new(osprey())
+                .arg("bench-logger")
+                .args(["--lines", &n.to_string(), "--dir"])
+                .arg(&dir),
+        )?;
+        let num = |k: &str| json_num(&json, k);
+        Ok(format!(
+            "\n## 8. Scheduler and loggers\n\nMeasured {}. `cargo xtask bench --schedule` reruns this \
+             section alone (release build).\n\n\
+             | figure | value |\n|---|---|\n\
+             | daemon CPU, 100 scheduled queries at 1 s (50 × `SELECT pid, name, cmdline FROM processes`, 50 × `SELECT count(*) FROM file_events`), {secs} s after a 5 s warm-up | {cpu:.1}% of one core |\n\
+             | daemon RSS at the end | {} |\n\
+             | query runs in the whole daemon life | {runs} |\n\
+             | result lines written (filesystem logger) | {lines} |\n\
+             | log buffer append, 1,000-line synced batches | {} lines/s |\n\
+             | `filesystem` logger, {n} lines of {} bytes, buffer to synced file | {} lines/s |\n\
+             | `kafka_producer` logger, same lines, librdkafka mock cluster (1 broker, acks=all, idempotent) | {} lines/s |\n",
+            date.trim(),
+            mib(rss),
+            fmt_opt(num("buffer_lines_per_sec"), 0),
+            fmt_opt(num("line_bytes"), 0),
+            fmt_opt(num("filesystem_lines_per_sec"), 0),
+            fmt_opt(num("kafka_lines_per_sec"), 0),
+        ))
+    }
+
     fn run_all(&mut self) -> Result<String> {
         let p = self.p;
         let date = output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S UTC"]))?;
@@ -689,6 +806,17 @@ impl Bench {
         let mut report = self.report(date.trim(), &file, &exec, &ingest, &query);
         report = report.replace(ZERO_LOSS_PLACEHOLDER, &zero_loss_report(&loss));
         report.push_str(&guest_section(&date));
+        eprintln!("xtask bench: scheduler and loggers");
+        self.note("cargo xtask bench --schedule   # section 8 alone".into());
+        match self.schedule_section() {
+            Ok(s) => report.push_str(&s),
+            Err(e) => {
+                let _ = write!(
+                    report,
+                    "\n## 8. Scheduler and loggers\n\nnot measured: {e:#}\n"
+                );
+            }
+        }
         Ok(report)
     }
 
@@ -1410,6 +1538,23 @@ struct QueryResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_section_is_replaced_in_place_or_appended() {
+        let md = "# R\n\n## 7. G\nold7\n\n## 8. S\nold8\n";
+        assert_eq!(
+            replace_section(md, "\n## 7. ", "\n## 7. G\nnew7\n"),
+            "# R\n\n## 7. G\nnew7\n\n## 8. S\nold8\n"
+        );
+        assert_eq!(
+            replace_section(md, "\n## 8. ", "\n## 8. S\nnew8\n"),
+            "# R\n\n## 7. G\nold7\n\n## 8. S\nnew8\n"
+        );
+        assert_eq!(
+            replace_section("# R\n", "\n## 8. ", "\n## 8. S\n"),
+            "# R\n\n## 8. S\n"
+        );
+    }
 
     #[test]
     fn parsers_and_median() {

@@ -1,5 +1,7 @@
-//! The ingest and query measurements behind `cargo xtask bench` (`osprey bench-ingest`,
-//! `osprey bench-query`), compiled only with the `bench` feature.
+//! The ingest, query and logger measurements behind `cargo xtask bench` (`osprey
+//! bench-ingest`, `osprey bench-query`, `osprey bench-logger`), compiled only with the `bench`
+//! feature.
 
 pub mod ingest;
+pub mod logger;
 pub mod query;

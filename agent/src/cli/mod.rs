@@ -151,6 +151,13 @@ fn bench_command(cmd: &str, rest: &[String]) -> Result<Option<ExitCode>> {
             let r = crate::bench::query::query_bench(&dir, events).map_err(anyhow::Error::msg)?;
             serde_json::to_string(&r)?
         }
+        "bench-logger" => {
+            let (lines, dir) =
+                crate::bench::logger::parse_args(rest).map_err(anyhow::Error::msg)?;
+            serde_json::to_string(
+                &crate::bench::logger::logger_bench(&dir, lines).map_err(anyhow::Error::msg)?,
+            )?
+        }
         _ => return Ok(None),
     };
     println!("{json}");

@@ -166,17 +166,27 @@ impl Sink for Kafka {
                 Err((e, _)) => return Err(format!("kafka_producer: {e}")),
             }
         }
-        self.producer.poll(Duration::from_millis(100));
-        let mut r = self.reports.lock().unwrap_or_else(|p| p.into_inner());
-        for (seq, e) in std::mem::take(&mut r.rejected) {
-            self.counters.rejected.add(1);
-            log::error!("kafka_producer: line {seq} refused: {e}; counted as log_rejected");
-            r.delivered.insert(seq);
+        // Delivery reports, until everything handed over is delivered or half a second
+        // passed (a broker that is down: the lines stay in flight, asked again next time).
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            self.producer.poll(Duration::from_millis(5));
+            let mut r = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+            for (seq, e) in std::mem::take(&mut r.rejected) {
+                self.counters.rejected.add(1);
+                log::error!(
+                    target: crate::rt::status::DAEMON_LOG_ONLY,
+                    "kafka_producer: line {seq} refused: {e}; counted as log_rejected"
+                );
+                r.delivered.insert(seq);
+            }
+            while r.delivered.remove(&(self.acked + 1)) {
+                self.acked += 1;
+            }
+            if self.acked >= self.produced || std::time::Instant::now() >= deadline {
+                return Ok(self.acked);
+            }
         }
-        while r.delivered.remove(&(self.acked + 1)) {
-            self.acked += 1;
-        }
-        Ok(self.acked)
     }
 }
 

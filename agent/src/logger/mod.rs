@@ -157,7 +157,7 @@ pub fn limits(flags: &Flags) -> Limits {
 }
 
 /// Lines per send.
-const BATCH: usize = 1024;
+const BATCH: usize = 4096;
 
 /// Moves buffered lines to the sinks.
 pub struct Forwarder {
