@@ -79,6 +79,8 @@ pub struct Scheduler {
     counters: Arc<LoggerCounters>,
     generation: u64,
     started: u64,
+    /// This database's `instance` identifier.
+    instance_id: String,
     out: Output,
     jobs: Vec<JobState>,
     packs: Vec<PackState>,
@@ -94,11 +96,19 @@ fn next_multiple(now: u64, interval: u64) -> u64 {
     (now / i + 1) * i
 }
 
-/// `host_identifier`: hostname, uuid, instance, ephemeral or specified.
-pub fn host_identifier(flags: &crate::flags::Flags) -> String {
+/// `host_identifier`: `hostname`, `uuid` (the machine's), `instance` (a UUID made once per
+/// database, `instance_id`), `ephemeral` (a UUID made at each start) or `specified`.
+pub fn host_identifier(flags: &crate::flags::Flags, instance_id: &str) -> String {
     match flags.get("host_identifier") {
         "specified" => flags.get("specified_identifier").to_owned(),
-        "uuid" | "instance" | "ephemeral" => crate::sql::tables::host_uuid(),
+        "uuid" => crate::sql::tables::host_uuid(),
+        "instance" => instance_id.to_owned(),
+        "ephemeral" => {
+            static EPHEMERAL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            EPHEMERAL
+                .get_or_init(|| crate::sys::random_uuid().unwrap_or_default())
+                .clone()
+        }
         _ => rustix::system::uname()
             .nodename()
             .to_string_lossy()
@@ -106,9 +116,9 @@ pub fn host_identifier(flags: &crate::flags::Flags) -> String {
     }
 }
 
-fn output(live: &Live) -> Output {
+fn output(live: &Live, instance_id: &str) -> Output {
     let f = &live.flags;
-    let host = host_identifier(f);
+    let host = host_identifier(f, instance_id);
     Output {
         timing: plan::Timing {
             default_interval: f.u64("schedule_default_interval"),
@@ -168,6 +178,10 @@ impl Scheduler {
         now: u64,
     ) -> rusqlite::Result<Self> {
         let cursor = Arc::new(EventsCursor::default());
+        let instance_id = buffer.instance_id().unwrap_or_else(|e| {
+            log::warn!("reading this database's instance id: {e}");
+            String::new()
+        });
         let mut s = Self {
             engine: Engine::new(env.with_events_cursor(cursor.clone()))?,
             cursor,
@@ -175,7 +189,8 @@ impl Scheduler {
             counters,
             generation: 0,
             started: now,
-            out: output(live),
+            out: output(live, &instance_id),
+            instance_id,
             jobs: Vec::new(),
             packs: Vec::new(),
             decorators: Default::default(),
@@ -194,7 +209,7 @@ impl Scheduler {
             return;
         }
         self.generation = live.generation;
-        self.out = output(live);
+        self.out = output(live, &self.instance_id);
         let (jobs, packs) = plan::plan(&live.config, &self.out.delimiter, self.out.timing);
         let mut old: BTreeMap<String, JobState> = std::mem::take(&mut self.jobs)
             .into_iter()

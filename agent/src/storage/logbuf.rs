@@ -216,6 +216,17 @@ impl LogBuffer {
         self.store.put_meta(key.as_bytes(), &seq_key(seq), true)
     }
 
+    /// A random UUID made once for this database (osquery's `instance` host identifier).
+    pub fn instance_id(&self) -> Result<String, StorageError> {
+        const KEY: &[u8] = b"instance_id";
+        if let Some(v) = self.store.get_meta(KEY)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let id = crate::sys::random_uuid().unwrap_or_default();
+        self.store.put_meta(KEY, id.as_bytes(), true)?;
+        Ok(id)
+    }
+
     /// The stored result state of scheduled query `name`.
     pub fn query_state(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let cf = self.store.cf(CF_QUERY_RESULTS)?;
@@ -329,6 +340,16 @@ mod tests {
             }
         );
         assert_eq!(buf.len(), (4, 4));
+    }
+
+    #[test]
+    fn the_instance_id_is_made_once() {
+        let (_dir, store) = open();
+        let buf = LogBuffer::open(store).unwrap();
+        let id = buf.instance_id().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_eq!(buf.instance_id().unwrap(), id);
     }
 
     #[test]

@@ -497,3 +497,56 @@ fn a_scheduled_query_over_process_events_reports_each_exec_once() {
     );
     d.stop();
 }
+
+#[test]
+fn a_sigkill_while_the_logger_is_down_loses_no_buffered_line() {
+    let st = setup(u32::MAX);
+    let conf = format!("--config_path={}", st.conf.display());
+    let snapshots = st.logs.join("osqueryd.snapshots.log");
+    std::fs::write(&st.logs, "in the way").expect("blocker");
+    let d = Daemon::start(&[&conf]);
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    // Empty until the first run's statistics are written.
+    let runs = || -> u64 {
+        d.query("SELECT executions FROM osquery_schedule WHERE name = 'snap'")
+            .first()
+            .and_then(|r| s(r, "executions").parse().ok())
+            .unwrap_or(0)
+    };
+    while runs() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stopped = d.kill9();
+    // Runs whose lines were in the buffer at the kill (their statistics are written after
+    // the lines, so this is a lower bound).
+    let before: u64 = s(
+        &tests::query_at(
+            &stopped.db,
+            "SELECT executions FROM osquery_schedule WHERE name = 'snap'",
+        )[0],
+        "executions",
+    )
+    .parse()
+    .expect("a number");
+    assert!(before >= 4, "{before}\n{}", stopped.log);
+    let restart = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_secs());
+    std::fs::remove_file(&st.logs).expect("unblock");
+    let d = stopped.restart(&[&conf]);
+    let got = wait_lines(&snapshots, before as usize + 1, &d);
+    let old: Vec<u64> = got
+        .iter()
+        .filter_map(|v| v["unixTime"].as_u64())
+        .filter(|t| *t <= restart)
+        .collect();
+    let mut distinct = old.clone();
+    distinct.dedup();
+    assert!(
+        old.len() as u64 >= before,
+        "{} of {before} lines from before the kill",
+        old.len()
+    );
+    assert_eq!(old, distinct, "none twice");
+    d.stop();
+}
