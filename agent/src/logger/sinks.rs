@@ -10,8 +10,9 @@ use std::{
 use super::{Kind, Line, Sink};
 
 /// osquery's files under `logger_path`: `osqueryd.results.log`, `osqueryd.snapshots.log`,
-/// and the status lines in `osqueryd.INFO`, `osqueryd.WARNING`, `osqueryd.ERROR` (a line goes
-/// to its severity's file and to every lower one, as glog does; here as JSON lines).
+/// and the status lines in `osqueryd.INFO`, `osqueryd.WARNING`, `osqueryd.ERROR` as glog
+/// writes them (`I1201 16:17:22.000000 4242 mod.rs:140] message`, in UTC, the daemon's pid
+/// in the thread column); a line goes to its severity's file and to every lower one.
 ///
 /// With `logger_rotate`, a file that reaches `logger_rotate_size` bytes is renamed to `<name>.1`
 /// (the older ones move up to `<name>.2`, …, and the one beyond `logger_rotate_max_files` is
@@ -99,8 +100,9 @@ impl Sink for Filesystem {
                 Kind::Result => push(RESULTS, &l.text),
                 Kind::Snapshot => push(SNAPSHOTS, &l.text),
                 Kind::Status(sev) => {
+                    let text = glog_line(&l.text);
                     for file in STATUS.iter().take(usize::from(sev.min(2)) + 1) {
-                        push(file, &l.text);
+                        push(file, &text);
                     }
                 }
             }
@@ -114,6 +116,35 @@ impl Sink for Filesystem {
         }
         Ok(lines.last().map_or(0, |l| l.0))
     }
+}
+
+/// A JSON status line (`schedule::format::status`) in glog's layout; the JSON itself when it
+/// is not one.
+pub fn glog_line(json: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_owned();
+    };
+    let (Some(sev), Some(unix), Some(msg)) = (
+        v["severity"].as_u64(),
+        v["unixTime"].as_u64(),
+        v["message"].as_str(),
+    ) else {
+        return json.to_owned();
+    };
+    let file = v["filename"].as_str().unwrap_or_default();
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let (_, month, day) = crate::sys::civil_from_days(days);
+    format!(
+        "{}{month:02}{day:02} {:02}:{:02}:{:02}.000000 {} {file}:{}] {msg}",
+        ["I", "W", "E"].get(sev as usize).copied().unwrap_or("F"),
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        std::process::id(),
+        v["line"].as_u64().unwrap_or(0)
+    )
 }
 
 /// Every line on standard output.

@@ -107,6 +107,7 @@ fn the_filesystem_sink_writes_osquerys_files_with_the_mode() {
     let read = |n: &str| std::fs::read_to_string(dir.path().join("log").join(n)).unwrap();
     assert_eq!(read("osqueryd.results.log"), "r1\nr2\n");
     assert_eq!(read("osqueryd.snapshots.log"), "s1\n");
+    // Not status JSON: written as it is.
     assert_eq!(read("osqueryd.INFO"), "w1\ni1\n");
     assert_eq!(read("osqueryd.WARNING"), "w1\n");
     assert!(!dir.path().join("log/osqueryd.ERROR").exists());
@@ -199,4 +200,24 @@ fn syslog_without_a_daemon_is_an_error_and_the_lines_stay() {
     let mut s = sinks::Syslog::new(dir.path().join("none.sock"), 19, false).unwrap();
     let e = s.send(&[(1, line(Kind::Result, "x"))]).unwrap_err();
     assert!(e.starts_with("connecting to "), "{e}");
+}
+
+#[test]
+fn status_lines_go_to_the_status_files_as_glog_writes_them() {
+    let json = r#"{"hostIdentifier":"h","calendarTime":"Tue Dec  1 16:17:22 2026 UTC","unixTime":1796141842,"severity":2,"filename":"agent/src/schedule/mod.rs","line":140,"message":"Error executing scheduled query q: no such table: t","version":"0.1.0"}"#;
+    assert_eq!(
+        sinks::glog_line(json),
+        format!(
+            "E1201 16:17:22.000000 {} mod.rs:140] Error executing scheduled query q: no such table: t",
+            std::process::id()
+        )
+    );
+    assert_eq!(sinks::glog_line("not json"), "not json");
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs = sinks::Filesystem::new(dir.path().to_owned(), 0o640, None);
+    fs.send(&[(1, line(Kind::Status(2), json))]).unwrap();
+    for f in ["osqueryd.INFO", "osqueryd.WARNING", "osqueryd.ERROR"] {
+        let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert!(text.starts_with("E1201 16:17:22.000000 "), "{f}: {text}");
+    }
 }

@@ -37,7 +37,7 @@ pub fn calendar_time(unix: u64) -> String {
     ];
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
-    let (y, m, d) = crate::sql::tables::civil_from_days(days);
+    let (y, m, d) = crate::sys::civil_from_days(days);
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {y} UTC",
         DAYS[(days % 7) as usize],

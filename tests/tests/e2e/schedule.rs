@@ -142,28 +142,37 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
         ),
         (Some("e2e-host"), Some(0), Some(false))
     );
-    // The daemon's own log lines are osquery status lines too.
-    let info = wait_lines(&st.logs.join("osqueryd.INFO"), 1, &d);
-    let running = info
-        .iter()
-        .find(|v| {
-            v["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("osprey daemon ") && m.contains(" running: "))
-        })
-        .unwrap_or_else(|| panic!("no start line in {info:?}"));
-    assert_eq!(
-        (
-            running["severity"].as_u64(),
-            running["hostIdentifier"].as_str(),
-            running["decorations"]["tag"].as_str()
-        ),
-        (Some(0), Some("e2e-host"), Some("dec"))
-    );
+    // The daemon's own log lines are osquery status lines too: in osqueryd.INFO as glog
+    // writes them.
+    let info_path = st.logs.join("osqueryd.INFO");
+    let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
+    let running = loop {
+        let text = std::fs::read_to_string(&info_path).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("] osprey daemon ") && l.contains(" running: "))
+        {
+            break l.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no start line in {text:?}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // I<mmdd> <hh:mm:ss>.000000 <pid> mod.rs:<line>] osprey daemon <pid> running: …
+    let (head, msg) = running.split_once("] ").expect("glog layout");
+    let fields: Vec<&str> = head.split_whitespace().collect();
+    assert_eq!(fields.len(), 4, "{running}");
     assert!(
-        running["filename"]
-            .as_str()
-            .is_some_and(|f| f.ends_with("daemon/mod.rs")),
+        fields[0].starts_with('I') && fields[0].len() == 5,
+        "{running}"
+    );
+    assert_eq!(fields[2], d.pid().to_string(), "{running}");
+    assert!(fields[3].starts_with("mod.rs:"), "{running}");
+    assert!(
+        msg.starts_with(&format!("osprey daemon {} running: ", d.pid())),
         "{running}"
     );
     let snap = wait_lines(&snapshots, 1, &d);

@@ -23,7 +23,6 @@ mod uptime;
 mod users;
 
 pub use system_info::host_uuid;
-pub use time::civil_from_days;
 
 use std::sync::Arc;
 

@@ -24,20 +24,6 @@ const COLUMNS: &[Column] = &[
 #[derive(Debug)]
 pub struct Time;
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 impl Table for Time {
     fn name(&self) -> &'static str {
         "time"
@@ -49,7 +35,7 @@ impl Table for Time {
         let now = (crate::sys::now_ns() / 1_000_000_000) as i64;
         let days = now.div_euclid(86_400);
         let secs = now.rem_euclid(86_400);
-        let (y, mo, d) = civil_from_days(days);
+        let (y, mo, d) = crate::sys::civil_from_days(days);
         let (h, mi, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
         const WEEKDAYS: [&str; 7] = [
             "Thursday",
@@ -90,7 +76,7 @@ impl Table for Time {
 
 #[cfg(test)]
 mod tests {
-    use super::civil_from_days;
+    use crate::sys::civil_from_days;
 
     #[test]
     fn civil_dates() {
