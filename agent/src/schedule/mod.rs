@@ -88,6 +88,8 @@ pub struct Scheduler {
     load_decorations: BTreeMap<String, String>,
     always_decorations: BTreeMap<String, String>,
     interval_decorations: BTreeMap<u64, BTreeMap<String, String>>,
+    /// Discovery answers by SQL: (when, whether it returned a row).
+    discovery_cache: BTreeMap<String, (u64, bool)>,
 }
 
 /// The next multiple of `interval` strictly after `now`.
@@ -197,6 +199,7 @@ impl Scheduler {
             load_decorations: BTreeMap::new(),
             always_decorations: BTreeMap::new(),
             interval_decorations: BTreeMap::new(),
+            discovery_cache: BTreeMap::new(),
         };
         s.update(live, now);
         Ok(s)
@@ -256,6 +259,8 @@ impl Scheduler {
                 next_check: now,
             })
             .collect();
+        // A new config re-checks every discovery query.
+        self.discovery_cache.clear();
         self.decorators = live.config.decorators.clone();
         self.load_decorations = self.decorate(&self.decorators.load.clone());
         self.interval_decorations.clear();
@@ -292,6 +297,9 @@ impl Scheduler {
     }
 
     /// Discovery, for packs whose check is due.
+    /// Discovery, for packs whose check is due. A discovery query's answer is kept for
+    /// `pack_refresh_interval`: packs that share it run it once (the others count a cache
+    /// hit, as in osquery).
     fn check_packs(&mut self, now: u64) {
         for i in 0..self.packs.len() {
             if self.packs[i].next_check > now {
@@ -302,10 +310,28 @@ impl Scheduler {
             let mut active = plan.runs_here;
             if active {
                 for q in &plan.discovery {
-                    self.packs[i].stats.discovery_executions += 1;
-                    match self.engine.query(q) {
-                        Ok(rs) if !rs.rows.is_empty() => {}
-                        Ok(_) => {
+                    let cached = self
+                        .discovery_cache
+                        .get(q)
+                        .filter(|(at, _)| now < at + self.out.pack_refresh)
+                        .map(|(_, found)| *found);
+                    let found = match cached {
+                        Some(found) => {
+                            self.packs[i].stats.discovery_cache_hits += 1;
+                            Ok(found)
+                        }
+                        None => {
+                            self.packs[i].stats.discovery_executions += 1;
+                            let r = self.engine.query(q).map(|rs| !rs.rows.is_empty());
+                            if let Ok(found) = r {
+                                self.discovery_cache.insert(q.clone(), (now, found));
+                            }
+                            r
+                        }
+                    };
+                    match found {
+                        Ok(true) => {}
+                        Ok(false) => {
                             active = false;
                             break;
                         }

@@ -7,6 +7,9 @@
 //!   them match this host; other platforms (`darwin`, `windows`, …) leave the query out.
 //! - A pack with `discovery` queries is active only while every one of them returns a row
 //!   (checked by the scheduler on each config change and every `pack_refresh_interval`).
+//! - `version` (of a query or its pack): the lowest osquery version the query needs; it runs
+//!   when [`OSQUERY_COMPAT`], the osquery version whose tables, flags and formats this build
+//!   follows, is at least that.
 //! - `shard` (of a query or its pack, 1..=100) keeps the query on that percentage of hosts:
 //!   it runs where the host's shard (the first byte of the SHA-1 of its host identifier,
 //!   modulo 100, as osquery computes it) is at most the shard given.
@@ -14,6 +17,32 @@
 //!   from the name, so that a restart keeps the same interval.
 
 use crate::config::{Config, Query};
+
+/// The osquery version whose tables, flags and log formats this build follows (for the
+/// `version` field of queries and packs).
+pub const OSQUERY_COMPAT: &str = "5.12.1";
+
+/// Does this build meet `version` (osquery's field, `major.minor.patch`; empty = any)? A
+/// version that does not parse is not met (the query is left out, as osquery does).
+pub fn version_met(version: Option<&str>) -> bool {
+    let Some(v) = version.map(str::trim).filter(|v| !v.is_empty()) else {
+        return true;
+    };
+    let parse = |s: &str| -> Option<Vec<u64>> {
+        s.split('.').map(|p| p.trim().parse::<u64>().ok()).collect()
+    };
+    match (parse(v), parse(OSQUERY_COMPAT)) {
+        (Some(want), Some(have)) => {
+            let n = want.len().max(have.len());
+            let pad = |mut x: Vec<u64>| {
+                x.resize(n, 0);
+                x
+            };
+            pad(have) >= pad(want)
+        }
+        _ => false,
+    }
+}
 
 /// One scheduled query, ready to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,13 +139,18 @@ fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
 pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackPlan>) {
     let mut jobs = Vec::new();
     for (name, q) in &config.schedule {
-        if platform_matches(q.platform.as_deref()) && in_shard(q.shard, t) {
+        if platform_matches(q.platform.as_deref())
+            && in_shard(q.shard, t)
+            && version_met(q.version.as_deref())
+        {
             jobs.push(job(name.clone(), q, None, t));
         }
     }
     let mut packs = Vec::new();
     for (pack, p) in &config.packs {
-        let runs_here = platform_matches(p.platform.as_deref()) && in_shard(p.shard, t);
+        let runs_here = platform_matches(p.platform.as_deref())
+            && in_shard(p.shard, t)
+            && version_met(p.version.as_deref());
         packs.push(PackPlan {
             name: pack.clone(),
             platform: p.platform.clone().unwrap_or_default(),
@@ -129,7 +163,10 @@ pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackP
             continue;
         }
         for (qname, q) in &p.queries {
-            if platform_matches(q.platform.as_deref()) && in_shard(q.shard, t) {
+            if platform_matches(q.platform.as_deref())
+                && in_shard(q.shard, t)
+                && version_met(q.version.as_deref())
+            {
                 let name = format!("pack{delimiter}{pack}{delimiter}{qname}");
                 jobs.push(job(name, q, Some(pack), t));
             }
@@ -223,6 +260,19 @@ mod tests {
         };
         assert_eq!(names(98), ["all"]);
         assert_eq!(names(48), ["half", "all"]);
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(version_met(None));
+        assert!(version_met(Some("")));
+        assert!(version_met(Some("1.4.5")));
+        assert!(version_met(Some("5.12.1")));
+        assert!(version_met(Some("5.12")));
+        assert!(version_met(Some("5.2.10")), "numbers, not text");
+        assert!(!version_met(Some("5.12.2")));
+        assert!(!version_met(Some("6.0.0")));
+        assert!(!version_met(Some("latest")));
     }
 
     #[test]

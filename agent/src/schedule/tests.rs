@@ -337,3 +337,41 @@ fn snapshot_events_top_level_decorations_and_every_decorator_kind() {
     );
     assert_eq!(v["decorations"], Value::Null);
 }
+
+#[test]
+fn packs_that_share_a_discovery_query_run_it_once_and_versions_gate_queries() {
+    let f = Fixture::new();
+    let live = f.live(
+        r#"{"packs": {"a": {"discovery": ["SELECT 1"], "queries": {"q": {"query": "SELECT 1 AS x", "interval": 10}}},
+                      "b": {"discovery": ["SELECT 1"], "queries": {"q": {"query": "SELECT 2 AS x", "interval": 10}}},
+                      "future": {"version": "99.0.0", "queries": {"q": {"query": "SELECT 3 AS x", "interval": 10}}}},
+            "schedule": {"old": {"query": "SELECT 4 AS x", "interval": 10, "version": "2.0.0"},
+                         "new": {"query": "SELECT 5 AS x", "interval": 10, "version": "9.9.9"}}}"#,
+        1,
+    );
+    let mut s = f.scheduler(&live, T0);
+    assert_eq!(s.tick(T0 + 10), 3, "pack a, pack b and `old`");
+    let st = s.stats();
+    let packs: Vec<(String, u64, u64, bool)> = st
+        .packs
+        .into_iter()
+        .map(|p| {
+            (
+                p.name,
+                p.discovery_executions,
+                p.discovery_cache_hits,
+                p.active,
+            )
+        })
+        .collect();
+    assert_eq!(
+        packs,
+        [
+            ("a".into(), 1, 0, true),
+            ("b".into(), 0, 1, true),
+            ("future".into(), 0, 0, false)
+        ]
+    );
+    let names: Vec<String> = st.queries.into_iter().map(|q| q.name).collect();
+    assert_eq!(names, ["old", "pack_a_q", "pack_b_q"]);
+}
