@@ -150,8 +150,8 @@ impl Sink for Kafka {
         };
         if !self.started {
             self.started = true;
-            self.produced = first.0 - 1;
-            self.acked = first.0 - 1;
+            self.produced = first.0.saturating_sub(1);
+            self.acked = first.0.saturating_sub(1);
         }
         for (seq, line) in lines {
             if *seq <= self.produced {
