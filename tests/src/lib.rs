@@ -121,6 +121,14 @@ impl Daemon {
                 scaled(Duration::from_secs(3)).as_millis()
             ));
         }
+        // Scheduled queries of the default config and the daemon's status lines go to the
+        // test's own folder, never to the machine's /var/log/osquery.
+        if !extra.iter().any(|a| a.starts_with("--logger_path")) {
+            defaults.push(format!(
+                "--logger_path={}",
+                dir.path().join("osquery-log").display()
+            ));
+        }
         let child = Command::new(osprey_bin())
             .arg("daemon")
             .arg(format!("--database_path={}", db.display()))

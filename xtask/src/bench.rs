@@ -564,11 +564,21 @@ impl Bench {
         ));
         let started = Instant::now();
         let log = std::fs::File::create(dir.join("daemon.stderr"))?;
+        // Status lines (and any schedule's results) stay in the run's folder.
+        let log_arg = if config.contains("\"logger_path\"") {
+            None
+        } else {
+            Some(format!(
+                "--logger_path={}",
+                dir.join("osquery-log").display()
+            ))
+        };
         let pid = self.spawn(
             "osprey daemon",
             Command::new(osprey())
                 .arg("daemon")
                 .args([&db_arg, &conf_arg])
+                .args(log_arg)
                 .stdout(Stdio::null())
                 .stderr(log),
         )?;

@@ -103,10 +103,12 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
     }
     let st = setup(pid);
     let conf = format!("--config_path={}", st.conf.display());
+    // On the command line: the harness gives every other daemon a logger_path of its own.
+    let logp = format!("--logger_path={}", st.logs.display());
     let results = st.logs.join("osqueryd.results.log");
     let snapshots = st.logs.join("osqueryd.snapshots.log");
 
-    let d = Daemon::start(&[&conf]);
+    let d = Daemon::start(&[&conf, &logp]);
     let got = wait_lines(&results, 1, &d);
     let cols = format!(r#"{{"name":"sleep","pid":"{pid}"}}"#);
     let dec = r#"{"tag":"dec"}"#.to_owned();
@@ -223,10 +225,10 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
     // A clean restart, then a SIGKILL and a restart: the scheduler runs again (snapshots go
     // on) and no result is reported twice.
     let before = lines(&snapshots).len();
-    let d = d.stop_keep().restart(&[&conf]);
+    let d = d.stop_keep().restart(&[&conf, &logp]);
     wait_lines(&snapshots, before + 2, &d);
     let before = lines(&snapshots).len();
-    let d = d.kill9().restart(&[&conf]);
+    let d = d.kill9().restart(&[&conf, &logp]);
     wait_lines(&snapshots, before + 2, &d);
     let all = lines(&results);
     assert_eq!(all.len(), 2, "no duplicate after restarts: {all:?}");
@@ -247,10 +249,12 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
 fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
     let st = setup(u32::MAX);
     let conf = format!("--config_path={}", st.conf.display());
+    // On the command line: the harness gives every other daemon a logger_path of its own.
+    let logp = format!("--logger_path={}", st.logs.display());
     let snapshots = st.logs.join("osqueryd.snapshots.log");
     // A file where the log folder should be: every write fails.
     std::fs::write(&st.logs, "in the way").expect("blocker");
-    let d = Daemon::start(&[&conf]);
+    let d = Daemon::start(&[&conf, &logp]);
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(10));
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
@@ -293,9 +297,16 @@ fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
 fn lines_beyond_buffered_log_max_are_counted_exactly() {
     let st = setup(u32::MAX);
     let conf = format!("--config_path={}", st.conf.display());
+    // On the command line: the harness gives every other daemon a logger_path of its own.
+    let logp = format!("--logger_path={}", st.logs.display());
     std::fs::write(&st.logs, "in the way").expect("blocker");
     // Only the snapshot lines go into the buffer (no status lines).
-    let d = Daemon::start(&[&conf, "--buffered_log_max=2", "--logger_min_status=3"]);
+    let d = Daemon::start(&[
+        &conf,
+        &logp,
+        "--buffered_log_max=2",
+        "--logger_min_status=3",
+    ]);
     let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'logger' \
                AND reason = 'log_buffer_full' AND window_start = 0";
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
@@ -323,7 +334,12 @@ fn lines_beyond_buffered_log_max_are_counted_exactly() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     std::fs::remove_file(&st.logs).expect("unblock");
-    let d = stopped.restart(&[&conf, "--buffered_log_max=2", "--logger_min_status=3"]);
+    let d = stopped.restart(&[
+        &conf,
+        &logp,
+        "--buffered_log_max=2",
+        "--logger_min_status=3",
+    ]);
     let got = wait_lines(&st.logs.join("osqueryd.snapshots.log"), 3, &d);
     let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
     assert!(
@@ -346,10 +362,13 @@ fn kafka_gets_every_line_exactly_once_across_a_broker_outage() {
     cluster.create_topic("osquery", 1, 1).expect("topic");
     let st = setup(u32::MAX);
     let conf = format!("--config_path={}", st.conf.display());
+    // On the command line: the harness gives every other daemon a logger_path of its own.
+    let logp = format!("--logger_path={}", st.logs.display());
     // The scheduler stops after 8 s, so the number of lines is final while the daemon still
     // delivers.
     let d = Daemon::start(&[
         &conf,
+        &logp,
         "--logger_plugin=kafka_producer",
         &format!("--logger_kafka_brokers={bootstrap}"),
         "--logger_kafka_topic=osquery",
@@ -432,7 +451,10 @@ fn a_scheduled_query_over_process_events_reports_each_exec_once() {
         ),
     )
     .expect("config");
-    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    let d = Daemon::start(&[
+        &format!("--config_path={}", conf.display()),
+        &format!("--logger_path={}", logs.display()),
+    ]);
     let results = logs.join("osqueryd.results.log");
     let run = |tag: &str| {
         let status = std::process::Command::new("/bin/true")
@@ -511,9 +533,11 @@ fn a_scheduled_query_over_process_events_reports_each_exec_once() {
 fn a_sigkill_while_the_logger_is_down_loses_no_buffered_line() {
     let st = setup(u32::MAX);
     let conf = format!("--config_path={}", st.conf.display());
+    // On the command line: the harness gives every other daemon a logger_path of its own.
+    let logp = format!("--logger_path={}", st.logs.display());
     let snapshots = st.logs.join("osqueryd.snapshots.log");
     std::fs::write(&st.logs, "in the way").expect("blocker");
-    let d = Daemon::start(&[&conf]);
+    let d = Daemon::start(&[&conf, &logp]);
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
     // Empty until the first run's statistics are written.
     let runs = || -> u64 {
@@ -542,7 +566,7 @@ fn a_sigkill_while_the_logger_is_down_loses_no_buffered_line() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     std::fs::remove_file(&st.logs).expect("unblock");
-    let d = stopped.restart(&[&conf]);
+    let d = stopped.restart(&[&conf, &logp]);
     let got = wait_lines(&snapshots, before as usize + 1, &d);
     let old: Vec<u64> = got
         .iter()
