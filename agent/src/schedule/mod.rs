@@ -118,6 +118,34 @@ pub fn host_identifier(flags: &crate::flags::Flags, instance_id: &str) -> String
     }
 }
 
+impl Output {
+    /// A status line now (None below `logger_min_status`).
+    fn status_line(
+        &self,
+        severity: u8,
+        location: (&str, u32),
+        message: &str,
+        decorations: &BTreeMap<String, String>,
+    ) -> Option<crate::logger::Line> {
+        if u64::from(severity) < self.min_status {
+            return None;
+        }
+        let text = format::status(
+            &self.host,
+            crate::sys::now_ns() / 1_000_000_000,
+            severity,
+            location,
+            message,
+            decorations,
+            self.top_level,
+        );
+        Some(crate::logger::Line {
+            kind: crate::logger::Kind::Status(severity),
+            text,
+        })
+    }
+}
+
 fn output(live: &Live, instance_id: &str) -> Output {
     let f = &live.flags;
     let host = host_identifier(f, instance_id);
@@ -379,51 +407,26 @@ impl Scheduler {
             1 => log::warn!(target: target, "{message}"),
             _ => log::error!(target: target, "{message}"),
         }
-        if u64::from(severity) < self.out.min_status {
-            return;
+        if let Some(l) =
+            self.out
+                .status_line(severity, (file!(), line), message, &self.decorations())
+        {
+            self.append(&[l], None);
         }
-        let text = format::status(
-            &self.out.host,
-            crate::sys::now_ns() / 1_000_000_000,
-            severity,
-            (file!(), line),
-            message,
-            &self.decorations(),
-            self.out.top_level,
-        );
-        let l = crate::logger::Line {
-            kind: crate::logger::Kind::Status(severity),
-            text,
-        };
-        self.append(&[l], None);
     }
 
     /// A hook for [`crate::rt::status::set_hook`]: the daemon's own log lines become status
     /// lines in the buffer, with this scheduler's host identifier and load decorations.
     pub fn status_hook(&self) -> crate::rt::status::Hook {
         let (buffer, counters) = (self.buffer.clone(), self.counters.clone());
-        let (host, top, limits) = (self.out.host.clone(), self.out.top_level, self.out.limits);
-        let (decorations, min) = (self.load_decorations.clone(), self.out.min_status);
+        let (out, decorations) = (self.out.clone(), self.load_decorations.clone());
         Box::new(move |severity, file, line, message| {
-            if u64::from(severity) < min {
+            let Some(l) = out.status_line(severity, (file, line), message, &decorations) else {
                 return;
-            }
-            let text = format::status(
-                &host,
-                crate::sys::now_ns() / 1_000_000_000,
-                severity,
-                (file, line),
-                message,
-                &decorations,
-                top,
-            );
-            let l = crate::logger::Line {
-                kind: crate::logger::Kind::Status(severity),
-                text,
             };
             // Not synced: a log line must not cost the caller an fsync (the WAL still
             // survives a crash of the daemon).
-            match buffer.append_with(&[l.encode()], None, limits, false) {
+            match buffer.append_with(&[l.encode()], None, out.limits, false) {
                 Ok(a) => counters.buffer_full.add(a.dropped),
                 Err(_) => counters.buffer_full.add(1),
             }

@@ -119,6 +119,11 @@ fn in_shard(shard: Option<u64>, t: Timing) -> bool {
     shard.is_none_or(|s| s == 0 || t.machine_shard <= s)
 }
 
+/// The filters a query and a pack share: platform, shard and version.
+fn applies(platform: Option<&str>, shard: Option<u64>, version: Option<&str>, t: Timing) -> bool {
+    platform_matches(platform) && in_shard(shard, t) && version_met(version)
+}
+
 fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
     let interval = if q.interval_given {
         q.interval
@@ -139,18 +144,13 @@ fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
 pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackPlan>) {
     let mut jobs = Vec::new();
     for (name, q) in &config.schedule {
-        if platform_matches(q.platform.as_deref())
-            && in_shard(q.shard, t)
-            && version_met(q.version.as_deref())
-        {
+        if applies(q.platform.as_deref(), q.shard, q.version.as_deref(), t) {
             jobs.push(job(name.clone(), q, None, t));
         }
     }
     let mut packs = Vec::new();
     for (pack, p) in &config.packs {
-        let runs_here = platform_matches(p.platform.as_deref())
-            && in_shard(p.shard, t)
-            && version_met(p.version.as_deref());
+        let runs_here = applies(p.platform.as_deref(), p.shard, p.version.as_deref(), t);
         packs.push(PackPlan {
             name: pack.clone(),
             platform: p.platform.clone().unwrap_or_default(),
@@ -163,10 +163,7 @@ pub fn plan(config: &Config, delimiter: &str, t: Timing) -> (Vec<Job>, Vec<PackP
             continue;
         }
         for (qname, q) in &p.queries {
-            if platform_matches(q.platform.as_deref())
-                && in_shard(q.shard, t)
-                && version_met(q.version.as_deref())
-            {
+            if applies(q.platform.as_deref(), q.shard, q.version.as_deref(), t) {
                 let name = format!("pack{delimiter}{pack}{delimiter}{qname}");
                 jobs.push(job(name, q, Some(pack), t));
             }

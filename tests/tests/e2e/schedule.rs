@@ -16,8 +16,12 @@ use tests::{Daemon, s};
 
 struct Setup {
     _dir: tempfile::TempDir,
-    conf: PathBuf,
     logs: PathBuf,
+    /// `--config_path=…`
+    conf: String,
+    /// `--logger_path=…`, on the command line: the harness gives every other daemon a
+    /// logger_path of its own.
+    logp: String,
 }
 
 fn setup(child: u32) -> Setup {
@@ -44,7 +48,8 @@ fn setup(child: u32) -> Setup {
     std::fs::write(&conf, text).expect("config");
     Setup {
         _dir: dir,
-        conf,
+        conf: format!("--config_path={}", conf.display()),
+        logp: format!("--logger_path={}", logs.display()),
         logs,
     }
 }
@@ -102,13 +107,11 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
         std::thread::sleep(Duration::from_millis(10));
     }
     let st = setup(pid);
-    let conf = format!("--config_path={}", st.conf.display());
-    // On the command line: the harness gives every other daemon a logger_path of its own.
-    let logp = format!("--logger_path={}", st.logs.display());
+    let (conf, logp) = (&st.conf, &st.logp);
     let results = st.logs.join("osqueryd.results.log");
     let snapshots = st.logs.join("osqueryd.snapshots.log");
 
-    let d = Daemon::start(&[&conf, &logp]);
+    let d = Daemon::start(&[conf, logp]);
     let got = wait_lines(&results, 1, &d);
     let cols = format!(r#"{{"name":"sleep","pid":"{pid}"}}"#);
     let dec = r#"{"tag":"dec"}"#.to_owned();
@@ -225,10 +228,10 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
     // A clean restart, then a SIGKILL and a restart: the scheduler runs again (snapshots go
     // on) and no result is reported twice.
     let before = lines(&snapshots).len();
-    let d = d.stop_keep().restart(&[&conf, &logp]);
+    let d = d.stop_keep().restart(&[conf, logp]);
     wait_lines(&snapshots, before + 2, &d);
     let before = lines(&snapshots).len();
-    let d = d.kill9().restart(&[&conf, &logp]);
+    let d = d.kill9().restart(&[conf, logp]);
     wait_lines(&snapshots, before + 2, &d);
     let all = lines(&results);
     assert_eq!(all.len(), 2, "no duplicate after restarts: {all:?}");
@@ -248,17 +251,12 @@ fn results_of_a_process_that_starts_and_exits_are_logged_once_across_restarts() 
 #[test]
 fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
     let st = setup(u32::MAX);
-    let conf = format!("--config_path={}", st.conf.display());
-    // On the command line: the harness gives every other daemon a logger_path of its own.
-    let logp = format!("--logger_path={}", st.logs.display());
+    let (conf, logp) = (&st.conf, &st.logp);
     let snapshots = st.logs.join("osqueryd.snapshots.log");
     // A file where the log folder should be: every write fails.
     std::fs::write(&st.logs, "in the way").expect("blocker");
-    let d = Daemon::start(&[&conf, &logp]);
-    let deadline = Instant::now() + tests::scaled(Duration::from_secs(10));
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let d = Daemon::start(&[conf, logp]);
+    std::thread::sleep(tests::scaled(Duration::from_secs(10)));
     assert!(
         d.log().contains("logger filesystem: creating"),
         "the failure is logged:\n{}",
@@ -296,17 +294,10 @@ fn a_logger_that_cannot_write_keeps_every_line_and_delivers_them_in_order() {
 #[test]
 fn lines_beyond_buffered_log_max_are_counted_exactly() {
     let st = setup(u32::MAX);
-    let conf = format!("--config_path={}", st.conf.display());
-    // On the command line: the harness gives every other daemon a logger_path of its own.
-    let logp = format!("--logger_path={}", st.logs.display());
+    let (conf, logp) = (&st.conf, &st.logp);
     std::fs::write(&st.logs, "in the way").expect("blocker");
     // Only the snapshot lines go into the buffer (no status lines).
-    let d = Daemon::start(&[
-        &conf,
-        &logp,
-        "--buffered_log_max=2",
-        "--logger_min_status=3",
-    ]);
+    let d = Daemon::start(&[conf, logp, "--buffered_log_max=2", "--logger_min_status=3"]);
     let sql = "SELECT coalesce(sum(count), 0) AS n FROM event_drops WHERE publisher = 'logger' \
                AND reason = 'log_buffer_full' AND window_start = 0";
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
@@ -334,12 +325,7 @@ fn lines_beyond_buffered_log_max_are_counted_exactly() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     std::fs::remove_file(&st.logs).expect("unblock");
-    let d = stopped.restart(&[
-        &conf,
-        &logp,
-        "--buffered_log_max=2",
-        "--logger_min_status=3",
-    ]);
+    let d = stopped.restart(&[conf, logp, "--buffered_log_max=2", "--logger_min_status=3"]);
     let got = wait_lines(&st.logs.join("osqueryd.snapshots.log"), 3, &d);
     let times: Vec<u64> = got.iter().filter_map(|v| v["unixTime"].as_u64()).collect();
     assert!(
@@ -361,14 +347,12 @@ fn kafka_gets_every_line_exactly_once_across_a_broker_outage() {
     let bootstrap = cluster.bootstrap_servers();
     cluster.create_topic("osquery", 1, 1).expect("topic");
     let st = setup(u32::MAX);
-    let conf = format!("--config_path={}", st.conf.display());
-    // On the command line: the harness gives every other daemon a logger_path of its own.
-    let logp = format!("--logger_path={}", st.logs.display());
+    let (conf, logp) = (&st.conf, &st.logp);
     // The scheduler stops after 8 s, so the number of lines is final while the daemon still
     // delivers.
     let d = Daemon::start(&[
-        &conf,
-        &logp,
+        conf,
+        logp,
         "--logger_plugin=kafka_producer",
         &format!("--logger_kafka_brokers={bootstrap}"),
         "--logger_kafka_topic=osquery",
@@ -532,12 +516,10 @@ fn a_scheduled_query_over_process_events_reports_each_exec_once() {
 #[test]
 fn a_sigkill_while_the_logger_is_down_loses_no_buffered_line() {
     let st = setup(u32::MAX);
-    let conf = format!("--config_path={}", st.conf.display());
-    // On the command line: the harness gives every other daemon a logger_path of its own.
-    let logp = format!("--logger_path={}", st.logs.display());
+    let (conf, logp) = (&st.conf, &st.logp);
     let snapshots = st.logs.join("osqueryd.snapshots.log");
     std::fs::write(&st.logs, "in the way").expect("blocker");
-    let d = Daemon::start(&[&conf, &logp]);
+    let d = Daemon::start(&[conf, logp]);
     let deadline = Instant::now() + tests::scaled(Duration::from_secs(20));
     // Empty until the first run's statistics are written.
     let runs = || -> u64 {
@@ -566,7 +548,7 @@ fn a_sigkill_while_the_logger_is_down_loses_no_buffered_line() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |t| t.as_secs());
     std::fs::remove_file(&st.logs).expect("unblock");
-    let d = stopped.restart(&[&conf, &logp]);
+    let d = stopped.restart(&[conf, logp]);
     let got = wait_lines(&snapshots, before as usize + 1, &d);
     let old: Vec<u64> = got
         .iter()
