@@ -172,11 +172,12 @@ impl Reporter {
                 });
             }
         }
-        // Result and status lines that did not fit in the log buffer, or that a sink
-        // refused for good.
+        // Result and status lines that did not fit in the log buffer, that a sink refused
+        // for good, or that could not be read back from the buffer.
         for (reason, c) in [
             ("log_buffer_full", &self.stats.logger.buffer_full),
             ("log_rejected", &self.stats.logger.rejected),
+            ("log_undecodable", &self.stats.logger.undecodable),
         ] {
             out.push(DropCount {
                 publisher: "logger".into(),

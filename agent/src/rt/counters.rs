@@ -56,7 +56,8 @@ pub struct LoggerCounters {
     /// Lines a sink refused for good (a Kafka cluster rejecting a message): lost, reported as
     /// `log_rejected`.
     pub rejected: Counter,
-    /// Buffered lines that could not be decoded (skipped).
+    /// Buffered lines that could not be decoded (skipped): lost, reported as
+    /// `log_undecodable`.
     pub undecodable: Counter,
     /// Scheduled query runs that failed (a status line says why).
     pub query_errors: Counter,
