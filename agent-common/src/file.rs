@@ -252,16 +252,21 @@ pub struct FdRecord {
 const _: () = assert!(size_of::<FdRecord>() == 56);
 
 /// A `FD_STATE` value: where a tracked open file is (0 opened for writing, 1 written since,
-/// 2 opened read-only with file_accesses, 3 read since) and the tgid that opened it. The
-/// agent removes the entries of processes that are gone (they exited without closing), so the
-/// map never fills with them; each removal is counted (`tracking_stale`).
+/// 2 opened read-only with file_accesses, 3 read since), the tgid that used it last, and its
+/// `struct inode` (a `struct file` address reused by another file no longer matches).
+///
+/// Entries end at the last close; when the last process holding the file exits without
+/// closing it, the kernel program at `sched_process_exit` removes it before the kernel
+/// frees the file. What that misses (fds beyond the walk's bound) the agent's once-a-second
+/// sweep removes when the last user is gone. Each such removal is counted (`tracking_stale`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdState {
     pub state: u32,
     pub tgid: u32,
+    pub inode: u64,
 }
-const _: () = assert!(size_of::<FdState>() == 8);
+const _: () = assert!(size_of::<FdState>() == 16);
 
 /// The LPM-trie key of the in-kernel path filter.
 #[repr(C)]

@@ -115,12 +115,15 @@ pub enum DropSlot {
     /// A file's ancestry was deeper than the walk goes before a watched folder or the root
     /// was reached: whether it was watched is unknown.
     FileTooDeep = 11,
+    /// A tracked open file's entry ended without a close (its last holder exited, or its
+    /// address now belongs to another file).
+    FileTrackingStale = 12,
 }
 
 impl DropSlot {
     /// Number of slots; the size of the `DROPS` array.
-    pub const COUNT: u32 = 12;
-    pub const ALL: [DropSlot; 12] = [
+    pub const COUNT: u32 = 13;
+    pub const ALL: [DropSlot; 13] = [
         Self::ExecRingFull,
         Self::ExitRingFull,
         Self::ExecReadError,
@@ -133,6 +136,7 @@ impl DropSlot {
         Self::ForkRingFull,
         Self::FileTrackingFull,
         Self::FileTooDeep,
+        Self::FileTrackingStale,
     ];
 
     /// The event kind this slot counts for.
@@ -144,7 +148,8 @@ impl DropSlot {
             | Self::FileReadError
             | Self::FilePendingFull
             | Self::FileTrackingFull
-            | Self::FileTooDeep => EventKind::File,
+            | Self::FileTooDeep
+            | Self::FileTrackingStale => EventKind::File,
             Self::SockRingFull | Self::SockPendingFull => EventKind::Socket,
             Self::ForkRingFull => EventKind::ProcessFork,
         }
@@ -162,6 +167,7 @@ impl DropSlot {
             Self::FilePendingFull | Self::SockPendingFull => "pending_map_full",
             Self::FileTrackingFull => "tracking_map_full",
             Self::FileTooDeep => "path_too_deep",
+            Self::FileTrackingStale => "tracking_stale",
         }
     }
 }

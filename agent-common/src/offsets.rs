@@ -83,6 +83,8 @@ pub struct KernelOffsets {
     pub mount_mountpoint: u32,
     /// `files_struct.fdt` (pointer).
     pub files_fdt: u32,
+    /// `files_struct.count` (atomic_t): the tasks sharing this fd table.
+    pub files_count: u32,
     /// `fdtable.fd` (pointer to an array of `struct file *`).
     pub fdtable_fd: u32,
     /// `fdtable.max_fds` (unsigned int).
@@ -135,7 +137,7 @@ pub struct KernelOffsets {
     /// `inode.__i_nlink` (unsigned int, in an anonymous union with `i_nlink`).
     pub inode_nlink: u32,
 }
-const _: () = assert!(size_of::<KernelOffsets>() == 248);
+const _: () = assert!(size_of::<KernelOffsets>() == 252);
 
 impl KernelOffsets {
     /// The marker for "this kernel has no such field".
@@ -181,6 +183,7 @@ impl KernelOffsets {
             mount_parent: Self::MISSING,
             mount_mountpoint: Self::MISSING,
             files_fdt: Self::MISSING,
+            files_count: Self::MISSING,
             fdtable_fd: Self::MISSING,
             fdtable_max_fds: Self::MISSING,
             file_path: Self::MISSING,

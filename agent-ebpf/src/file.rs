@@ -465,11 +465,63 @@ pub(crate) fn track_open(file: u64, flags: u32) {
     } else {
         return;
     };
-    // The opener, so that the agent can forget the entries of processes that exited
-    // without closing (see `FdState`).
+    // The opener (the agent forgets entries whose last user is gone) and the inode (an
+    // address reused by another file does not match): see `FdState`.
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if FD_STATE.insert(&file, &FdState { state, tgid }, 0).is_err() {
+    let inode = read_field::<u64>(file as *const u8, offsets().file_inode).unwrap_or(0);
+    if FD_STATE
+        .insert(&file, &FdState { state, tgid, inode }, 0)
+        .is_err()
+    {
         count_drop(DropSlot::FileTrackingFull);
+    }
+}
+
+/// The most fds of an exiting process that [`forget_exiting_files`] looks at (the agent's
+/// sweep handles the rest).
+const EXIT_FDS: u32 = 256;
+
+/// At `sched_process_exit`, before the kernel closes the exiting task's files without a
+/// syscall: when this task is the last user of its fd table, the tracked files only it holds
+/// end here (their `struct file` may be reused by any open right after). Counted.
+#[inline(always)]
+pub(crate) fn forget_exiting_files() {
+    let off = offsets();
+    // SAFETY: helper without preconditions; the pointer is only used with probe reads.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Ok(files) = read_field::<*const u8>(task, off.task_files) else {
+        return;
+    };
+    // A thread still running (or a CLONE_FILES child) shares the table: not the end yet.
+    if files.is_null() || read_field::<u32>(files, off.files_count) != Ok(1) {
+        return;
+    }
+    let Ok(fdt) = read_field::<*const u8>(files, off.files_fdt) else {
+        return;
+    };
+    let Ok(max) = read_field::<u32>(fdt, off.fdtable_max_fds) else {
+        return;
+    };
+    let Ok(arr) = read_field::<*const u8>(fdt, off.fdtable_fd) else {
+        return;
+    };
+    for i in 0..EXIT_FDS {
+        if i >= max {
+            break;
+        }
+        let Ok(file) = read_field::<u64>(arr, i.wrapping_mul(8)) else {
+            continue;
+        };
+        if file == 0 || FD_STATE.get_ptr(&file).is_none() {
+            continue;
+        }
+        // Another fd table (a child's) holds it too: its last close ends the tracking.
+        let refs = read_field::<u64>(file as *const u8, off.file_refcnt)
+            .map(|r| r.wrapping_add(u64::from(off.file_refcnt_bias)))
+            .unwrap_or(1);
+        if refs <= 1 && FD_STATE.remove(&file).is_ok() {
+            count_drop(DropSlot::FileTrackingStale);
+        }
     }
 }
 
@@ -1037,6 +1089,17 @@ fn try_fd(ctx: &TracePointContext) -> Result<(), ()> {
     let file = fd_file(task, fd as i32, &off)? as u64;
     let key = file;
     let state = FD_STATE.get_ptr_mut(&key).ok_or(())?;
+    // SAFETY: `state` comes from a successful lookup in this map.
+    let tracked_inode = unsafe { (*state).inode };
+    let inode_now = read_field::<u64>(file as *const u8, off.file_inode).unwrap_or(0);
+    if tracked_inode != inode_now {
+        // The address belongs to another file now: the tracked one ended unseen.
+        let _ = FD_STATE.remove(&key);
+        count_drop(DropSlot::FileTrackingStale);
+        return Ok(());
+    }
+    // SAFETY: as above. The last user: the sweep forgets entries whose last user is gone.
+    unsafe { (*state).tgid = (pid_tgid >> 32) as u32 };
     // dup2/dup3 (`dfd` names the source fd) close the target only if it is another file.
     if spec.dfd >= 0
         && let Ok(src) = fd_file(task, arg(ctx, &off, spec.dfd) as i32, &off)

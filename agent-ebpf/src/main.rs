@@ -420,6 +420,9 @@ fn try_exit_exec(ctx: &TracePointContext) -> Result<(), ()> {
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     try_exit();
+    if enabled(EventKind::File) {
+        file::forget_exiting_files();
+    }
     0
 }
 

@@ -80,12 +80,15 @@ const STRATEGIES: &[Strategy] = &[
     Strategy {
         name: "tracepoint",
         env: &[("OSPREY_EBPF_HOOKS", "tracepoint")],
-        areas: &["file::", "evasion::"],
+        areas: &["file::", "evasion::", "parity::"],
     },
 ];
 
 /// The e2e modules whose events come from the kernel.
-const TEST_FILTERS: &[&str] = &["process::", "file::", "socket::", "evasion::"];
+const TEST_FILTERS: &[&str] = &["process::", "file::", "socket::", "evasion::", "parity::"];
+
+/// Host programs the guest tests run, copied with their libraries: the inotify parity oracle.
+const GUEST_TOOLS: &[&str] = &["inotifywait"];
 
 /// The test filters of a strategy's run: `OSPREY_VM_FILTER` (space-separated, a development
 /// aid for one area on one kernel) replaces its areas; CI never sets it.
@@ -94,6 +97,16 @@ fn test_filters(s: &Strategy) -> Vec<String> {
         Ok(f) if !f.trim().is_empty() => f.split_whitespace().map(str::to_owned).collect(),
         _ => s.areas.iter().map(|a| (*a).to_owned()).collect(),
     }
+}
+
+/// How many times a guest runs its tests, stopping at the first failure: `OSPREY_VM_REPEAT`
+/// (a development aid to chase a rare failure; CI never sets it), else once.
+fn repeat() -> u32 {
+    std::env::var("OSPREY_VM_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
 }
 
 /// Slack for every wait in the tests (tests/src/lib.rs): TCG is several times slower.
@@ -758,11 +771,20 @@ fn build_base_initramfs(
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     fs::write(root.join("etc/hostname"), "osprey-vm\n")?;
 
-    let mut bins = vec![(osprey, GUEST_BIN), (e2e, GUEST_E2E)];
+    let mut bins = vec![
+        (osprey.to_path_buf(), GUEST_BIN.to_owned()),
+        (e2e.to_path_buf(), GUEST_E2E.to_owned()),
+    ];
     if let Some(o) = openloop {
-        bins.push((o, GUEST_OPENLOOP));
+        bins.push((o.to_path_buf(), GUEST_OPENLOOP.to_owned()));
     }
-    for (src, dst) in bins {
+    for tool in GUEST_TOOLS {
+        let path =
+            which(tool).with_context(|| format!("`{tool}` is missing: run `cargo xtask setup`"))?;
+        bins.push((path, format!("/usr/bin/{tool}")));
+    }
+    for (src, dst) in &bins {
+        let (src, dst) = (src.as_path(), dst.as_str());
         copy_binary(src, &root.join(dst.trim_start_matches('/')))?;
         for lib in ldd(src)? {
             let dst = root.join(lib.to_string_lossy().trim_start_matches('/'));
@@ -851,9 +873,11 @@ fn strategy_initramfs(
     let dir = work.join(format!("env-{}", s.name));
     fs::create_dir_all(dir.join("etc"))?;
     let mut env = format!(
-        "export OSPREY_VM_STRATEGY={}\nexport OSPREY_VM_MODE={mode}\nexport OSPREY_VM_FILTERS='{}'\n",
+        "export OSPREY_VM_STRATEGY={}\nexport OSPREY_VM_MODE={mode}\nexport OSPREY_VM_FILTERS='{}'\n\
+         export OSPREY_VM_REPEAT={}\n",
         s.name,
-        test_filters(s).join(" ")
+        test_filters(s).join(" "),
+        repeat()
     );
     for (k, v) in s.env {
         let _ = writeln!(env, "export {k}='{v}'");
@@ -917,8 +941,13 @@ if [ "$OSPREY_VM_MODE" = overhead ]; then
     echo "OSPREY-VM-DONE exit=0"
     poweroff -f
 fi
-/osprey/e2e --test-threads=1 $OSPREY_VM_FILTERS
-rc=$?
+rc=0
+i=0
+while [ $rc -eq 0 ] && [ $i -lt "$OSPREY_VM_REPEAT" ]; do
+    /osprey/e2e --test-threads=1 $OSPREY_VM_FILTERS
+    rc=$?
+    i=$((i+1))
+done
 echo "OSPREY-VM-DONE exit=$rc"
 poweroff -f
 "#;

@@ -3,7 +3,8 @@
 //!
 //! inotify's events map onto osquery's actions: IN_CREATE → CREATED, IN_MODIFY and
 //! IN_CLOSE_WRITE → UPDATED, IN_ATTRIB → ATTRIBUTES_MODIFIED, IN_MOVED_FROM/TO →
-//! MOVED_FROM/TO, IN_DELETE → DELETED. Host only: the guests have no inotify-tools.
+//! MOVED_FROM/TO, IN_DELETE → DELETED. Runs on the host and in the QEMU guests (vm-test copies
+//! inotifywait into the initramfs).
 
 use std::{
     collections::BTreeSet,
