@@ -25,6 +25,7 @@ pub mod fim;
 pub mod flags;
 pub mod logger;
 pub mod pipeline;
+pub mod remote;
 pub mod rt;
 pub mod schedule;
 pub mod sources;

@@ -12,6 +12,8 @@ use std::{
 
 use serde_json::{Map, Value};
 
+pub mod fleet;
+
 /// `d` times `OSPREY_TEST_TIME_SCALE` (default 1): slack for the waits below on slow machines,
 /// e.g. the emulated guests of `cargo xtask vm-test`.
 pub fn scaled(d: Duration) -> Duration {

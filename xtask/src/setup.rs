@@ -42,6 +42,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "inotify-tools",
     // librdkafka's bundled build (the kafka_producer logger) runs configure and make.
     "make",
+    // The TLS remote API tests: certificates made with openssl, the test server in Python.
+    "openssl",
+    "python3",
 ];
 
 pub fn tools_dir() -> PathBuf {

@@ -30,6 +30,38 @@ use crate::{
 /// layer above (the control plane runs the SQL): the config service never runs SQL itself.
 pub type Expander = Arc<dyn Fn(&mut Config, &Flags) -> Vec<String> + Send + Sync>;
 
+/// A config that does not come from a file (the `tls` config plugin), injected by the layer
+/// above: the config service never makes network requests itself.
+pub trait Fetch: Send + Sync {
+    /// Where the config comes from, for log lines and `osquery_info.config_hash`'s origin.
+    fn origin(&self) -> String;
+    /// The config text now, or why not (the service keeps the last good config then).
+    fn fetch(&self) -> Result<String, String>;
+    /// The last config text this source delivered that built (kept across restarts), for
+    /// a start-up while the source is unreachable.
+    fn cached(&self) -> Option<String>;
+    /// `text` built into a config: keep it for [`Fetch::cached`].
+    fn keep(&self, text: &str);
+}
+
+/// Fetches from `remote` and builds; the text is kept by the source only once it built, so
+/// a bad reply never becomes the config of the next start.
+fn fetch_and_build(
+    base: &Flags,
+    remote: &dyn Fetch,
+    expand: Option<&Expander>,
+) -> Result<(Live, Vec<String>), LoadError> {
+    let text = remote.fetch().map_err(|reason| {
+        LoadError::Config(ConfigError::Read {
+            path: remote.origin(),
+            reason,
+        })
+    })?;
+    let built = build_text(base, &text, &remote.origin(), expand)?;
+    remote.keep(&text);
+    Ok(built)
+}
+
 /// One applied configuration and everything derived from it.
 #[derive(Debug)]
 pub struct Live {
@@ -138,7 +170,25 @@ pub fn build(
     path: Option<&Path>,
     expand: Option<&Expander>,
 ) -> Result<(Live, Vec<String>), LoadError> {
-    let parsed = load(path)?;
+    apply(base, load(path)?, expand)
+}
+
+/// [`build`] from config text that came from `origin` (a fetched config: relative pack paths
+/// have no folder to be relative to).
+pub fn build_text(
+    base: &Flags,
+    text: &str,
+    origin: &str,
+    expand: Option<&Expander>,
+) -> Result<(Live, Vec<String>), LoadError> {
+    apply(base, super::parse(text, origin, None)?, expand)
+}
+
+fn apply(
+    base: &Flags,
+    parsed: super::Parsed,
+    expand: Option<&Expander>,
+) -> Result<(Live, Vec<String>), LoadError> {
     let mut config = parsed.config;
     let mut flags = base.clone();
     let mut warnings = parsed.warnings;
@@ -185,6 +235,8 @@ pub struct Service {
     /// Command line, environment and flagfile: fixed for the life of the process.
     base: Flags,
     path: Option<PathBuf>,
+    /// The `tls` config plugin; `path` is not read when it is set.
+    remote: Option<Arc<dyn Fetch>>,
     expand: Option<Expander>,
     handle: ConfigHandle,
     reload_requested: Arc<AtomicBool>,
@@ -204,9 +256,37 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// Loads the start-up config (a failure here is fatal: there is no last good config yet),
     /// logs its warnings and the FIM status line, and installs the SIGHUP handler.
-    pub fn start(base: &Flags, expand: Option<Expander>) -> Result<Self, LoadError> {
+    pub fn start(
+        base: &Flags,
+        expand: Option<Expander>,
+        remote: Option<Arc<dyn Fetch>>,
+    ) -> Result<Self, LoadError> {
         let path = base.path("config_path");
-        let (live, warnings) = build(base, path.as_deref(), expand.as_ref())?;
+        let mut last_error = None;
+        let (live, warnings) = match &remote {
+            None => build(base, path.as_deref(), expand.as_ref())?,
+            Some(r) => match fetch_and_build(base, r.as_ref(), expand.as_ref()) {
+                Ok(built) => built,
+                Err(e) => {
+                    // Start with the last config the server gave (or none) and keep asking.
+                    let origin = format!("{} (cached)", r.origin());
+                    let cached = r
+                        .cached()
+                        .and_then(|t| build_text(base, &t, &origin, expand.as_ref()).ok());
+                    let what = if cached.is_some() {
+                        "the last config it delivered"
+                    } else {
+                        "an empty config"
+                    };
+                    log::error!("config from {}: {e}; starting with {what}", r.origin());
+                    last_error = Some(e.to_string());
+                    match cached {
+                        Some(built) => built,
+                        None => build_text(base, "{}", &origin, expand.as_ref())?,
+                    }
+                }
+            },
+        };
         log::info!("config: {} (sha1 {})", live.config.origin, live.config.hash);
         for w in &warnings {
             log::warn!("config: {w}");
@@ -221,11 +301,12 @@ impl Service {
         Ok(Self {
             base: base.clone(),
             path,
+            remote,
             expand,
             handle: ConfigHandle::new(live),
             reload_requested,
             last_attempt: Instant::now(),
-            last_error: None,
+            last_error,
         })
     }
 
@@ -248,7 +329,14 @@ impl Service {
     /// `config_refresh` seconds passed since the last attempt, and persists the result to
     /// `store`. Returns true when a new config was applied.
     pub fn poll(&mut self, store: Option<&Store>) -> bool {
-        let refresh = self.current().flags.config_refresh();
+        let flags = &self.current().flags;
+        // A fetched config that failed is asked for again sooner (osquery's accelerated
+        // refresh).
+        let refresh = if self.remote.is_some() && self.last_error.is_some() {
+            flags.u64("config_accelerated_refresh")
+        } else {
+            flags.config_refresh()
+        };
         let due = refresh > 0 && self.last_attempt.elapsed() >= Duration::from_secs(refresh);
         if !self.reload_requested.swap(false, Ordering::SeqCst) && !due {
             return false;
@@ -265,7 +353,11 @@ impl Service {
     pub fn reload(&mut self) -> Result<u64, LoadError> {
         self.last_attempt = Instant::now();
         let old = self.current();
-        match build(&self.base, self.path.as_deref(), self.expand.as_ref()) {
+        let built = match &self.remote {
+            None => build(&self.base, self.path.as_deref(), self.expand.as_ref()),
+            Some(r) => fetch_and_build(&self.base, r.as_ref(), self.expand.as_ref()),
+        };
+        match built {
             Ok((live, warnings)) => {
                 self.last_error = None;
                 if live.config == old.config && live.flags.changed(&old.flags).is_empty() {
@@ -339,8 +431,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("osquery.conf");
         std::fs::write(&path, r#"{"options": {"events_max": 7}}"#).unwrap();
-        let mut svc =
-            Service::start(&base(&[format!("--config_path={}", path.display())]), None).unwrap();
+        let mut svc = Service::start(
+            &base(&[format!("--config_path={}", path.display())]),
+            None,
+            None,
+        )
+        .unwrap();
         let handle = svc.handle();
         let rx = handle.subscribe();
         assert_eq!(handle.generation(), 1);
@@ -412,6 +508,7 @@ mod tests {
                 format!("--config_path={}", path.display()),
                 "--events_max=3".into(),
             ]),
+            None,
             None,
         )
         .unwrap();

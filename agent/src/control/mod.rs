@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 use crate::{
     config::{
         Config, Service,
-        live::{Expander, Live, LoadError, build},
+        live::{Expander, Fetch, Live, LoadError, build},
     },
     fim::FimState,
     flags::{Flags, persist},
@@ -52,13 +52,17 @@ impl Control {
     /// Builds the runtime and loads the start-up config (fatal on error: there is no last
     /// good config yet).
     pub fn start(base: &Flags) -> Result<Self, ControlError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS)
-            .thread_name("control")
-            .enable_all()
-            .build()
-            .map_err(ControlError::Runtime)?;
-        let config = Service::start(base, Some(expander()))?;
+        Self::start_on(runtime()?, base, None)
+    }
+
+    /// [`Control::start`] on `runtime`, with the config from `remote` (the `tls` config
+    /// plugin, which needs the runtime first) instead of `config_path` when it is set.
+    pub fn start_on(
+        runtime: tokio::runtime::Runtime,
+        base: &Flags,
+        remote: Option<Arc<dyn Fetch>>,
+    ) -> Result<Self, ControlError> {
+        let config = Service::start(base, Some(expander()), remote)?;
         let fim = Watch::new(config.current().fim_state());
         Ok(Self {
             runtime,
@@ -126,6 +130,16 @@ impl Control {
             fim,
         }
     }
+}
+
+/// The control-plane runtime: [`WORKERS`] threads, timers and I/O.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ControlError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .thread_name("control")
+        .enable_all()
+        .build()
+        .map_err(ControlError::Runtime)
 }
 
 /// The control plane while the daemon runs.

@@ -29,21 +29,42 @@ use reporter::Reporter;
 /// `osprey daemon` as the command line starts it: the control plane (which loads the config),
 /// the store it names, signal handlers, and every registered source.
 pub fn main(flags: &Flags) -> Result<()> {
-    let control = Control::start(flags)?;
-    let db_path = control
-        .live()
-        .flags
-        .path("database_path")
-        .context("--database_path must not be empty")?;
-    let store = Arc::new(
-        Store::open_primary(&db_path)
-            .with_context(|| format!("opening the event store at {}", db_path.display()))?,
-    );
+    let runtime = crate::control::runtime()?;
+    let (control, store, remote) = if crate::remote::wanted(flags) {
+        // The remote API keeps its node key in the store and may be where the config comes
+        // from: the store is the one the command line (or flagfile) names.
+        let store = open_store(flags)?;
+        let remote = wiring::remote(flags, &store, runtime.handle().clone())?;
+        let fetch = (flags.get("config_plugin") == "tls").then(|| {
+            Arc::new(crate::remote::config::TlsConfig::new(remote.clone()))
+                as Arc<dyn crate::config::live::Fetch>
+        });
+        let control = Control::start_on(runtime, flags, fetch)?;
+        if control.live().flags.path("database_path") != flags.path("database_path") {
+            log::warn!(
+                "the config's database_path is not used: with the TLS remote API the store is the one the command line names"
+            );
+        }
+        (control, store, Some(remote))
+    } else {
+        let control = Control::start_on(runtime, flags, None)?;
+        let store = open_store(&control.live().flags)?;
+        (control, store, None)
+    };
     let shutdown = Shutdown::default();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;
     }
-    run(store, sources::REGISTRY, control, shutdown)
+    run(store, sources::REGISTRY, control, remote, shutdown)
+}
+
+fn open_store(flags: &Flags) -> Result<Arc<Store>> {
+    let db_path = flags
+        .path("database_path")
+        .context("--database_path must not be empty")?;
+    Ok(Arc::new(Store::open_primary(&db_path).with_context(
+        || format!("opening the event store at {}", db_path.display()),
+    )?))
 }
 
 /// Runs the daemon on `store` with `sources` until `shutdown` (or a component fails: then the
@@ -52,6 +73,7 @@ pub fn run(
     store: Arc<Store>,
     sources: &[&'static dyn Source],
     control: Control,
+    remote: Option<Arc<crate::remote::Remote>>,
     shutdown: Shutdown,
 ) -> Result<()> {
     let started_ns = crate::sys::now_ns();
@@ -93,7 +115,13 @@ pub fn run(
     let kernel = Arc::new(Mutex::new(w.kernel.take()));
     // The scheduler and the loggers follow the config in force.
     let current = Arc::new(Mutex::new(control.live()));
-    let scheduler = wiring::scheduler(&store, sources, &live, w.stats.logger.clone())?;
+    let scheduler = wiring::scheduler(
+        &store,
+        sources,
+        &live,
+        w.stats.logger.clone(),
+        remote.as_ref(),
+    )?;
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
         let (fs, current) = (fs.clone(), current.clone());
@@ -103,6 +131,17 @@ pub fn run(
         }
     });
     wiring::spawn_schedule(&sup, &running.handle(), scheduler, current, store.clone());
+    if let Some(r) = &remote
+        && !flags.bool("disable_distributed")
+        && flags.get("distributed_plugin") == "tls"
+    {
+        let env = wiring::table_env(&store, sources, &live);
+        sup.spawn_task(
+            &running.handle(),
+            "distributed",
+            crate::remote::distributed::run(r.clone(), env, flags.clone(), shutdown.clone()),
+        );
+    }
     sup.spawn_task(&running.handle(), "rescan", {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
         let (fs, fim, shutdown) = (fs.clone(), running.fim().clone(), shutdown.clone());

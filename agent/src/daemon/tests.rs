@@ -135,7 +135,7 @@ fn daemon_runs_in_process_and_a_panicking_component_stops_it_with_an_error() {
             shutdown.trigger();
         })
     };
-    run(store.clone(), &[&CALM], control(dir.path()), shutdown).unwrap();
+    run(store.clone(), &[&CALM], control(dir.path()), None, shutdown).unwrap();
     stopper.join().unwrap();
     assert_eq!(stored_rows(&store), EVENTS as usize);
     drop(store);
@@ -149,6 +149,7 @@ fn daemon_runs_in_process_and_a_panicking_component_stops_it_with_an_error() {
         store.clone(),
         &[&BROKEN],
         control(dir.path()),
+        None,
         Shutdown::default(),
     )
     .expect_err("a panicking source must fail the daemon");

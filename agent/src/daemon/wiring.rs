@@ -12,8 +12,9 @@ use anyhow::Result;
 use crate::{
     config::Live,
     flags::Flags,
-    logger::Forwarder,
+    logger::{Forwarder, Sink},
     pipeline::{self, Queue, QueueReceiver, WhenFull, WriterConfig},
+    remote::{Remote, logger::TlsLogger},
     rt::{
         Watch,
         counters::{PublisherCounters, SubscriberCounters},
@@ -255,6 +256,30 @@ pub fn reprogram(
     }
 }
 
+/// Every table (live and stored events) of this daemon, as the scheduler and distributed
+/// queries see them.
+pub fn table_env(store: &Arc<Store>, sources: &[&'static dyn Source], live: &Live) -> TableEnv {
+    TableEnv::new(Some(store.clone()), Arc::new(live.flags.clone()))
+        .with_tables(sources::tables_of(sources))
+        .with_flags_view(Arc::new(crate::control::flags_view))
+}
+
+/// The remote API client for `flags`: its host identifier as the result logs carry it,
+/// and enrollment details from this host's tables.
+pub fn remote(
+    flags: &Flags,
+    store: &Arc<Store>,
+    rt: tokio::runtime::Handle,
+) -> Result<Arc<Remote>> {
+    let instance = LogBuffer::open(store.clone())?.instance_id()?;
+    let id = crate::schedule::host_identifier(flags, &instance);
+    let env = TableEnv::new(Some(store.clone()), Arc::new(flags.clone()))
+        .with_flags_view(Arc::new(crate::control::flags_view));
+    let details: crate::remote::Details = Arc::new(move || crate::remote::host_details(&env));
+    Remote::new(flags, store.clone(), rt, id, details)
+        .map_err(|e| anyhow::anyhow!("the TLS remote API: {e}"))
+}
+
 /// The scheduler over every table (live and stored events) of this daemon, with the loggers'
 /// buffer on `store`.
 pub fn scheduler(
@@ -262,16 +287,29 @@ pub fn scheduler(
     sources: &[&'static dyn Source],
     live: &Arc<Live>,
     counters: Arc<crate::rt::counters::LoggerCounters>,
+    remote: Option<&Arc<Remote>>,
 ) -> Result<(Scheduler, Forwarder)> {
     let buffer = Arc::new(LogBuffer::open(store.clone())?);
-    let env = TableEnv::new(Some(store.clone()), Arc::new(live.flags.clone()))
-        .with_tables(sources::tables_of(sources))
-        .with_flags_view(Arc::new(crate::control::flags_view));
+    let env = table_env(store, sources, live);
     let now = crate::sys::now_ns() / 1_000_000_000;
     let sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
-    let (sinks, warnings) =
-        crate::logger::sinks_from_flags(&live.flags, &live.config.kafka_topics, &counters);
+    let (sinks, warnings) = crate::logger::sinks_from_flags(
+        &live.flags,
+        &live.config.kafka_topics,
+        &counters,
+        &mut |name| {
+            match (name, remote) {
+            ("tls", Some(r)) => Some(Ok(
+                Box::new(TlsLogger::new(r.clone(), &live.flags, counters.clone())) as Box<dyn Sink>
+            )),
+            ("tls", None) => Some(Err(
+                "logger_plugin tls set by the config: the TLS remote API starts only from the command line or flagfile".into(),
+            )),
+            _ => None,
+        }
+        },
+    );
     for w in warnings {
         log::warn!("{w}");
     }

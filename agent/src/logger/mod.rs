@@ -4,8 +4,9 @@
 //! keeps its place: it gets the same lines again on the next pump, and the others go on.
 //!
 //! Sinks: `filesystem` (osquery's file names under `logger_path`), `stdout`, `syslog`,
-//! `kafka_producer` ([`kafka`]). Names osquery knows that this build does not have yet
-//! (`tls`) are reported once at start-up and skipped, not an error.
+//! `kafka_producer` ([`kafka`]), and `tls` (made by `remote`, which sits above this layer,
+//! through [`MoreSinks`]). A name this build does not have is reported once at start-up and
+//! skipped, not an error.
 
 pub mod kafka;
 pub mod sinks;
@@ -87,12 +88,18 @@ pub trait Sink: Send {
     fn send(&mut self, lines: &[(u64, Line)]) -> Result<u64, String>;
 }
 
+/// A sink made by a layer above this one (`tls` by the remote API client): None when it does
+/// not know the name, else the sink or why it cannot start.
+pub type MoreSinks<'a> = &'a mut dyn FnMut(&str) -> Option<Result<Box<dyn Sink>, String>>;
+
 /// The sinks `logger_plugin` names, and a warning for each name this build lacks or cannot
-/// start. `kafka_topics` is the config's map of Kafka topics to query names.
+/// start. `kafka_topics` is the config's map of Kafka topics to query names; `more` makes the
+/// sinks this module does not know.
 pub fn sinks_from_flags(
     flags: &Flags,
     kafka_topics: &[(String, Vec<String>)],
     counters: &Arc<LoggerCounters>,
+    more: MoreSinks<'_>,
 ) -> (Vec<Box<dyn Sink>>, Vec<String>) {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let mut warnings = Vec::new();
@@ -140,9 +147,13 @@ pub fn sinks_from_flags(
                     Err(e) => warnings.push(format!("{e}; its lines stay buffered")),
                 }
             }
-            other => warnings.push(format!(
-                "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer)"
-            )),
+            other => match more(other) {
+                Some(Ok(sink)) => sinks.push(sink),
+                Some(Err(e)) => warnings.push(format!("{e}; its lines stay buffered")),
+                None => warnings.push(format!(
+                    "logger_plugin {other:?} is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer, tls)"
+                )),
+            },
         }
     }
     (sinks, warnings)

@@ -123,17 +123,24 @@ fn unknown_plugins_are_reported_and_known_ones_kept() {
     let mut flags = Flags::default();
     flags
         .parse_args(
-            &["--logger_plugin=filesystem, tls,stdout,filesystem".to_owned()],
+            &["--logger_plugin=filesystem, nope,stdout,filesystem,tls".to_owned()],
             crate::flags::Source::CommandLine,
         )
         .unwrap();
-    let (sinks, warnings) = sinks_from_flags(&flags, &[], &Arc::new(LoggerCounters::default()));
+    let (sinks, warnings) = sinks_from_flags(
+        &flags,
+        &[],
+        &Arc::new(LoggerCounters::default()),
+        // The layer above knows tls, and cannot start it here.
+        &mut |name| (name == "tls").then(|| Err("logger tls: no tls_hostname".to_owned())),
+    );
     let names: Vec<&str> = sinks.iter().map(|s| s.name()).collect();
     assert_eq!(names, ["filesystem", "stdout"]);
     assert_eq!(
         warnings,
         [
-            "logger_plugin \"tls\" is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer)"
+            "logger_plugin \"nope\" is not available in this build; its lines are not sent (known: filesystem, stdout, syslog, kafka_producer, tls)",
+            "logger tls: no tls_hostname; its lines stay buffered",
         ]
     );
 }

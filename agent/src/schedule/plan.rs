@@ -18,9 +18,7 @@
 
 use crate::config::{Config, Query};
 
-/// The osquery version whose tables, flags and log formats this build follows (for the
-/// `version` field of queries and packs).
-pub const OSQUERY_COMPAT: &str = "5.12.1";
+pub use crate::sql::OSQUERY_COMPAT;
 
 /// Does this build meet `version` (osquery's field, `major.minor.patch`; empty = any)? A
 /// version that does not parse is not met (the query is left out, as osquery does).

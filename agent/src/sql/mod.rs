@@ -100,6 +100,11 @@ impl EventsCursor {
     }
 }
 
+/// The osquery version whose tables, flags, API and log formats this build follows: the
+/// `version` of `osquery_info` (Fleet picks its queries by it) and of queries and packs.
+/// Osprey's own version is `osquery_info.osprey_version`.
+pub const OSQUERY_COMPAT: &str = "5.12.1";
+
 /// What tables can draw on.
 #[derive(Clone)]
 pub struct TableEnv {
@@ -184,6 +189,12 @@ impl Engine {
             vtab::register(&conn, t.clone())?;
         }
         Ok(Self { conn, tables, env })
+    }
+
+    /// Stops the statement running on this engine from another thread (it fails with
+    /// "interrupted").
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
     }
 
     pub fn table_names(&self) -> Vec<&'static str> {

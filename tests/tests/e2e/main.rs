@@ -6,6 +6,7 @@ mod config;
 mod enrichment;
 mod evasion;
 mod file;
+mod fleet;
 mod parity;
 mod process;
 mod schedule;

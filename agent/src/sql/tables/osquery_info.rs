@@ -23,6 +23,7 @@ const COLUMNS: &[Column] = &[
     col("start_time", Integer),
     col("watcher", Integer),
     col("platform_mask", Integer),
+    col("osprey_version", Text),
 ];
 
 #[derive(Debug)]
@@ -55,6 +56,15 @@ impl Table for OsqueryInfo {
                 crate::sys::now_ns() / 1_000_000_000,
             ),
         };
+        // The config in force in the daemon (its sha1, and whether the last load worked).
+        let (hash, valid) = self
+            .env
+            .store
+            .as_deref()
+            .and_then(crate::flags::persist::DaemonFlags::load)
+            .map_or((String::new(), 1), |p| {
+                (p.config_hash, i64::from(p.config_error.is_none()))
+            });
         let uuid = std::fs::read_to_string("/sys/class/dmi/id/product_uuid")
             .or_else(|_| std::fs::read_to_string("/etc/machine-id"))
             .map(|s| s.trim().to_owned())
@@ -63,9 +73,9 @@ impl Table for OsqueryInfo {
             int(pid),
             text(uuid),
             text(""),
-            text(env!("CARGO_PKG_VERSION")),
-            text(""),
-            int(1),
+            text(crate::sql::OSQUERY_COMPAT),
+            text(hash),
+            int(valid),
             text("active"),
             text(std::env::consts::OS),
             text(std::env::consts::ARCH),
@@ -73,6 +83,7 @@ impl Table for OsqueryInfo {
             int(-1),
             // osquery's mask: 9 = posix | linux.
             int(9),
+            text(env!("CARGO_PKG_VERSION")),
         ];
         Ok(Box::new(std::iter::once(Ok(row))))
     }

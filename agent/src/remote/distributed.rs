@@ -1,0 +1,321 @@
+//! Distributed (live) queries: every `distributed_interval` seconds (every 5 s while the
+//! server asks to `accelerate`), read `{queries: {id: sql}, discovery: {id: sql}}`, run each
+//! query whose discovery query returns a row, each with a time limit, and write
+//! `{queries: {id: [rows]}, statuses: {id: code}, messages: {id: error}, stats: {id: …}}`.
+//!
+//! A query that runs past `distributed_timeout`, or was running when the agent died, is
+//! denylisted for `distributed_denylist_duration` seconds: asked again meanwhile, it gets a
+//! non-zero status and a message saying so, and does not run. The query being run is
+//! written to the store first, so a crash leaves its trace.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{Remote, text_values};
+use crate::{
+    flags::Flags,
+    rt::Shutdown,
+    sql::{Engine, TableEnv},
+    storage::Store,
+};
+
+/// The query running now (store metadata): found at start-up, it crashed the agent.
+const RUNNING_META: &[u8] = b"remote.distributed.running";
+/// The denylist: SQL → unix second until which it is refused.
+const DENYLIST_META: &[u8] = b"remote.distributed.denylist";
+
+/// Poll period while the server asks to accelerate.
+const ACCELERATED: Duration = Duration::from_secs(5);
+
+/// The persisted denylist.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Denylist {
+    pub until: BTreeMap<String, u64>,
+}
+
+impl Denylist {
+    pub fn load(store: &Store) -> Self {
+        store
+            .get_meta(DENYLIST_META)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, store: &Store) {
+        match serde_json::to_vec(self) {
+            Ok(v) => {
+                if let Err(e) = store.put_meta(DENYLIST_META, &v, true) {
+                    log::warn!("saving the distributed denylist: {e}");
+                }
+            }
+            Err(e) => log::warn!("saving the distributed denylist: {e}"),
+        }
+    }
+
+    /// Seconds `sql` stays refused after `now` (None: it may run).
+    fn refused(&mut self, sql: &str, now: u64) -> Option<u64> {
+        self.until.retain(|_, t| *t > now);
+        self.until.get(sql).map(|t| t - now)
+    }
+}
+
+/// Settings of the answering side.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest run of one query (None: no limit).
+    pub timeout: Option<Duration>,
+    /// Seconds a query that timed out or crashed stays refused.
+    pub denylist_secs: u64,
+}
+
+/// What happened to one query.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    Rows(Vec<Map<String, Value>>, Value),
+    Failed(String),
+}
+
+/// Runs one SQL text with `limits.timeout`; the rows with every value a string.
+fn run_one(engine: &Engine, sql: &str, timeout: Option<Duration>) -> Result<Answer, String> {
+    let (cancel, cancelled) = crossbeam_channel::bounded::<()>(1);
+    let timer = timeout.map(|t| {
+        let h = engine.interrupt_handle();
+        std::thread::spawn(move || {
+            if cancelled.recv_timeout(t).is_err() {
+                h.interrupt();
+                true
+            } else {
+                false
+            }
+        })
+    });
+    let started = Instant::now();
+    let (u0, s0) = crate::sys::procfs::thread_cpu_ms();
+    let result = engine.query(sql);
+    let (u1, s1) = crate::sys::procfs::thread_cpu_ms();
+    let _ = cancel.send(());
+    let timed_out = timer.is_some_and(|t| t.join().unwrap_or(false));
+    if timed_out {
+        return Err(format!(
+            "the query ran longer than {:?} and was stopped",
+            timeout.unwrap_or_default()
+        ));
+    }
+    let stats = json!({
+        "wall_time_ms": started.elapsed().as_millis() as u64,
+        "user_time": u1.saturating_sub(u0),
+        "system_time": s1.saturating_sub(s0),
+        "memory": crate::sys::procfs::resident_bytes(),
+    });
+    Ok(match result {
+        Ok(rs) => Answer::Rows(
+            crate::schedule::rows(&rs)
+                .into_iter()
+                .map(text_values)
+                .collect(),
+            stats,
+        ),
+        Err(e) => Answer::Failed(e),
+    })
+}
+
+/// The write body for a read reply: discovery first, then each query (id order).
+pub fn answer(
+    engine: &Engine,
+    store: &Store,
+    read: &Map<String, Value>,
+    limits: Limits,
+    now: u64,
+) -> Map<String, Value> {
+    let empty = Map::new();
+    let queries = read
+        .get("queries")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let discovery = read
+        .get("discovery")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut deny = Denylist::load(store);
+    let (mut rows, mut statuses, mut messages, mut stats) =
+        (Map::new(), Map::new(), Map::new(), Map::new());
+    for (id, sql) in queries {
+        let Some(sql) = sql.as_str() else {
+            statuses.insert(id.clone(), json!(1));
+            messages.insert(id.clone(), json!("the query is not a string"));
+            rows.insert(id.clone(), json!([]));
+            continue;
+        };
+        if let Some(d) = discovery.get(id).and_then(Value::as_str) {
+            match engine.query(d) {
+                Ok(rs) if !rs.rows.is_empty() => {}
+                // Discovery says no: the query is not for this host; it is not answered.
+                _ => continue,
+            }
+        }
+        if let Some(left) = deny.refused(sql, now) {
+            statuses.insert(id.clone(), json!(1));
+            messages.insert(
+                id.clone(),
+                json!(format!(
+                    "denylisted for {left} more second(s): it timed out or was running when the agent stopped"
+                )),
+            );
+            rows.insert(id.clone(), json!([]));
+            continue;
+        }
+        if let Err(e) = store.put_meta(RUNNING_META, sql.as_bytes(), true) {
+            log::warn!("recording the running distributed query: {e}");
+        }
+        let outcome = run_one(engine, sql, limits.timeout);
+        let _ = store.delete_meta(RUNNING_META, true);
+        match outcome {
+            Ok(Answer::Rows(r, s)) => {
+                statuses.insert(id.clone(), json!(0));
+                rows.insert(
+                    id.clone(),
+                    Value::Array(r.into_iter().map(Value::Object).collect()),
+                );
+                stats.insert(id.clone(), s);
+            }
+            Ok(Answer::Failed(e)) => {
+                statuses.insert(id.clone(), json!(1));
+                messages.insert(id.clone(), json!(e));
+                rows.insert(id.clone(), json!([]));
+            }
+            Err(e) => {
+                deny.until
+                    .insert(sql.to_owned(), now + limits.denylist_secs);
+                deny.save(store);
+                log::warn!(
+                    "distributed query {id}: {e}; denylisted for {} s",
+                    limits.denylist_secs
+                );
+                statuses.insert(id.clone(), json!(1));
+                messages.insert(id.clone(), json!(e));
+                rows.insert(id.clone(), json!([]));
+            }
+        }
+    }
+    let mut body = Map::new();
+    body.insert("queries".into(), Value::Object(rows));
+    body.insert("statuses".into(), Value::Object(statuses));
+    body.insert("messages".into(), Value::Object(messages));
+    body.insert("stats".into(), Value::Object(stats));
+    body
+}
+
+/// At start-up: a query recorded as running was running when the agent died; denylist it.
+pub fn denylist_crashed(store: &Store, denylist_secs: u64, now: u64) {
+    let Ok(Some(sql)) = store.get_meta(RUNNING_META) else {
+        return;
+    };
+    let sql = String::from_utf8_lossy(&sql).into_owned();
+    log::warn!(
+        "the distributed query {sql:?} was running when the agent stopped; denylisted for {denylist_secs} s"
+    );
+    let mut deny = Denylist::load(store);
+    deny.until.insert(sql, now + denylist_secs);
+    deny.save(store);
+    let _ = store.delete_meta(RUNNING_META, true);
+}
+
+fn limits(f: &Flags) -> Limits {
+    let t = f.u64("distributed_timeout");
+    Limits {
+        timeout: (t > 0).then(|| Duration::from_secs(t)),
+        denylist_secs: f.u64("distributed_denylist_duration"),
+    }
+}
+
+/// The poll loop, a task on the control-plane runtime, until `shutdown`; `f` are the
+/// settings (the config's options included: Fleet sets `distributed_interval` there).
+pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdown) {
+    let (read_ep, write_ep) = (
+        f.get("distributed_tls_read_endpoint").to_owned(),
+        f.get("distributed_tls_write_endpoint").to_owned(),
+    );
+    let interval = Duration::from_secs(f.u64("distributed_interval").max(1));
+    let attempts = f.u64("distributed_tls_max_attempts").max(1);
+    let limits = limits(&f);
+    let now = || crate::sys::now_ns() / 1_000_000_000;
+    denylist_crashed(remote.store(), limits.denylist_secs, now());
+    let mut accelerate_until: Option<Instant> = None;
+    let mut failing: Option<String> = None;
+    while !shutdown.is_set() {
+        let mut read = Err(String::new());
+        for _ in 0..attempts {
+            read = remote
+                .request(&read_ep, Map::new(), false)
+                .await
+                .map_err(|e| e.to_string());
+            if read.is_ok() || shutdown.is_set() {
+                break;
+            }
+        }
+        match read {
+            Ok(reply) => {
+                if failing.take().is_some() {
+                    log::info!("distributed read: answering again");
+                }
+                if let Some(secs) = reply.get("accelerate").and_then(Value::as_u64)
+                    && secs > 0
+                {
+                    accelerate_until = Some(Instant::now() + Duration::from_secs(secs));
+                }
+                let has_queries = reply
+                    .get("queries")
+                    .and_then(Value::as_object)
+                    .is_some_and(|q| !q.is_empty());
+                if has_queries {
+                    let body = tokio::task::block_in_place(|| {
+                        Engine::new(env.clone())
+                            .map(|e| answer(&e, remote.store(), &reply, limits, now()))
+                            .map_err(|e| e.to_string())
+                    });
+                    match body {
+                        Ok(body) => {
+                            let mut sent = Err(String::new());
+                            for _ in 0..attempts {
+                                sent = remote
+                                    .request(&write_ep, body.clone(), false)
+                                    .await
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string());
+                                if sent.is_ok() || shutdown.is_set() {
+                                    break;
+                                }
+                            }
+                            if let Err(e) = sent {
+                                log::warn!("distributed write: {e}");
+                            }
+                        }
+                        Err(e) => log::error!("distributed queries: the SQL engine: {e}"),
+                    }
+                }
+            }
+            Err(e) => {
+                if failing.as_deref() != Some(e.as_str()) {
+                    log::warn!("distributed read: {e}");
+                }
+                failing = Some(e);
+            }
+        }
+        let wait = match accelerate_until {
+            Some(t) if Instant::now() < t => ACCELERATED,
+            _ => interval,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The TLS remote API against the project's test server (`tests/fleet/server.py`, Fleet's
+//! agent routes): the daemon starts with exactly the flags Fleet's launcher passes.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use serde_json::{Value, json};
+use tests::{
+    Daemon,
+    fleet::{Certs, FleetServer},
+    privileged, s,
+};
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Fleet's default agent options and a pack, as Fleet's config reply carries them.
+fn fleet_config(queries: Value) -> Value {
+    json!({
+        "options": {
+            "pack_delimiter": "/",
+            "logger_tls_period": 1,
+            "distributed_interval": 1,
+        },
+        "decorators": {
+            "load": [
+                "SELECT uuid AS host_uuid FROM system_info;",
+                "SELECT hostname AS hostname FROM system_info;",
+            ],
+        },
+        "packs": {"Global": {"queries": queries}},
+    })
+}
+
+/// Every result line the server received, in arrival order.
+fn result_lines(logs: &[Value]) -> Vec<Value> {
+    logs.iter()
+        .filter(|b| b["log_type"] == "result")
+        .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn named<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["name"] == name).collect()
+}
+
+fn start_server(dir: &Path, mtls: bool) -> (Certs, FleetServer) {
+    let certs = Certs::make(&dir.join("pki"), "fleet");
+    let server = FleetServer::start(&dir.join("state"), &certs, mtls);
+    (certs, server)
+}
+
+#[test]
+fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), true);
+    server.set(
+        "config.json",
+        &fleet_config(json!({
+            "probe": {"query": "SELECT 42 AS answer", "interval": 1, "snapshot": true},
+        })),
+    );
+    let mut flags = server.launcher_flags(&certs);
+    flags.push(format!("--tls_client_cert={}", certs.client_cert.display()));
+    flags.push(format!("--tls_client_key={}", certs.client_key.display()));
+    let d = Daemon::start(&args(&flags));
+
+    // Enrollment: the secret, the machine's UUID, Linux's platform type and host details
+    // whose values are all strings.
+    let uuid = s(&d.query("SELECT uuid FROM system_info")[0], "uuid").to_owned();
+    let enrolls = server.wait("enroll.jsonl", 30, |v| !v.is_empty());
+    assert_eq!(enrolls.len(), 1, "{}", d.log());
+    let e = &enrolls[0];
+    assert_eq!(e["enroll_secret"], "osprey-test-secret");
+    assert_eq!(e["host_identifier"], uuid.as_str());
+    assert_eq!(e["platform_type"], "9");
+    for t in ["os_version", "osquery_info", "system_info"] {
+        let o = e["host_details"][t]
+            .as_object()
+            .expect("an object per table");
+        assert!(!o.is_empty(), "{t} is empty");
+        assert!(
+            o.values().all(Value::is_string),
+            "{t} has non-string values: {o:?}"
+        );
+    }
+    assert_eq!(e["host_details"]["system_info"]["uuid"], uuid.as_str());
+    assert_eq!(e["host_details"]["osquery_info"]["version"], "5.12.1");
+
+    // The pack from the fetched config, named with Fleet's delimiter, decorated.
+    let logs = server.wait("log.jsonl", 30, |v| {
+        !named(&result_lines(v), "pack/Global/probe").is_empty()
+    });
+    let lines = result_lines(&logs);
+    let probe = named(&lines, "pack/Global/probe");
+    assert!(!probe.is_empty(), "no probe line\n{}", d.log());
+    assert_eq!(probe[0]["snapshot"], json!([{"answer": "42"}]));
+    assert_eq!(probe[0]["hostIdentifier"], uuid.as_str());
+    assert_eq!(probe[0]["decorations"]["host_uuid"], uuid.as_str());
+    // Status lines too.
+    let status: Vec<Value> = logs
+        .iter()
+        .filter(|b| b["log_type"] == "status")
+        .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        status.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("running: database"))),
+        "{status:?}"
+    );
+
+    // A distributed read: one good query, one bad one, one whose discovery says no.
+    server.set(
+        "queries.json",
+        &json!({
+            "queries": {
+                "fleet_distributed_query_1": "SELECT 1 AS one, 'x' AS two",
+                "fleet_distributed_query_2": "SELECT * FROM no_such_table",
+                "fleet_detail_query_skipped": "SELECT 1",
+                // Fleet computes a host's online status from these.
+                "fleet_detail_query_osquery_flags": "SELECT name, value FROM osquery_flags WHERE name IN ('distributed_interval', 'config_refresh', 'config_tls_refresh', 'logger_tls_period') ORDER BY name",
+            },
+            "discovery": {"fleet_detail_query_skipped": "SELECT 1 WHERE 0"},
+        }),
+    );
+    let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
+    assert_eq!(writes.len(), 1, "{}", d.log());
+    let w = &writes[0];
+    assert_eq!(
+        w["queries"],
+        json!({
+            "fleet_distributed_query_1": [{"one": "1", "two": "x"}],
+            "fleet_distributed_query_2": [],
+            "fleet_detail_query_osquery_flags": [
+                {"name": "config_refresh", "value": "60"},
+                {"name": "config_tls_refresh", "value": "60"},
+                {"name": "distributed_interval", "value": "1"},
+                {"name": "logger_tls_period", "value": "1"},
+            ],
+        })
+    );
+    assert_eq!(
+        w["statuses"],
+        json!({
+            "fleet_distributed_query_1": 0,
+            "fleet_distributed_query_2": 1,
+            "fleet_detail_query_osquery_flags": 0,
+        })
+    );
+    assert_eq!(
+        w["messages"],
+        json!({"fleet_distributed_query_2": "no such table: no_such_table"})
+    );
+
+    // Every request after enrollment names its key twice, as osquery 5.12 does.
+    let reqs = server.received("requests.jsonl");
+    assert!(reqs.len() >= 4);
+    for r in &reqs {
+        assert_eq!(r["content_type"], "application/json");
+        assert!(
+            r["user_agent"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("osquery/5.12.1 osprey/")),
+            "{r}"
+        );
+        if r["path"] != "/api/v1/osquery/enroll" {
+            let key = r["body"]["node_key"].as_str().expect("node_key");
+            assert_eq!(r["authorization"], format!("NodeKey {key}"));
+        }
+    }
+    d.stop();
+}
+
+#[test]
+fn node_invalid_enrolls_again_and_a_restart_keeps_the_key() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), false);
+    server.set(
+        "config.json",
+        &fleet_config(json!({
+            "probe": {"query": "SELECT 42 AS answer", "interval": 1, "snapshot": true},
+        })),
+    );
+    let flags = server.launcher_flags(&certs);
+    let db = dir.path().join("db");
+    let probes = |v: &[Value]| named(&result_lines(v), "pack/Global/probe").len();
+    let d = Daemon::start_on(&db, &args(&flags));
+    server.wait("log.jsonl", 30, |v| probes(v) >= 1);
+    assert_eq!(server.received("enroll.jsonl").len(), 1, "{}", d.log());
+
+    server.switch("invalidate", true);
+    let enrolls = server.wait("enroll.jsonl", 30, |v| v.len() >= 2);
+    assert_eq!(enrolls.len(), 2, "{}", d.log());
+    let before = probes(&server.received("log.jsonl"));
+    let after = server.wait("log.jsonl", 30, |v| probes(v) > before);
+    assert!(
+        probes(&after) > before,
+        "no log after enrolling again\n{}",
+        d.log()
+    );
+    let keys: Vec<String> = server
+        .received("requests.jsonl")
+        .iter()
+        .filter_map(|r| r["body"]["node_key"].as_str().map(str::to_owned))
+        .collect();
+    let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "one key before, one after: {keys:?}");
+    d.stop();
+
+    // The key is kept in the store: a restart does not enroll.
+    let before = probes(&server.received("log.jsonl"));
+    let d = Daemon::start_on(&db, &args(&flags));
+    server.wait("log.jsonl", 30, |v| probes(v) > before);
+    assert_eq!(server.received("enroll.jsonl").len(), 2, "{}", d.log());
+    d.stop();
+}
+
+#[test]
+fn a_ten_second_outage_loses_no_log_line() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), false);
+    // Its result changes every second: each change is one `added` line with the next
+    // counter, so the counters received must be 0, 1, 2 … without a gap or a repeat.
+    server.set(
+        "config.json",
+        &fleet_config(json!({
+            "tick": {"query": "SELECT strftime('%s', 'now') AS t", "interval": 1},
+        })),
+    );
+    let d = Daemon::start(&args(&server.launcher_flags(&certs)));
+    let added = |v: &[Value]| -> Vec<u64> {
+        result_lines(v)
+            .iter()
+            .filter(|l| l["name"] == "pack/Global/tick" && l["action"] == "added")
+            .filter_map(|l| l["counter"].as_u64())
+            .collect()
+    };
+    server.wait("log.jsonl", 30, |v| added(v).len() >= 2);
+    server.switch("down", true);
+    std::thread::sleep(Duration::from_secs(10));
+    let during = server.received("log.jsonl").len();
+    server.switch("down", false);
+    let seen = added(&server.received("log.jsonl"));
+    let target = seen.iter().max().copied().unwrap_or(0) + 12;
+    let logs = server.wait("log.jsonl", 60, |v| added(v).iter().any(|c| *c >= target));
+    let got = added(&logs);
+    let mut count: BTreeMap<u64, usize> = BTreeMap::new();
+    for c in &got {
+        *count.entry(*c).or_default() += 1;
+    }
+    let max = *count.keys().last().expect("lines");
+    assert!(max >= target, "{got:?}\n{}", d.log());
+    let want: BTreeMap<u64, usize> = (0..=max).map(|c| (c, 1)).collect();
+    assert_eq!(count, want, "every counter exactly once\n{}", d.log());
+    assert!(during > 0);
+    d.stop();
+}
+
+#[test]
+fn a_server_certificate_that_does_not_verify_gets_no_request() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_certs, server) = start_server(dir.path(), false);
+    // Another CA than the one that signed the server's certificate.
+    let other = Certs::make(&dir.path().join("other"), "other");
+    let d = Daemon::start(&args(&server.launcher_flags(&other)));
+    std::thread::sleep(tests::scaled(Duration::from_secs(5)));
+    assert_eq!(server.received("requests.jsonl"), Vec::<Value>::new());
+    let log = d.stop();
+    assert!(
+        log.contains("invalid peer certificate: UnknownIssuer"),
+        "the error names the cause:\n{log}"
+    );
+}
