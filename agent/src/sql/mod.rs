@@ -1,6 +1,7 @@
 //! SQL over live state and stored events: an in-memory SQLite connection whose tables are
 //! virtual tables ([`vtab`]) backed by [`tables`].
 
+pub mod functions;
 pub mod tables;
 pub mod vtab;
 
@@ -183,6 +184,7 @@ pub struct ResultSet {
 impl Engine {
     pub fn new(env: TableEnv) -> rusqlite::Result<Self> {
         let conn = Connection::open_in_memory()?;
+        functions::register(&conn)?;
         let mut tables = tables::all(&env);
         tables.extend(env.providers.iter().map(|p| p.make_table(&env)));
         for t in &tables {

@@ -123,8 +123,17 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
                 "fleet_detail_query_skipped": "SELECT 1",
                 // Fleet computes a host's online status from these.
                 "fleet_detail_query_osquery_flags": "SELECT name, value FROM osquery_flags WHERE name IN ('distributed_interval', 'config_refresh', 'config_tls_refresh', 'logger_tls_period') ORDER BY name",
+                // Discovery through osquery_registry, as Fleet asks for optional tables.
+                "fleet_detail_query_root_mount": "SELECT path FROM mounts WHERE path = '/'",
+                "fleet_detail_query_software_deb": "SELECT name FROM deb_packages",
+                // osquery's SQL functions.
+                "fleet_label_query_9": "SELECT split('10.1.2.3/24', '/', 0) AS ip, inet_aton(split('10.1.2.3/24', '/', 0)) AS n, in_cidr_block('10.0.0.0/8', '10.1.2.3') AS inside",
             },
-            "discovery": {"fleet_detail_query_skipped": "SELECT 1 WHERE 0"},
+            "discovery": {
+                "fleet_detail_query_skipped": "SELECT 1 WHERE 0",
+                "fleet_detail_query_root_mount": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'mounts'",
+                "fleet_detail_query_software_deb": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'deb_packages'",
+            },
         }),
     );
     let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
@@ -141,6 +150,8 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
                 {"name": "distributed_interval", "value": "1"},
                 {"name": "logger_tls_period", "value": "1"},
             ],
+            "fleet_detail_query_root_mount": [{"path": "/"}],
+            "fleet_label_query_9": [{"ip": "10.1.2.3", "n": "167838211", "inside": "1"}],
         })
     );
     assert_eq!(
@@ -149,6 +160,8 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
             "fleet_distributed_query_1": 0,
             "fleet_distributed_query_2": 1,
             "fleet_detail_query_osquery_flags": 0,
+            "fleet_detail_query_root_mount": 0,
+            "fleet_label_query_9": 0,
         })
     );
     assert_eq!(

@@ -14,6 +14,7 @@ mod os_version;
 mod osquery_events;
 mod osquery_flags;
 mod osquery_info;
+mod osquery_registry;
 mod osquery_schedule;
 pub mod processes;
 pub mod schema;
@@ -38,6 +39,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(osquery_info::OsqueryInfo::new(env.clone())),
         Arc::new(osquery_schedule::OsquerySchedule::new(env.clone())),
         Arc::new(osquery_schedule::OsqueryPacks::new(env.clone())),
+        Arc::new(osquery_registry::OsqueryRegistry::new(env.clone())),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
@@ -87,6 +89,52 @@ pub mod util {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_registry_lists_tables_and_the_plugins_in_use() {
+        let mut flags = crate::flags::Flags::default();
+        flags
+            .parse_args(
+                &["--logger_plugin=filesystem,tls".to_owned()],
+                crate::flags::Source::CommandLine,
+            )
+            .unwrap();
+        let env = crate::sql::TableEnv::new(None, std::sync::Arc::new(flags));
+        let e = crate::sql::Engine::new(env).unwrap();
+        let rs = e
+            .query("SELECT registry || ':' || name || '=' || active FROM osquery_registry WHERE registry != 'table' ORDER BY registry, name")
+            .unwrap();
+        let got: Vec<String> = rs
+            .rows
+            .iter()
+            .map(|r| match &r[0] {
+                rusqlite::types::Value::Text(t) => t.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "config:filesystem=1",
+                "config:tls=0",
+                "distributed:tls=0",
+                "logger:filesystem=1",
+                "logger:kafka_producer=0",
+                "logger:stdout=0",
+                "logger:syslog=0",
+                "logger:tls=1",
+            ]
+        );
+        // Fleet's discovery query for an optional table.
+        let rs = e
+            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'mounts'")
+            .unwrap();
+        assert_eq!(rs.rows.len(), 1);
+        let rs = e
+            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'deb_packages'")
+            .unwrap();
+        assert_eq!(rs.rows.len(), 0);
+    }
+
     /// Every parser of host files, fed truncated and byte-mutated versions of real-looking
     /// input: none may panic (the results are checked by each table's own tests).
     #[test]
