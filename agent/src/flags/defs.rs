@@ -635,7 +635,7 @@ pub const FLAGS: &[FlagDef] = &[
         name: "disable_carver",
         ty: Bool,
         default: "true",
-        description: "Do not carve files (carving is not in this build yet: the carver flags are accepted, a query on the carves table fails with no such table)",
+        description: "Do not carve files (carves start from distributed queries on the carves table)",
         shell_only: false,
     },
     FlagDef {
@@ -663,14 +663,14 @@ pub const FLAGS: &[FlagDef] = &[
         name: "carver_disable_function",
         ty: Bool,
         default: "true",
-        description: "Refuse the carve() SQL function (the carves table still works)",
+        description: "Refuse the carve() SQL function (not in this build: carves start from the carves table)",
         shell_only: false,
     },
     FlagDef {
         name: "carver_compression",
         ty: Bool,
         default: "false",
-        description: "Compress carve archives with zstd (carving is not in this build yet)",
+        description: "Compress carve archives with zstd (not in this build: archives are plain tar)",
         shell_only: false,
     },
     // Shell and query output.

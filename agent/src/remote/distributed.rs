@@ -128,12 +128,14 @@ fn run_one(engine: &Engine, sql: &str, timeout: Option<Duration>) -> Result<Answ
 }
 
 /// The write body for a read reply: discovery first, then each query (id order).
+/// `request`, when given, is set to each query's id while it runs (a carve carries it).
 pub fn answer(
     engine: &Engine,
     store: &Store,
     read: &Map<String, Value>,
     limits: Limits,
     now: u64,
+    request: Option<&std::sync::Mutex<String>>,
 ) -> Map<String, Value> {
     let empty = Map::new();
     let queries = read
@@ -171,6 +173,9 @@ pub fn answer(
             );
             rows.insert(id.clone(), json!([]));
             continue;
+        }
+        if let Some(r) = request {
+            id.clone_into(&mut r.lock().unwrap_or_else(|e| e.into_inner()));
         }
         if let Err(e) = store.put_meta(RUNNING_META, sql.as_bytes(), true) {
             log::warn!("recording the running distributed query: {e}");
@@ -239,6 +244,14 @@ fn limits(f: &Flags) -> Limits {
 /// The poll loop, a task on the control-plane runtime, until `shutdown`; `f` are the
 /// settings (the config's options included: Fleet sets `distributed_interval` there).
 pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdown) {
+    // Carves (when on) are started by these queries and carry their ids.
+    let carver = (!f.bool("disable_carver"))
+        .then(|| Arc::new(super::carve::RemoteCarver::new(remote.clone())));
+    let request = carver.as_ref().map(|c| c.request.clone());
+    let env = match carver {
+        Some(c) => env.with_carver(Arc::new(c) as Arc<dyn crate::sql::Carver>),
+        None => env,
+    };
     let (read_ep, write_ep) = (
         f.get("distributed_tls_read_endpoint").to_owned(),
         f.get("distributed_tls_write_endpoint").to_owned(),
@@ -278,7 +291,16 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdow
                 if has_queries {
                     let body = tokio::task::block_in_place(|| {
                         Engine::new(env.clone())
-                            .map(|e| answer(&e, remote.store(), &reply, limits, now()))
+                            .map(|e| {
+                                answer(
+                                    &e,
+                                    remote.store(),
+                                    &reply,
+                                    limits,
+                                    now(),
+                                    request.as_deref(),
+                                )
+                            })
                             .map_err(|e| e.to_string())
                     });
                     match body {

@@ -10,6 +10,7 @@
 //! The requests are async (reqwest on the control-plane runtime); the config service and
 //! the log forwarder call them from `block_in_place` through [`Remote::block_on`].
 
+pub mod carve;
 pub mod config;
 pub mod distributed;
 pub mod http;
@@ -216,6 +217,25 @@ impl Remote {
     /// The URL of `endpoint`.
     pub fn url(&self, endpoint: &str) -> String {
         self.http.url(endpoint)
+    }
+
+    /// The control-plane runtime the requests run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// POSTs `body` as is (no node key: carve blocks carry their session instead); an
+    /// `error` member fails it.
+    pub async fn post_plain(
+        &self,
+        endpoint: &str,
+        body: &Value,
+    ) -> Result<Map<String, Value>, RemoteError> {
+        let (status, reply) = self.http.post(endpoint, body, None, false).await?;
+        if let Some(message) = error_text(&reply) {
+            return Err(RemoteError::Server { status, message });
+        }
+        Ok(reply)
     }
 
     /// Runs `fut` to completion from synchronous code (the config service, the forwarder's

@@ -160,7 +160,14 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
         timeout: Some(Duration::from_millis(300)),
         denylist_secs: 100,
     };
-    let body = answer(&engine, &store, read.as_object().unwrap(), limits, 1000);
+    let body = answer(
+        &engine,
+        &store,
+        read.as_object().unwrap(),
+        limits,
+        1000,
+        None,
+    );
     assert_eq!(body["queries"]["ok"], json!([{"one": "1", "two": "a"}]));
     assert_eq!(body["statuses"], json!({"ok": 0, "bad": 1, "slow": 1}));
     assert_eq!(
@@ -174,7 +181,14 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
     assert!(body["queries"].get("skipped").is_none());
     assert!(body["stats"]["ok"]["wall_time_ms"].is_u64());
     // Asked again within the denylist time: refused without running.
-    let body = answer(&engine, &store, read.as_object().unwrap(), limits, 1050);
+    let body = answer(
+        &engine,
+        &store,
+        read.as_object().unwrap(),
+        limits,
+        1050,
+        None,
+    );
     assert_eq!(
         body["messages"]["slow"],
         json!(
@@ -188,7 +202,14 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
         Some(&1100)
     );
     // And after it: run again (and stopped again).
-    let body = answer(&engine, &store, read.as_object().unwrap(), limits, 1100);
+    let body = answer(
+        &engine,
+        &store,
+        read.as_object().unwrap(),
+        limits,
+        1100,
+        None,
+    );
     assert_eq!(
         body["messages"]["slow"],
         json!("the query ran longer than 300ms and was stopped")

@@ -106,6 +106,44 @@ impl EventsCursor {
 /// Osprey's own version is `osquery_info.osprey_version`.
 pub const OSQUERY_COMPAT: &str = "5.12.1";
 
+/// One file carve: the files of a `carves` query, archived and uploaded by the layer that
+/// has the remote API (the `carves` table only starts carves and lists them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carve {
+    /// Unix seconds when it started.
+    pub time: u64,
+    pub carve_guid: String,
+    /// The distributed query that asked for it.
+    pub request_id: String,
+    pub paths: Vec<String>,
+    /// STARTING, UPLOADING, SUCCESS, or FAILED: <why>.
+    pub status: String,
+    /// The archive's size and SHA-256 (known once it is made).
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Where the carve records are kept (store metadata, JSON list of [`Carve`]).
+pub const CARVES_META: &[u8] = b"remote.carves";
+
+/// The carve records kept in `store`.
+pub fn stored_carves(store: &Store) -> Vec<Carve> {
+    store
+        .get_meta(CARVES_META)
+        .ok()
+        .flatten()
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default()
+}
+
+/// Starts carves for the `carves` table: injected by the layer above (the remote API).
+pub trait Carver: Send + Sync {
+    /// Starts carving `paths` (existing regular files) and returns the carve as started.
+    fn start(&self, paths: Vec<String>) -> Result<Carve, String>;
+    /// The carves made so far (kept in the store).
+    fn list(&self) -> Vec<Carve>;
+}
+
 /// What tables can draw on.
 #[derive(Clone)]
 pub struct TableEnv {
@@ -117,6 +155,8 @@ pub struct TableEnv {
     pub providers: Vec<&'static dyn TableProvider>,
     /// The scheduler's `events_optimize` place (None: every scan reads its whole range).
     pub events_cursor: Option<Arc<EventsCursor>>,
+    /// Who carves for the `carves` table (None: `carve = 1` is an error saying why).
+    pub carver: Option<Arc<dyn Carver>>,
 }
 
 impl std::fmt::Debug for TableEnv {
@@ -139,7 +179,13 @@ impl TableEnv {
             }),
             providers: Vec::new(),
             events_cursor: None,
+            carver: None,
         }
+    }
+
+    pub fn with_carver(mut self, carver: Arc<dyn Carver>) -> Self {
+        self.carver = Some(carver);
+        self
     }
 
     pub fn with_events_cursor(mut self, cursor: Arc<EventsCursor>) -> Self {

@@ -297,3 +297,115 @@ fn a_server_certificate_that_does_not_verify_gets_no_request() {
         "the error names the cause:\n{log}"
     );
 }
+
+#[test]
+fn a_carve_is_uploaded_in_blocks_and_reassembles_byte_identical() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), false);
+    server.set(
+        "config.json",
+        &json!({"options": {"distributed_interval": 1}}),
+    );
+    let files = dir.path().join("evidence");
+    std::fs::create_dir_all(files.join("sub")).expect("mkdir");
+    let a: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(files.join("a.bin"), &a).expect("write");
+    std::fs::write(files.join("sub/b.txt"), b"second file\n").expect("write");
+    let mut flags = server.launcher_flags(&certs);
+    flags.push("--carver_block_size=1024".into());
+    let d = Daemon::start(&args(&flags));
+    let id = "fleet_distributed_query_carve";
+    server.set(
+        "queries.json",
+        &json!({"queries": {id: format!(
+            "SELECT path, status, carve FROM carves WHERE path LIKE '{}/%' AND carve = 1 ORDER BY path",
+            files.display()
+        )}}),
+    );
+    let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
+    assert_eq!(writes.len(), 1, "{}", d.log());
+    assert_eq!(writes[0]["statuses"][id], 0, "{}", writes[0]);
+    assert_eq!(
+        writes[0]["queries"][id],
+        json!([
+            {"path": files.join("a.bin").display().to_string(), "status": "STARTING", "carve": "1"},
+            {"path": files.join("sub/b.txt").display().to_string(), "status": "STARTING", "carve": "1"},
+        ])
+    );
+    // The carves table follows the upload to its end.
+    let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(30));
+    let mut rows = Vec::new();
+    while std::time::Instant::now() < deadline {
+        rows = d.query("SELECT carve_guid, request_id, status, size, sha256 FROM carves");
+        if rows.len() == 2 && rows.iter().all(|r| s(r, "status") == "SUCCESS") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        rows.len() == 2 && rows.iter().all(|r| s(r, "status") == "SUCCESS"),
+        "{rows:?}\n{}",
+        d.log()
+    );
+    let guid = s(&rows[0], "carve_guid").to_owned();
+    assert_eq!(s(&rows[0], "request_id"), id);
+    let size: u64 = s(&rows[0], "size").parse().expect("size");
+    // The begin request, and the blocks reassembled by the server.
+    let begins: Vec<Value> = server
+        .received("requests.jsonl")
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v1/osquery/carve/begin")
+        .collect();
+    assert_eq!(begins.len(), 1);
+    let b = &begins[0]["body"];
+    assert_eq!(b["carve_id"], guid.as_str());
+    assert_eq!(b["request_id"], id);
+    assert_eq!(b["carve_size"], size);
+    assert_eq!(b["block_size"], 1024);
+    assert_eq!(b["block_count"], size.div_ceil(1024));
+    let session = std::fs::read_dir(&server.state)
+        .expect("state")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find_map(|n| {
+            n.strip_prefix("carve-")?
+                .strip_suffix(".bin")
+                .map(str::to_owned)
+        })
+        .expect("an uploaded carve");
+    let bin = server.state.join(format!("carve-{session}.bin"));
+    let bytes = std::fs::read(&bin).expect("carve");
+    assert_eq!(bytes.len() as u64, size);
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&bin)
+        .output()
+        .expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(sum.split_whitespace().next(), Some(s(&rows[0], "sha256")));
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut got = BTreeMap::new();
+    for e in archive.entries().expect("tar") {
+        let mut e = e.expect("entry");
+        let name = e.path().expect("name").display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).expect("data");
+        got.insert(name, data);
+    }
+    let rel = |p: &str| {
+        files
+            .join(p)
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+            .to_owned()
+    };
+    let want = BTreeMap::from([
+        (rel("a.bin"), a),
+        (rel("sub/b.txt"), b"second file\n".to_vec()),
+    ]);
+    assert_eq!(got, want);
+    d.stop();
+}

@@ -4,6 +4,7 @@
 // Architecture invariant: no table contains `unsafe`; SQL's unsafe code is in `sql/vtab.rs`.
 #![forbid(unsafe_code)]
 
+mod carves;
 mod event_drops;
 pub mod event_scan;
 mod groups;
@@ -40,6 +41,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(osquery_schedule::OsquerySchedule::new(env.clone())),
         Arc::new(osquery_schedule::OsqueryPacks::new(env.clone())),
         Arc::new(osquery_registry::OsqueryRegistry::new(env.clone())),
+        Arc::new(carves::Carves::new(env.clone())),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
