@@ -201,7 +201,9 @@ fn node_invalid_enrolls_again_and_a_restart_keeps_the_key() {
             "probe": {"query": "SELECT 42 AS answer", "interval": 1, "snapshot": true},
         })),
     );
-    let flags = server.launcher_flags(&certs);
+    let mut flags = server.launcher_flags(&certs);
+    // Gzipped log uploads, as `logger_tls_compress` asks.
+    flags.push("--logger_tls_compress=true".into());
     let db = dir.path().join("db");
     let probes = |v: &[Value]| named(&result_lines(v), "pack/Global/probe").len();
     let d = Daemon::start_on(&db, &args(&flags));
@@ -225,6 +227,17 @@ fn node_invalid_enrolls_again_and_a_restart_keeps_the_key() {
         .collect();
     let distinct: std::collections::BTreeSet<&String> = keys.iter().collect();
     assert_eq!(distinct.len(), 2, "one key before, one after: {keys:?}");
+    let encodings: std::collections::BTreeSet<String> = server
+        .received("requests.jsonl")
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/osquery/log")
+        .map(|r| r["content_encoding"].to_string())
+        .collect();
+    assert_eq!(
+        encodings.into_iter().collect::<Vec<_>>(),
+        ["\"gzip\""],
+        "every log upload gzipped"
+    );
     d.stop();
 
     // The key is kept in the store: a restart does not enroll.
