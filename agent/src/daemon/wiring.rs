@@ -335,6 +335,9 @@ pub fn spawn_schedule(
     let shutdown = sup.shutdown().clone();
     sup.spawn_task(rt, "schedule", async move {
         let mut tick = tokio::time::interval(crate::schedule::TICK);
+        // The config generation whose queries osquery_schedule shows (they are listed
+        // before their first run, as osquery lists them).
+        let mut shown = 0;
         while !shutdown.is_set() {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -344,11 +347,12 @@ pub fn spawn_schedule(
                 let live = super::lock(&current).clone();
                 let now = crate::sys::now_ns() / 1_000_000_000;
                 sched.update(&live, now);
-                if sched.tick(now) > 0
+                if (sched.tick(now) > 0 || live.generation != shown)
                     && let Err(e) = sched.stats().save(&store)
                 {
                     log::warn!("saving the scheduler's statistics: {e}");
                 }
+                shown = live.generation;
             });
         }
     });

@@ -422,3 +422,124 @@ fn a_carve_is_uploaded_in_blocks_and_reassembles_byte_identical() {
     assert_eq!(got, want);
     d.stop();
 }
+
+/// Fleet's Linux detail queries, written from the tables and columns Fleet reads
+/// (docs/fleet.md): those over tables this build has answer with status 0; those over the
+/// tables the system-tables issue adds fail with status 1 and name the missing table, and
+/// the others still answer. When a table arrives, its query moves to the first list.
+#[test]
+fn fleets_linux_detail_queries_answer_or_name_the_missing_table() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), false);
+    server.set(
+        "config.json",
+        &json!({
+            "options": {"distributed_interval": 1},
+            "schedule": {"probe": {"query": "SELECT 1", "interval": 3600}},
+        }),
+    );
+    let d = Daemon::start(&args(&server.launcher_flags(&certs)));
+    let answer = [
+        (
+            "os_version",
+            "SELECT name, version, major, minor, patch, build, platform, platform_like, codename, arch FROM os_version LIMIT 1",
+        ),
+        ("osquery_info", "SELECT * FROM osquery_info LIMIT 1"),
+        (
+            "system_info",
+            "SELECT uuid, hostname, computer_name, hardware_vendor, hardware_model, hardware_serial, cpu_brand, cpu_physical_cores, cpu_logical_cores, physical_memory FROM system_info LIMIT 1",
+        ),
+        (
+            "uptime",
+            "SELECT total_seconds AS uptime FROM uptime LIMIT 1",
+        ),
+        (
+            "osquery_flags",
+            "SELECT name, value FROM osquery_flags WHERE name IN ('distributed_interval', 'config_tls_refresh', 'config_refresh', 'logger_tls_period')",
+        ),
+        (
+            "disk_space_unix",
+            "SELECT (blocks_available * 100 / blocks) AS percent_disk_space_available, round((blocks_available * blocks_size * 10e-10), 2) AS gigs_disk_space_available, round((blocks * blocks_size * 10e-10), 2) AS gigs_total_disk_space FROM mounts WHERE path = '/' LIMIT 1",
+        ),
+        (
+            "os_unix_like",
+            "SELECT os.name, os.version, k.version AS kernel_version FROM os_version os CROSS JOIN kernel_info k",
+        ),
+        (
+            "users",
+            "WITH cached_groups AS (SELECT * FROM groups) SELECT uid, username, type, groupname, shell, directory FROM (SELECT uid, username, 'person' AS type, gid, shell, directory FROM users) LEFT JOIN cached_groups USING (gid)",
+        ),
+        (
+            "scheduled_query_stats",
+            "SELECT *, (SELECT value FROM osquery_flags WHERE name = 'pack_delimiter') AS delimiter FROM osquery_schedule",
+        ),
+        (
+            "osquery_registry",
+            "SELECT name FROM osquery_registry WHERE registry = 'table' AND active = 1",
+        ),
+    ];
+    let missing = [
+        (
+            "network_interface_unix",
+            "SELECT ia.address, id.mac FROM interface_addresses ia JOIN interface_details id ON id.interface = ia.interface JOIN routes r ON r.interface = ia.interface WHERE (r.destination = '0.0.0.0' OR r.destination = '::') AND r.netmask = 0 AND r.type = 'gateway' ORDER BY r.metric ASC, inet_aton(ia.address) IS NOT NULL DESC LIMIT 1",
+            "interface_addresses",
+        ),
+        (
+            "disk_encryption_linux",
+            "SELECT de.encrypted, m.path FROM disk_encryption de JOIN mounts m ON m.device_alias = de.name",
+            "disk_encryption",
+        ),
+        (
+            "software_linux_deb",
+            "SELECT name AS name, version AS version, 'Package (deb)' AS type FROM deb_packages WHERE status LIKE '% ok installed'",
+            "deb_packages",
+        ),
+        (
+            "software_linux_rpm",
+            "SELECT name, version, release, vendor, arch FROM rpm_packages",
+            "rpm_packages",
+        ),
+        (
+            "software_python",
+            "SELECT name, version, path FROM python_packages",
+            "python_packages",
+        ),
+        (
+            "software_npm",
+            "SELECT name, version, path FROM npm_packages",
+            "npm_packages",
+        ),
+    ];
+    let mut queries = serde_json::Map::new();
+    for (name, sql) in answer {
+        queries.insert(format!("fleet_detail_query_{name}"), json!(sql));
+    }
+    for (name, sql, _) in missing {
+        queries.insert(format!("fleet_detail_query_{name}"), json!(sql));
+    }
+    server.set("queries.json", &json!({"queries": queries}));
+    let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
+    assert_eq!(writes.len(), 1, "{}", d.log());
+    let w = &writes[0];
+    for (name, _) in answer {
+        let id = format!("fleet_detail_query_{name}");
+        assert_eq!(w["statuses"][&id], 0, "{id}: {}", w["messages"][&id]);
+        assert!(
+            !w["queries"][&id].as_array().expect("rows").is_empty(),
+            "{id} returned no row"
+        );
+    }
+    for (name, _, table) in missing {
+        let id = format!("fleet_detail_query_{name}");
+        assert_eq!(w["statuses"][&id], 1, "{id}");
+        assert_eq!(
+            w["messages"][&id],
+            format!("no such table: {table}"),
+            "{id}"
+        );
+    }
+    d.stop();
+}
