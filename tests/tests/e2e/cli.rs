@@ -49,3 +49,39 @@ fn output_modes() {
     let out = osprey(&["query", &db, "--line", sql]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a = 1\nb = x\n");
 }
+
+/// `deb_packages` against dpkg's own view of the same database: every package with its
+/// version, architecture and status, no more, no less.
+#[test]
+fn deb_packages_match_dpkg_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none");
+    let out = Command::new("dpkg-query")
+        .args([
+            "-W",
+            "-f",
+            "${Package}\t${Version}\t${Architecture}\t${Status}\n",
+        ])
+        .output()
+        .expect("dpkg-query (this is a Debian machine)");
+    assert!(out.status.success());
+    let mut want: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    want.sort();
+    let rows = tests::query_at(
+        &db,
+        "SELECT name || char(9) || version || char(9) || arch || char(9) || status AS l FROM deb_packages",
+    );
+    let mut got: Vec<String> = rows.iter().map(|r| tests::s(r, "l").to_owned()).collect();
+    got.sort();
+    assert!(want.len() > 50, "{want:?}");
+    assert_eq!(got, want);
+    // Fleet's software query, with the dpkg version order as collation.
+    let rows = tests::query_at(
+        &db,
+        "SELECT name, version FROM deb_packages WHERE name = 'dpkg' AND status LIKE '% ok installed' ORDER BY version COLLATE version_dpkg",
+    );
+    assert_eq!(rows.len(), 1);
+}

@@ -125,14 +125,14 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
                 "fleet_detail_query_osquery_flags": "SELECT name, value FROM osquery_flags WHERE name IN ('distributed_interval', 'config_refresh', 'config_tls_refresh', 'logger_tls_period') ORDER BY name",
                 // Discovery through osquery_registry, as Fleet asks for optional tables.
                 "fleet_detail_query_root_mount": "SELECT path FROM mounts WHERE path = '/'",
-                "fleet_detail_query_software_deb": "SELECT name FROM deb_packages",
+                "fleet_detail_query_software_rpm": "SELECT name FROM rpm_packages",
                 // osquery's SQL functions.
                 "fleet_label_query_9": "SELECT split('10.1.2.3/24', '/', 0) AS ip, inet_aton(split('10.1.2.3/24', '/', 0)) AS n, in_cidr_block('10.0.0.0/8', '10.1.2.3') AS inside",
             },
             "discovery": {
                 "fleet_detail_query_skipped": "SELECT 1 WHERE 0",
                 "fleet_detail_query_root_mount": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'mounts'",
-                "fleet_detail_query_software_deb": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'deb_packages'",
+                "fleet_detail_query_software_rpm": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'rpm_packages'",
             },
         }),
     );
@@ -480,6 +480,10 @@ fn fleets_linux_detail_queries_answer_or_name_the_missing_table() {
             "osquery_registry",
             "SELECT name FROM osquery_registry WHERE registry = 'table' AND active = 1",
         ),
+        (
+            "software_linux_deb",
+            "SELECT name AS name, version AS version, 'Package (deb)' AS type, source FROM deb_packages WHERE status LIKE '% ok installed'",
+        ),
     ];
     let missing = [
         (
@@ -491,11 +495,6 @@ fn fleets_linux_detail_queries_answer_or_name_the_missing_table() {
             "disk_encryption_linux",
             "SELECT de.encrypted, m.path FROM disk_encryption de JOIN mounts m ON m.device_alias = de.name",
             "disk_encryption",
-        ),
-        (
-            "software_linux_deb",
-            "SELECT name AS name, version AS version, 'Package (deb)' AS type FROM deb_packages WHERE status LIKE '% ok installed'",
-            "deb_packages",
         ),
         (
             "software_linux_rpm",

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod carves;
+mod deb_packages;
 mod event_drops;
 pub mod event_scan;
 mod groups;
@@ -42,6 +43,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(osquery_schedule::OsqueryPacks::new(env.clone())),
         Arc::new(osquery_registry::OsqueryRegistry::new(env.clone())),
         Arc::new(carves::Carves::new(env.clone())),
+        Arc::new(deb_packages::DebPackages),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
@@ -132,7 +134,7 @@ mod tests {
             .unwrap();
         assert_eq!(rs.rows.len(), 1);
         let rs = e
-            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'deb_packages'")
+            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'rpm_packages'")
             .unwrap();
         assert_eq!(rs.rows.len(), 0);
     }
