@@ -45,6 +45,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // The TLS remote API tests: certificates made with openssl, the test server in Python.
     "openssl",
     "python3",
+    // The network tables' test compares with iproute2's `ip`.
+    "iproute2",
 ];
 
 pub fn tools_dir() -> PathBuf {

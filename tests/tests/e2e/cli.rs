@@ -85,3 +85,114 @@ fn deb_packages_match_dpkg_query() {
     );
     assert_eq!(rows.len(), 1);
 }
+
+fn lines(cmd: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(out.status.success(), "{cmd} {args:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `interface_addresses`, `interface_details` and `routes` against iproute2's view.
+#[test]
+fn network_tables_match_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none");
+    // Addresses: "<if> <address>/<prefix>", as `ip -o addr` prints them.
+    let mut want: Vec<String> = lines("ip", &["-o", "addr"])
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(format!("{} {}", f.get(1)?, f.get(3)?))
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = tests::query_at(
+        &db,
+        "SELECT interface, address, mask FROM interface_addresses",
+    )
+    .iter()
+    .map(|r| {
+        let mask = tests::s(r, "mask");
+        let bits: u32 = if mask.contains(':') {
+            mask.split(':')
+                .filter(|p| !p.is_empty())
+                .map(|p| u16::from_str_radix(p, 16).unwrap_or(0).count_ones())
+                .sum()
+        } else {
+            mask.split('.')
+                .map(|p| p.parse::<u8>().unwrap_or(0).count_ones())
+                .sum()
+        };
+        format!(
+            "{} {}/{bits}",
+            tests::s(r, "interface"),
+            tests::s(r, "address")
+        )
+    })
+    .collect();
+    got.sort();
+    assert_eq!(got, want);
+    // Links: name, MAC and MTU as `ip -o link` prints them.
+    let mut want: Vec<String> = lines("ip", &["-o", "link"])
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = f.get(1)?.trim_end_matches(':').split('@').next()?;
+            let mtu = f
+                .iter()
+                .position(|w| *w == "mtu")
+                .and_then(|i| f.get(i + 1))?;
+            let mac = f
+                .iter()
+                .position(|w| w.starts_with("link/"))
+                .and_then(|i| f.get(i + 1))?;
+            Some(format!("{name} {mac} {mtu}"))
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<String> =
+        tests::query_at(&db, "SELECT interface, mac, mtu FROM interface_details")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    tests::s(r, "interface"),
+                    tests::s(r, "mac"),
+                    tests::s(r, "mtu")
+                )
+            })
+            .collect();
+    got.sort();
+    assert_eq!(got, want);
+    // The IPv4 default route: the gateway and interface `ip route` names.
+    let default = lines("ip", &["-4", "route", "show", "default"]);
+    let f: Vec<&str> = default
+        .first()
+        .map_or(vec![], |l| l.split_whitespace().collect());
+    let rows = tests::query_at(
+        &db,
+        "SELECT gateway, interface FROM routes WHERE destination = '0.0.0.0' AND netmask = 0 AND type = 'gateway'",
+    );
+    if let (Some(via), Some(dev)) = (
+        f.iter()
+            .position(|w| *w == "via")
+            .and_then(|i| f.get(i + 1)),
+        f.iter()
+            .position(|w| *w == "dev")
+            .and_then(|i| f.get(i + 1)),
+    ) {
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (
+                tests::s(&rows[0], "gateway"),
+                tests::s(&rows[0], "interface")
+            ),
+            (*via, *dev)
+        );
+    } else {
+        assert_eq!(rows.len(), 0, "no default route here: {rows:?}");
+    }
+}

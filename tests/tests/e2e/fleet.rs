@@ -481,16 +481,15 @@ fn fleets_linux_detail_queries_answer_or_name_the_missing_table() {
             "SELECT name FROM osquery_registry WHERE registry = 'table' AND active = 1",
         ),
         (
+            "network_interface_unix",
+            "SELECT ia.address, id.mac FROM interface_addresses ia JOIN interface_details id ON id.interface = ia.interface JOIN routes r ON r.interface = ia.interface WHERE (r.destination = '0.0.0.0' OR r.destination = '::') AND r.netmask = 0 AND r.type = 'gateway' ORDER BY r.metric ASC, inet_aton(ia.address) IS NOT NULL DESC LIMIT 1",
+        ),
+        (
             "software_linux_deb",
             "SELECT name AS name, version AS version, 'Package (deb)' AS type, source FROM deb_packages WHERE status LIKE '% ok installed'",
         ),
     ];
     let missing = [
-        (
-            "network_interface_unix",
-            "SELECT ia.address, id.mac FROM interface_addresses ia JOIN interface_details id ON id.interface = ia.interface JOIN routes r ON r.interface = ia.interface WHERE (r.destination = '0.0.0.0' OR r.destination = '::') AND r.netmask = 0 AND r.type = 'gateway' ORDER BY r.metric ASC, inet_aton(ia.address) IS NOT NULL DESC LIMIT 1",
-            "interface_addresses",
-        ),
         (
             "disk_encryption_linux",
             "SELECT de.encrypted, m.path FROM disk_encryption de JOIN mounts m ON m.device_alias = de.name",

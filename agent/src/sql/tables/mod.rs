@@ -11,6 +11,7 @@ pub mod event_scan;
 mod groups;
 mod kernel_info;
 mod mounts;
+mod network;
 mod ns;
 mod os_version;
 mod osquery_events;
@@ -44,6 +45,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(osquery_registry::OsqueryRegistry::new(env.clone())),
         Arc::new(carves::Carves::new(env.clone())),
         Arc::new(deb_packages::DebPackages),
+        Arc::new(network::InterfaceAddresses),
+        Arc::new(network::InterfaceDetails),
+        Arc::new(network::Routes),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
