@@ -8,6 +8,7 @@ pub mod ebpf;
 pub mod fsguard;
 pub mod net;
 pub mod procfs;
+pub mod rpmdb;
 
 mod clock;
 #[cfg(test)]

@@ -196,3 +196,64 @@ fn network_tables_match_ip() {
         assert_eq!(rows.len(), 0, "no default route here: {rows:?}");
     }
 }
+
+/// `python_packages` of Debian's dist-packages folder against the system Python's own
+/// `importlib.metadata` over the same folder.
+#[test]
+fn python_packages_match_importlib_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none");
+    let site = "/usr/lib/python3/dist-packages";
+    let mut want = lines(
+        "/usr/bin/python3",
+        &[
+            "-c",
+            &format!(
+                "import importlib.metadata as m\nfor d in m.distributions(path=['{site}']): print(d.metadata['Name'] + ' ' + d.version)"
+            ),
+        ],
+    );
+    want.sort();
+    want.dedup();
+    let mut got: Vec<String> = tests::query_at(
+        &db,
+        &format!(
+            "SELECT name || ' ' || version AS l FROM python_packages WHERE directory = '{site}'"
+        ),
+    )
+    .iter()
+    .map(|r| tests::s(r, "l").to_owned())
+    .collect();
+    got.sort();
+    got.dedup();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+/// `disk_encryption` has a row for every block device `lsblk -a` lists.
+#[test]
+fn disk_encryption_lists_every_block_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("none");
+    let mut want: Vec<String> = lines("lsblk", &["-a", "-rno", "NAME"])
+        .iter()
+        .map(|n| format!("/dev/{n}"))
+        .collect();
+    want.sort();
+    want.dedup();
+    let got: Vec<String> = tests::query_at(
+        &db,
+        "SELECT name, encrypted, encryption_status FROM disk_encryption ORDER BY name",
+    )
+    .iter()
+    .map(|r| {
+        // Nothing on this machine is a dm-crypt mapping.
+        assert_eq!(
+            (tests::s(r, "encrypted"), tests::s(r, "encryption_status")),
+            ("0", "not encrypted")
+        );
+        tests::s(r, "name").to_owned()
+    })
+    .collect();
+    assert_eq!(got, want);
+}

@@ -6,12 +6,14 @@
 
 mod carves;
 mod deb_packages;
+mod disk_encryption;
 mod event_drops;
 pub mod event_scan;
 mod groups;
 mod kernel_info;
 mod mounts;
 mod network;
+mod npm_packages;
 mod ns;
 mod os_version;
 mod osquery_events;
@@ -20,6 +22,8 @@ mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
 pub mod processes;
+mod python_packages;
+mod rpm_packages;
 pub mod schema;
 mod system_info;
 mod time;
@@ -48,6 +52,10 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(network::InterfaceAddresses),
         Arc::new(network::InterfaceDetails),
         Arc::new(network::Routes),
+        Arc::new(python_packages::PythonPackages),
+        Arc::new(npm_packages::NpmPackages),
+        Arc::new(disk_encryption::DiskEncryption),
+        Arc::new(rpm_packages::RpmPackages),
         Arc::new(time::Time),
         Arc::new(processes::Processes::new()),
         Arc::new(os_version::OsVersion),
@@ -138,7 +146,7 @@ mod tests {
             .unwrap();
         assert_eq!(rs.rows.len(), 1);
         let rs = e
-            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'rpm_packages'")
+            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'chrome_extensions'")
             .unwrap();
         assert_eq!(rs.rows.len(), 0);
     }
