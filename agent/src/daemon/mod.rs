@@ -51,6 +51,14 @@ pub fn main(flags: &Flags) -> Result<()> {
         let store = open_store(&control.live().flags)?;
         (control, store, None)
     };
+    if let Some(p) = flags.path("extensions_autoload")
+        && crate::sys::procfs::read_text(&p).is_some_and(|t| !t.trim().is_empty())
+    {
+        log::warn!(
+            "--extensions_autoload={}: lists extensions, but the extension manager is not in this build yet; they are not started",
+            p.display()
+        );
+    }
     let shutdown = Shutdown::default();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;

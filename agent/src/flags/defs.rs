@@ -673,6 +673,49 @@ pub const FLAGS: &[FlagDef] = &[
         description: "Compress carve archives with zstd (not in this build: archives are plain tar)",
         shell_only: false,
     },
+    // osquery's extensions (the Thrift extension manager is not in this build yet).
+    FlagDef {
+        name: "extensions_socket",
+        ty: Path,
+        default: "/var/osquery/osquery.em",
+        description: "Path of the extension manager's socket (extensions are not in this build yet: accepted, nothing listens)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "extensions_autoload",
+        ty: Path,
+        default: "/etc/osquery/extensions.load",
+        description: "File listing extensions to start (extensions are not in this build yet: a non-empty file is reported once and skipped)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "extensions_timeout",
+        ty: Int,
+        default: "3",
+        description: "Seconds to wait for autoloaded extensions (extensions are not in this build yet)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "extensions_interval",
+        ty: Int,
+        default: "3",
+        description: "Seconds between extension health checks (extensions are not in this build yet)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "extensions_require",
+        ty: Str,
+        default: "",
+        description: "Extensions that must be running before start-up continues (extensions are not in this build yet)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "disable_extensions",
+        ty: Bool,
+        default: "false",
+        description: "Do not serve the extension manager (extensions are not in this build yet)",
+        shell_only: false,
+    },
     // Shell and query output.
     FlagDef {
         name: "json",

@@ -41,6 +41,8 @@ const FLEET: &[&str] = &[
     "--carver_start_endpoint=/api/v1/osquery/carve/begin",
     "--carver_continue_endpoint=/api/v1/osquery/carve/block",
     "--carver_block_size=2000000",
+    // Passed when the launcher has extensions to load.
+    "--extensions_autoload=/opt/orbit/extensions.load",
 ];
 
 #[test]
