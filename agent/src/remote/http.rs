@@ -13,6 +13,8 @@ use crate::flags::Flags;
 
 /// Longest wait for one request (connect, send, reply).
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest reply read (a config with many packs is a few MB); a longer one is an error.
+const MAX_REPLY: usize = 64 << 20;
 
 /// One HTTPS client for every endpoint on `tls_hostname`.
 #[derive(Clone, Debug)]
@@ -181,10 +183,21 @@ impl Http {
             .await
             .map_err(|e| HttpError::Transport(format!("{}: {}", self.url(endpoint), chain(&e))))?;
         let status = reply.status().as_u16();
-        let text = reply
-            .bytes()
+        let mut reply = reply;
+        let mut text = Vec::new();
+        while let Some(chunk) = reply
+            .chunk()
             .await
-            .map_err(|e| HttpError::Transport(format!("{}: {}", self.url(endpoint), chain(&e))))?;
+            .map_err(|e| HttpError::Transport(format!("{}: {}", self.url(endpoint), chain(&e))))?
+        {
+            if text.len() + chunk.len() > MAX_REPLY {
+                return Err(HttpError::Body {
+                    status,
+                    what: format!("longer than {MAX_REPLY} bytes"),
+                });
+            }
+            text.extend_from_slice(&chunk);
+        }
         match serde_json::from_slice::<Value>(&text) {
             Ok(Value::Object(m)) => Ok((status, m)),
             Ok(other) => Err(HttpError::Body {

@@ -327,26 +327,35 @@ fn a_carve_is_uploaded_in_blocks_and_reassembles_byte_identical() {
     let a: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(files.join("a.bin"), &a).expect("write");
     std::fs::write(files.join("sub/b.txt"), b"second file\n").expect("write");
+    let huge = dir.path().join("huge.img");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(5 << 30))
+        .expect("sparse file");
     let mut flags = server.launcher_flags(&certs);
     flags.push("--carver_block_size=1024".into());
     let d = Daemon::start(&args(&flags));
     let id = "fleet_distributed_query_carve";
     server.set(
         "queries.json",
-        &json!({"queries": {id: format!(
-            "SELECT path, status, carve FROM carves WHERE path LIKE '{}/%' AND carve = 1 ORDER BY path",
-            files.display()
-        )}}),
+        &json!({"queries": {
+            id: format!(
+                "SELECT path, status, carve FROM carves WHERE path LIKE '{}/%' AND carve = 1 ORDER BY path",
+                files.display()
+            ),
+            // A (sparse) file of 5 GiB: refused, nothing uploaded.
+            "fleet_distributed_query_huge": format!(
+                "SELECT * FROM carves WHERE path = '{}' AND carve = 1",
+                huge.display()
+            ),
+        }}),
     );
     let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
     assert_eq!(writes.len(), 1, "{}", d.log());
     assert_eq!(writes[0]["statuses"][id], 0, "{}", writes[0]);
+    assert_eq!(writes[0]["statuses"]["fleet_distributed_query_huge"], 1);
     assert_eq!(
-        writes[0]["queries"][id],
-        json!([
-            {"path": files.join("a.bin").display().to_string(), "status": "STARTING", "carve": "1"},
-            {"path": files.join("sub/b.txt").display().to_string(), "status": "STARTING", "carve": "1"},
-        ])
+        writes[0]["messages"]["fleet_distributed_query_huge"],
+        "carves: a carve takes at most 4294967296 bytes; these 1 file(s) have 5368709120"
     );
     // The carves table follows the upload to its end.
     let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(30));

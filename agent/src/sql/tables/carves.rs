@@ -29,6 +29,8 @@ const CARVE: usize = 7;
 
 /// Most files one carve takes (a pattern that matches more is an error).
 const MAX_FILES: usize = 10_000;
+/// Most bytes one carve takes.
+const MAX_BYTES: u64 = 4 << 30;
 /// Most directory entries a pattern's walk looks at.
 const MAX_WALK: usize = 200_000;
 
@@ -131,6 +133,18 @@ pub fn requested_paths(ctx: &QueryContext) -> Result<Vec<String>, String> {
     }
     out.sort();
     out.dedup();
+    // Files whose size says more than the carve limit (e.g. /proc/kcore) are refused whole.
+    let total: u64 = out
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    if total > MAX_BYTES {
+        return Err(format!(
+            "a carve takes at most {MAX_BYTES} bytes; these {} file(s) have {total}",
+            out.len()
+        ));
+    }
     Ok(out)
 }
 
