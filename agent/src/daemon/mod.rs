@@ -123,12 +123,17 @@ pub fn run(
     let kernel = Arc::new(Mutex::new(w.kernel.take()));
     // The scheduler and the loggers follow the config in force.
     let current = Arc::new(Mutex::new(control.live()));
+    // What the remote API's logger and poller follow: the flags in force now.
+    let settings: crate::remote::distributed::Settings = {
+        let now = current.clone();
+        Arc::new(move || lock(&now).flags.clone())
+    };
     let scheduler = wiring::scheduler(
         &store,
         sources,
         &live,
         w.stats.logger.clone(),
-        remote.as_ref(),
+        remote.as_ref().map(|r| (r, settings.clone())),
     )?;
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
@@ -138,7 +143,13 @@ pub fn run(
             *lock(&current) = live.clone();
         }
     });
-    wiring::spawn_schedule(&sup, &running.handle(), scheduler, current, store.clone());
+    wiring::spawn_schedule(
+        &sup,
+        &running.handle(),
+        scheduler,
+        current.clone(),
+        store.clone(),
+    );
     if let Some(r) = &remote
         && !flags.bool("disable_distributed")
         && flags.get("distributed_plugin") == "tls"
@@ -147,7 +158,7 @@ pub fn run(
         sup.spawn_task(
             &running.handle(),
             "distributed",
-            crate::remote::distributed::run(r.clone(), env, flags.clone(), shutdown.clone()),
+            crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
         );
     }
     sup.spawn_task(&running.handle(), "rescan", {

@@ -287,7 +287,7 @@ pub fn scheduler(
     sources: &[&'static dyn Source],
     live: &Arc<Live>,
     counters: Arc<crate::rt::counters::LoggerCounters>,
-    remote: Option<&Arc<Remote>>,
+    remote: Option<(&Arc<Remote>, crate::remote::distributed::Settings)>,
 ) -> Result<(Scheduler, Forwarder)> {
     let buffer = Arc::new(LogBuffer::open(store.clone())?);
     let env = table_env(store, sources, live);
@@ -299,10 +299,12 @@ pub fn scheduler(
         &live.config.kafka_topics,
         &counters,
         &mut |name| {
-            match (name, remote) {
-            ("tls", Some(r)) => Some(Ok(
-                Box::new(TlsLogger::new(r.clone(), &live.flags, counters.clone())) as Box<dyn Sink>
-            )),
+            match (name, &remote) {
+            ("tls", Some((r, settings))) => Some(Ok(Box::new(TlsLogger::new(
+                (*r).clone(),
+                settings.clone(),
+                counters.clone(),
+            )) as Box<dyn Sink>)),
             ("tls", None) => Some(Err(
                 "logger_plugin tls set by the config: the TLS remote API starts only from the command line or flagfile".into(),
             )),

@@ -241,9 +241,15 @@ fn limits(f: &Flags) -> Limits {
     }
 }
 
-/// The poll loop, a task on the control-plane runtime, until `shutdown`; `f` are the
-/// settings (the config's options included: Fleet sets `distributed_interval` there).
-pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdown) {
+/// The effective flags now (the config's options included: Fleet sets
+/// `distributed_interval` there, and may change it).
+pub type Settings = Arc<dyn Fn() -> Flags + Send + Sync>;
+
+/// The poll loop, a task on the control-plane runtime, until `shutdown`. The interval, the
+/// attempts and the limits follow `settings` at every poll; the endpoints are the start-up
+/// ones.
+pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdown: Shutdown) {
+    let f = settings();
     // Carves (when on) are started by these queries and carry their ids.
     let carver = (!f.bool("disable_carver"))
         .then(|| Arc::new(super::carve::RemoteCarver::new(remote.clone())));
@@ -256,14 +262,14 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdow
         f.get("distributed_tls_read_endpoint").to_owned(),
         f.get("distributed_tls_write_endpoint").to_owned(),
     );
-    let interval = Duration::from_secs(f.u64("distributed_interval").max(1));
-    let attempts = f.u64("distributed_tls_max_attempts").max(1);
-    let limits = limits(&f);
     let now = || crate::sys::now_ns() / 1_000_000_000;
-    denylist_crashed(remote.store(), limits.denylist_secs, now());
+    denylist_crashed(remote.store(), limits(&f).denylist_secs, now());
     let mut accelerate_until: Option<Instant> = None;
     let mut failing: Option<String> = None;
     while !shutdown.is_set() {
+        let f = settings();
+        let attempts = f.u64("distributed_tls_max_attempts").max(1);
+        let limits = limits(&f);
         let mut read = Err(String::new());
         for _ in 0..attempts {
             read = remote
@@ -331,13 +337,21 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, f: Flags, shutdown: Shutdow
                 failing = Some(e);
             }
         }
-        let wait = match accelerate_until {
-            Some(t) if Instant::now() < t => ACCELERATED,
-            _ => interval,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.wait() => {}
+        // Until the next poll is due, by the interval in force at each second (a new
+        // `distributed_interval` from the config applies to the wait already begun).
+        let polled = Instant::now();
+        while !shutdown.is_set() {
+            let wait = match accelerate_until {
+                Some(t) if Instant::now() < t => ACCELERATED,
+                _ => Duration::from_secs(settings().u64("distributed_interval").max(1)),
+            };
+            if polled.elapsed() >= wait {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep((wait - polled.elapsed()).min(Duration::from_secs(1))) => {}
+                _ = shutdown.wait() => {}
+            }
         }
     }
 }

@@ -30,24 +30,41 @@ fn log_type(kind: Kind) -> &'static str {
 pub struct TlsLogger {
     remote: Arc<Remote>,
     endpoint: String,
-    period: Duration,
-    max_lines: usize,
-    max_linesize: usize,
-    compress: bool,
+    settings: super::distributed::Settings,
     last: Option<Instant>,
     counters: Arc<LoggerCounters>,
 }
 
-impl TlsLogger {
-    /// The logger with the settings of `f` (the config's options included: Fleet sets
-    /// `logger_tls_period` there).
-    pub fn new(remote: Arc<Remote>, f: &Flags, counters: Arc<LoggerCounters>) -> Self {
+/// What one send follows, read from the flags in force (Fleet sets `logger_tls_period` in
+/// the config's options, and may change it).
+struct Limits {
+    period: Duration,
+    max_lines: usize,
+    max_linesize: usize,
+    compress: bool,
+}
+
+impl Limits {
+    fn of(f: &Flags) -> Self {
         Self {
-            endpoint: f.get("logger_tls_endpoint").to_owned(),
             period: Duration::from_secs(f.u64("logger_tls_period")),
             max_lines: f.u64("logger_tls_max_lines").clamp(1, 1 << 20) as usize,
             max_linesize: f.u64("logger_tls_max_linesize").min(usize::MAX as u64) as usize,
             compress: f.bool("logger_tls_compress"),
+        }
+    }
+}
+
+impl TlsLogger {
+    /// The logger on `remote`'s start-up endpoint, its limits from `settings` at each send.
+    pub fn new(
+        remote: Arc<Remote>,
+        settings: super::distributed::Settings,
+        counters: Arc<LoggerCounters>,
+    ) -> Self {
+        Self {
+            endpoint: remote.flags().get("logger_tls_endpoint").to_owned(),
+            settings,
             last: None,
             counters,
             remote,
@@ -107,9 +124,10 @@ impl Sink for TlsLogger {
             return Ok(0);
         };
         let before = first.saturating_sub(1);
+        let lim = Limits::of(&(self.settings)());
         if let Some(t) = self.last
-            && t.elapsed() < self.period
-            && lines.len() < self.max_lines
+            && t.elapsed() < lim.period
+            && lines.len() < lim.max_lines
         {
             // Not yet: these lines come again on a later pump.
             return Ok(before);
@@ -117,7 +135,7 @@ impl Sink for TlsLogger {
         self.last = Some(Instant::now());
         let mut through = before;
         let mut too_long = 0;
-        for (i, r) in requests(lines, self.max_lines, self.max_linesize)
+        for (i, r) in requests(lines, lim.max_lines, lim.max_linesize)
             .into_iter()
             .enumerate()
         {
@@ -127,10 +145,10 @@ impl Sink for TlsLogger {
                 body.insert("data".into(), Value::Array(r.data));
                 let sent =
                     self.remote
-                        .block_on(self.remote.request(&self.endpoint, body, self.compress));
+                        .block_on(self.remote.request(&self.endpoint, body, lim.compress));
                 if let Err(e) = sent {
                     let e = format!("{}: {e}", self.remote.url(&self.endpoint));
-                    self.count_too_long(too_long);
+                    self.count_too_long(too_long, lim.max_linesize);
                     // What went before this request is delivered; the rest comes again.
                     return if i == 0 { Err(e) } else { Ok(through) };
                 }
@@ -138,19 +156,18 @@ impl Sink for TlsLogger {
             through = r.last;
             too_long += r.too_long;
         }
-        self.count_too_long(too_long);
+        self.count_too_long(too_long, lim.max_linesize);
         Ok(through)
     }
 }
 
 impl TlsLogger {
-    fn count_too_long(&self, too_long: u64) {
+    fn count_too_long(&self, too_long: u64, max_linesize: usize) {
         if too_long > 0 {
             self.counters.rejected.add(too_long);
             log::warn!(
                 target: crate::rt::status::DAEMON_LOG_ONLY,
-                "logger tls: {too_long} line(s) longer than --logger_tls_max_linesize={} were dropped (log_rejected)",
-                self.max_linesize
+                "logger tls: {too_long} line(s) longer than --logger_tls_max_linesize={max_linesize} were dropped (log_rejected)"
             );
         }
     }

@@ -531,3 +531,38 @@ fn fleets_linux_detail_queries_all_answer() {
     }
     d.stop();
 }
+
+/// Fleet changes `distributed_interval` in its agent options: the next config refresh
+/// applies it, to the wait already begun, without a restart.
+#[test]
+fn a_new_distributed_interval_from_the_config_applies_without_restart() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (certs, server) = start_server(dir.path(), false);
+    server.set(
+        "config.json",
+        &json!({"options": {"distributed_interval": 3600}}),
+    );
+    let mut flags = server.launcher_flags(&certs);
+    flags.push("--config_refresh=1".into());
+    let d = Daemon::start(&args(&flags));
+    // The first read happens at start; the next one would be an hour later.
+    server.wait("requests.jsonl", 30, |v| {
+        v.iter()
+            .any(|r| r["path"] == "/api/v1/osquery/distributed/read")
+    });
+    server.set(
+        "queries.json",
+        &json!({"queries": {"q": "SELECT 7 AS seven"}}),
+    );
+    server.set(
+        "config.json",
+        &json!({"options": {"distributed_interval": 1}}),
+    );
+    let writes = server.wait("write.jsonl", 30, |v| !v.is_empty());
+    assert_eq!(writes.len(), 1, "{}", d.log());
+    assert_eq!(writes[0]["queries"]["q"], json!([{"seven": "7"}]));
+    d.stop();
+}
