@@ -1259,6 +1259,6 @@ mod tests {
     #[test]
     fn tracepoint_runs_only_the_areas_its_flag_changes() {
         assert_eq!(STRATEGIES[0].areas, TEST_FILTERS);
-        assert_eq!(STRATEGIES[1].areas, ["file::", "evasion::"]);
+        assert_eq!(STRATEGIES[1].areas, ["file::", "evasion::", "parity::"]);
     }
 }
