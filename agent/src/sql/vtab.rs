@@ -167,6 +167,17 @@ impl QueryContext {
     }
 
     /// The values `column` must equal, if an `=` constraint names it.
+    /// The text values `column` is asked to equal (a folder, a path…).
+    pub fn equal_texts(&self, column: usize) -> Vec<String> {
+        self.equals(column)
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn equals(&self, column: usize) -> Vec<&Value> {
         self.constraints
             .iter()

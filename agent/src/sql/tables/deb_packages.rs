@@ -107,14 +107,7 @@ impl Table for DebPackages {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let mut dirs: Vec<String> = ctx
-            .equals(ADMINDIR)
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::Text(t) => Some(t.clone()),
-                _ => None,
-            })
-            .collect();
+        let mut dirs: Vec<String> = ctx.equal_texts(ADMINDIR);
         if dirs.is_empty() {
             dirs.push(DEFAULT_ADMINDIR.to_owned());
         }

@@ -111,12 +111,9 @@ impl Table for NpmPackages {
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         let asked: Vec<PathBuf> = ctx
-            .equals(DIRECTORY)
+            .equal_texts(DIRECTORY)
             .into_iter()
-            .filter_map(|v| match v {
-                Value::Text(t) => Some(PathBuf::from(t)),
-                _ => None,
-            })
+            .map(PathBuf::from)
             .collect();
         let dirs = if asked.is_empty() {
             GLOBAL.iter().map(PathBuf::from).collect()

@@ -132,12 +132,9 @@ impl Table for PythonPackages {
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         let asked: Vec<PathBuf> = ctx
-            .equals(DIRECTORY)
+            .equal_texts(DIRECTORY)
             .into_iter()
-            .filter_map(|v| match v {
-                Value::Text(t) => Some(PathBuf::from(t)),
-                _ => None,
-            })
+            .map(PathBuf::from)
             .collect();
         let dirs = if asked.is_empty() {
             default_dirs()
