@@ -89,6 +89,11 @@ pub struct WalkState {
     index: u64,
     /// The id of the watched folder the walk stopped at, or [`WATCH_NONE`].
     matched: u64,
+    /// A detour through the folders above a mount's root in its own file system (a bind
+    /// mount of a subfolder): 0 none, 1 under way, 2 done for the current mount.
+    detour: u64,
+    /// Where the path string stood when the detour began (restored if it found nothing).
+    detour_pos: u64,
 }
 
 /// `BUF` rounded up to a power of two, minus one: masks every index into the scratch buffer.
@@ -195,6 +200,8 @@ pub(crate) fn walk(
         core::ptr::write_volatile(&raw mut (*ws).pos, HALF as u64);
         core::ptr::write_volatile(&raw mut (*ws).done, 0);
         core::ptr::write_volatile(&raw mut (*ws).matched, u64::from(WATCH_NONE));
+        core::ptr::write_volatile(&raw mut (*ws).detour, 0);
+        core::ptr::write_volatile(&raw mut (*ws).detour_pos, HALF as u64);
         // Every way out of an iteration goes through the loop head (a failed read sets `done`
         // and continues): with a single exit, the states after the walk prune to one.
         macro_rules! read_or_stop {
@@ -234,7 +241,24 @@ pub(crate) fn walk(
                     }
                 }
             }
-            if dentry == root {
+            let detour = core::ptr::read_volatile(&raw const (*ws).detour);
+            if dentry == root && check && detour == 0 {
+                // The root of a mount may be a folder below its file system's root (a bind
+                // mount of a subfolder): the folders above it in that file system are
+                // checked first, so a bind mount of `D/sub` is still inside D. Their names
+                // go into the path as usual; if none of them is watched, the walk comes back
+                // here (detour 2) and crosses to the mount point.
+                let up: *const u8 = read_or_stop!(dentry, off.dentry_parent);
+                if up != dentry {
+                    core::ptr::write_volatile(&raw mut (*ws).detour, 1);
+                    core::ptr::write_volatile(
+                        &raw mut (*ws).detour_pos,
+                        core::ptr::read_volatile(&raw const (*ws).pos),
+                    );
+                }
+            }
+            if dentry == root && core::ptr::read_volatile(&raw const (*ws).detour) != 1 {
+                core::ptr::write_volatile(&raw mut (*ws).detour, 0);
                 let parent: *const u8 = read_or_stop!(mnt, off.mount_parent);
                 if parent == mnt {
                     core::ptr::write_volatile(&raw mut (*ws).done, 1);
@@ -252,6 +276,17 @@ pub(crate) fn walk(
             }
             let parent: *const u8 = read_or_stop!(dentry, off.dentry_parent);
             if parent == dentry {
+                if detour == 1 {
+                    // The detour reached its file system's root without a watched folder:
+                    // back to the mount's root, and across to its mount point.
+                    core::ptr::write_volatile(&raw mut (*ws).detour, 2);
+                    core::ptr::write_volatile(
+                        &raw mut (*ws).pos,
+                        core::ptr::read_volatile(&raw const (*ws).detour_pos),
+                    );
+                    core::ptr::write_volatile(&raw mut (*ws).dentry, root as u64);
+                    continue;
+                }
                 core::ptr::write_volatile(&raw mut (*ws).done, 1);
                 continue;
             }

@@ -75,12 +75,20 @@ const MAX_LINKS: usize = 40;
 /// [`Resolved`] for `path` as the thread `tid` of process `pid` meant it; `follow`: the call
 /// follows a final symlink. None when a folder on the way does not exist (any more).
 pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option<Resolved> {
-    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
     let mut todo: Vec<Vec<u8>> = split(path.as_os_str().as_bytes());
     todo.reverse();
     let mut cur: Vec<Vec<u8>> = Vec::new();
     let mut links = 0;
     let mut name: Option<Vec<u8>> = None;
+    // A caller in another mount namespace or under another root (a container, a chroot)
+    // meant its own `/`: every look-up goes through its root.
+    let mut root = callers_root(pid);
+    let os = |p: &[u8], root: &[u8]| {
+        let mut full = root.to_vec();
+        full.extend_from_slice(p);
+        std::ffi::OsString::from_vec(full)
+    };
     while let Some(c) = todo.pop() {
         match c.as_slice() {
             b"" | b"." => continue,
@@ -91,6 +99,11 @@ pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option
             _ => {}
         }
         // The caller's /proc/self is not the resolver's.
+        if cur.len() == 1 && cur[0] == b"proc" && (c == b"self" || c == b"thread-self") {
+            // The caller's own entries, by its pid as this side numbers it; their links
+            // name paths as this side sees them.
+            root.clear();
+        }
         if cur.len() == 1 && cur[0] == b"proc" {
             if c == b"self" {
                 todo.push(pid.to_string().into_bytes());
@@ -109,13 +122,13 @@ pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option
             name = Some(c);
             break;
         }
-        match std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&here)) {
+        match std::fs::symlink_metadata(os(&here, &root)) {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
                     return None;
                 }
-                let target = std::fs::read_link(std::ffi::OsStr::from_bytes(&here)).ok()?;
+                let target = std::fs::read_link(os(&here, &root)).ok()?;
                 let t = target.as_os_str().as_bytes();
                 if t.starts_with(b"/") {
                     cur.clear();
@@ -136,11 +149,40 @@ pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option
             _ => return None,
         }
     }
+    // Through a bind mount of a subfolder, the folders above that subfolder in its file
+    // system are not on the way: spell the folder through a mount of a higher one (if both
+    // spellings name the same folder) so that they are.
+    for _ in 0..4 {
+        let here = join(&cur, None);
+        let Ok(here_s) = std::str::from_utf8(&here) else {
+            break;
+        };
+        let mounts = if root.is_empty() {
+            crate::sys::mountinfo::own()
+        } else {
+            std::sync::Arc::new(crate::sys::mountinfo::of(pid))
+        };
+        let Some(alt) = crate::sys::mountinfo::through_higher_mount(&mounts, here_s) else {
+            break;
+        };
+        let id = |p: &[u8]| {
+            std::fs::metadata(os(p, &root))
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
+        if id(&here).is_none() || id(&here) != id(alt.as_bytes()) {
+            break;
+        }
+        cur = split(alt.as_bytes())
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect();
+    }
     let dir = join(&cur, None);
     let mut chain = Vec::new();
     for depth in (0..=cur.len()).rev() {
         let prefix = join(&cur[..depth], None);
-        let m = std::fs::metadata(std::ffi::OsStr::from_bytes(&prefix)).ok()?;
+        let m = std::fs::metadata(os(&prefix, &root)).ok()?;
         let bytes = if depth == 0 { 0 } else { prefix.len() };
         chain.push((bytes, m.dev(), m.ino()));
     }
@@ -149,6 +191,25 @@ pub fn resolve_uncached(path: &Path, pid: u32, tid: u32, follow: bool) -> Option
         name: String::from_utf8_lossy(&name.unwrap_or_default()).into_owned(),
         chain,
     })
+}
+
+/// `/proc/<pid>/root` when the process `pid` has another mount namespace or another root
+/// than this process, else nothing (also when it is gone: then its own view is lost, and
+/// this side's is the best guess).
+fn callers_root(pid: u32) -> Vec<u8> {
+    if pid == 0 {
+        return Vec::new();
+    }
+    let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let theirs = (
+        id(&format!("/proc/{pid}/ns/mnt")),
+        id(&format!("/proc/{pid}/root")),
+    );
+    let ours = (id("/proc/self/ns/mnt"), id("/"));
+    if theirs.0.is_none() || theirs == ours {
+        return Vec::new();
+    }
+    format!("/proc/{pid}/root").into_bytes()
 }
 
 fn split(p: &[u8]) -> Vec<Vec<u8>> {
@@ -257,6 +318,13 @@ mod tests {
     use crate::sys::fsguard::Backend;
 
     #[test]
+    fn a_caller_in_this_namespace_and_root_or_gone_resolves_here() {
+        assert_eq!(callers_root(std::process::id()), Vec::<u8>::new());
+        assert_eq!(callers_root(0), Vec::<u8>::new());
+        assert_eq!(callers_root(u32::MAX), Vec::<u8>::new());
+    }
+
+    #[test]
     fn resolve_follows_the_callers_spelling_to_the_real_folder() {
         let dir = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(dir.path()).unwrap();
@@ -267,7 +335,8 @@ mod tests {
         std::fs::write(d.join("f"), "x").unwrap();
         std::os::unix::fs::symlink(d.join("f"), root.join("flink")).unwrap();
         let want = d.to_string_lossy().into_owned();
-        let r = |p: String, follow: bool| resolve_uncached(Path::new(&p), 1, 1, follow).unwrap();
+        let me = std::process::id();
+        let r = |p: String, follow: bool| resolve_uncached(Path::new(&p), me, me, follow).unwrap();
         let root_s = root.to_string_lossy();
         for spelling in [
             format!("{root_s}/d/new"),
@@ -315,7 +384,10 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         // A folder on the way that does not exist.
-        assert_eq!(resolve_uncached(&root.join("none/new"), 1, 1, false), None);
+        assert_eq!(
+            resolve_uncached(&root.join("none/new"), std::process::id(), 1, false),
+            None
+        );
     }
 
     #[test]

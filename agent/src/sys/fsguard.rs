@@ -345,28 +345,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn parse_mount_points(text: &str) -> Vec<PathBuf> {
     text.lines()
         .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|p| PathBuf::from(unescape(p)))
+        .map(|p| PathBuf::from(super::mountinfo::unescape(p)))
         .collect()
-}
-
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The longest of `mounts` that contains `path` (component-wise), or `/`.

@@ -125,7 +125,14 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
     let _fs = Mount::tmpfs(&root);
     let d = root.join("d");
     let out = root.join("out");
-    for p in [&d, &out, &d.join("sub"), &root.join("bind")] {
+    for p in [
+        &d,
+        &out,
+        &d.join("sub"),
+        &root.join("bind"),
+        &root.join("bindsub"),
+        &root.join("nsbind"),
+    ] {
         std::fs::create_dir_all(p).unwrap();
     }
     // Files that exist before the daemon starts (their creation is not under test).
@@ -145,6 +152,7 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
     std::fs::write(&conf, text.to_string()).unwrap();
     let daemon = Daemon::start(&[&format!("--config_path={}", conf.display())]);
     let _bind = Mount::bind(&d, &root.join("bind"));
+    let _bindsub = Mount::bind(&d.join("sub"), &root.join("bindsub"));
     let rel = root.strip_prefix("/").unwrap();
 
     // 1-2. `..` before the watched prefix, a doubled slash.
@@ -293,6 +301,14 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
     // 17. unlink and mkdir with spellings the kernel cannot resolve alone.
     std::fs::remove_file(format!("/tmp/../{}/link/f1", rel.display())).unwrap();
     std::fs::create_dir(root.join("bind/newdir")).unwrap();
+    // 18-20. Through a bind mount of a subfolder of D: its root is not D, but D is above it
+    // in its file system. A write, a plain name from a cwd there, an absolute string.
+    std::fs::write(root.join("bindsub/f18"), b"x").unwrap();
+    sh_in(&root.join("bindsub"), "mkdir nd19");
+    std::fs::create_dir(root.join("bindsub/nd20")).unwrap();
+    // 21-22. From another mount namespace, where D is bound at a folder that is empty in the
+    // agent's own namespace: a write, and a mkdir by an absolute string.
+    let ns_child = in_private_bind(&d, &root.join("nsbind"), "f21", "nd22");
     // Outside D, through the same tricks: no row.
     std::fs::write(format!("/tmp/../{}/out/o1", rel.display()), b"x").unwrap();
     sh_in(
@@ -348,6 +364,15 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
         "ATTRIBUTES_MODIFIED chmod /d/c16 fchmodat",
         "DELETED unlink /d/f1 unlink",
         "CREATED mkdir /d/newdir mkdir",
+        "CREATED open /d/sub/f18 openat",
+        "UPDATED write /d/sub/f18 write",
+        "UPDATED close_write /d/sub/f18 close",
+        "CREATED mkdir /d/sub/nd19 mkdir",
+        "CREATED mkdir /d/sub/nd20 mkdir",
+        "CREATED open /d/f21 openat",
+        "UPDATED write /d/f21 write",
+        "UPDATED close_write /d/f21 close",
+        "CREATED mkdir /d/nd22 mkdir",
     ]
     .map(String::from)
     .into();
@@ -372,6 +397,7 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
             }
         })
         .collect();
+    stop_child(ns_child);
     assert_eq!(got, expected, "{}", daemon.log());
     // Names the kernel resolved from objects say so; the caller's strings too.
     for r in &rows {
@@ -382,6 +408,62 @@ fn every_spelling_and_side_door_into_a_watched_folder_is_reported() {
         assert_eq!(s(r, "user_path"), if by_user { "1" } else { "0" }, "{r:?}");
     }
     daemon.stop();
+}
+
+/// A child in a mount namespace of its own where `d` is bound at `at`: it creates and
+/// writes `at/file`, makes `at/dir` (an absolute string), then sleeps (exec'd `sleep`) so
+/// that its pid, and through it its namespace, outlives the agent's resolution.
+fn in_private_bind(d: &Path, at: &Path, file: &str, dir: &str) -> std::process::Child {
+    use std::os::unix::process::CommandExt as _;
+    let (src, dst) = (cstr(d), cstr(at));
+    let (f, m) = (cstr(&at.join(file)), cstr(&at.join(dir)));
+    let root = CString::new("/").expect("no NUL");
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("10");
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe system calls on strings prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fail = |rc: libc::c_int| {
+                if rc < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            };
+            fail(libc::unshare(libc::CLONE_NEWNS))?;
+            fail(libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            fail(libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+            let fd = libc::open(
+                f.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o644,
+            );
+            fail(fd)?;
+            fail(libc::write(fd, b"x".as_ptr().cast(), 1) as libc::c_int)?;
+            fail(libc::close(fd))?;
+            fail(libc::mkdir(m.as_ptr(), 0o755))
+        });
+    }
+    cmd.spawn()
+        .expect("a child in a mount namespace of its own")
+}
+
+fn stop_child(mut c: std::process::Child) {
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// `name_to_handle_at` for `p`: a `struct file_handle` with room for 128 bytes of handle.

@@ -428,11 +428,12 @@ impl FileEventsSubscriber {
 
     fn place(&mut self, path: &str, e: &FileEvent, follow: bool) -> Placed {
         let lexical = normalize(path);
-        // The same spelling again within RESOLVED_FOR (a flood of changes to one file) is
-        // not sent to a worker again. A resolution is already made after the call, so this
-        // widens its window by at most that long.
-        let pid = if path.starts_with("/proc") { e.tid } else { 0 };
-        let key = (path.to_owned(), follow, pid);
+        // The same spelling again from the same thread within RESOLVED_FOR (a flood of
+        // changes to one file) is not sent to a worker again. A resolution is already made
+        // after the call, so this widens its window by at most that long. (The thread is in
+        // the key: its `/proc/self`, its root and its mount namespace are part of what a
+        // spelling means.)
+        let key = (path.to_owned(), follow, e.tid);
         let now = std::time::Instant::now();
         let cached = self
             .resolved

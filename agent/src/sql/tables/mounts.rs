@@ -39,31 +39,7 @@ pub struct MountEntry {
     pub options: String,
 }
 
-/// Undoes the kernel's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134`
-/// backslash). A backslash not followed by three octal digits is kept as it is.
-pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && let Some(code) = b.get(i + 1..i + 4).and_then(|d| {
-                // from_str_radix would also take a sign; only three octal digits count.
-                if !d.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                    return None;
-                }
-                u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()
-            })
-        {
-            out.push(code);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use crate::sys::mountinfo::unescape;
 
 /// Entries of a mounts file (fstab format); lines with fewer than four fields are skipped.
 pub fn parse_mounts(s: &str) -> Vec<MountEntry> {
