@@ -647,6 +647,23 @@ impl Bench {
         Ok((rate, ops as u64))
     }
 
+    /// `openloop --rename 1`: renames per second of `file` to `file.b` and back.
+    fn renameloop(&mut self, file: &Path) -> Result<f64> {
+        let secs = self.p.open_secs.to_string();
+        self.note(format!(
+            "target/release/openloop --file <unwatched dir>/renamed --secs {secs} --rename 1"
+        ));
+        let out = output(Command::new(bin("openloop")).args([
+            "--file".as_ref(),
+            file.as_os_str(),
+            "--secs".as_ref(),
+            secs.as_ref(),
+            "--rename".as_ref(),
+            "1".as_ref(),
+        ]))?;
+        kv(&out, "ops_per_sec").with_context(|| format!("openloop printed {out:?}"))
+    }
+
     fn execloop(&mut self, rate: u64) -> Result<f64> {
         let secs = self.p.exec_secs.to_string();
         self.note(format!(
@@ -966,6 +983,17 @@ impl Bench {
             r.b.push(base, rate);
             r.startup.push(d.startup.as_secs_f64());
 
+            // (f) rename() by absolute path in an unwatched folder: the price of a
+            // path-based change the kernel cannot place from the string alone.
+            let renamed = other.join("renamed");
+            std::fs::write(&renamed, b"osprey bench\n")?;
+            let base = self.renameloop(&renamed)?;
+            let d = self.start_daemon(&conf_watched)?;
+            let rate = self.renameloop(&renamed)?;
+            self.stop_daemon(&d)?;
+            r.f.push(base, rate);
+            r.startup.push(d.startup.as_secs_f64());
+
             // (c) auditd watch rule on the file.
             if r.c.unmeasurable.is_none() {
                 let (base, _) = self.openloop(&target)?;
@@ -1269,6 +1297,10 @@ impl Bench {
             ("(c) auditd watch rule (-w FILE -p rwxa)", &file.c),
             ("(d) bpftrace printing every openat", &file.d),
             ("(e) inotifywait -m on the folder", &file.e),
+            (
+                "(f) rename() by absolute path in an unwatched folder, Osprey running (renames/s)",
+                &file.f,
+            ),
         ] {
             pair_row(&mut s, name, pairs, 0);
         }
@@ -1507,6 +1539,8 @@ struct FileResults {
     c: Pairs,
     d: Pairs,
     e: Pairs,
+    /// rename() by absolute path in an unwatched folder.
+    f: Pairs,
     capture: Vec<Capture>,
     rss: Vec<f64>,
     hwm: Vec<f64>,

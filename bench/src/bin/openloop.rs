@@ -1,5 +1,8 @@
-//! `openloop --file PATH [--secs S] [--write 1]`: open() and close() one existing file in a
-//! tight loop for `S` seconds, then print `ops=N secs=T ops_per_sec=R`.
+//! `openloop --file PATH [--secs S] [--write 1] [--rename 0]`: open() and close() one existing
+//! file in a tight loop for `S` seconds, then print `ops=N secs=T ops_per_sec=R`.
+//!
+//! `--rename 1`: rename() the file to `PATH.b` and back instead, by absolute paths (a
+//! path-based change the kernel cannot place from the string alone); `ops` counts renames.
 //!
 //! `--write 1` (the default) opens with `O_WRONLY` (no `O_TRUNC`, no `O_CREAT`): Osprey
 //! reports opens for writing, so every iteration is one file event. `--write 0` opens
@@ -14,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use bench::Args;
 
-const USAGE: &str = "usage: openloop --file PATH [--secs S] [--write 0|1]";
+const USAGE: &str = "usage: openloop --file PATH [--secs S] [--write 0|1] [--rename 0|1]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +31,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<()> {
-    let args = Args::parse(args, &["file", "secs", "write"], USAGE)?;
+    let args = Args::parse(args, &["file", "secs", "write", "rename"], USAGE)?;
     let file = args.get("file").context(USAGE)?.to_owned();
     let secs: f64 = args.num("secs", 2.0)?;
     if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0) {
@@ -39,6 +42,11 @@ fn run(args: &[String]) -> Result<()> {
         "0" => false,
         other => bail!("--write takes 0 or 1, not {other:?}"),
     };
+    match args.get("rename").unwrap_or("0") {
+        "0" => {}
+        "1" => return rename_loop(&file, secs),
+        other => bail!("--rename takes 0 or 1, not {other:?}"),
+    }
     let mut opts = OpenOptions::new();
     if write {
         opts.write(true);
@@ -67,6 +75,35 @@ fn run(args: &[String]) -> Result<()> {
             break;
         }
     }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "ops={ops} secs={elapsed:.6} ops_per_sec={:.1}",
+        ops as f64 / elapsed
+    );
+    Ok(())
+}
+
+fn rename_loop(file: &str, secs: f64) -> Result<()> {
+    if !file.starts_with('/') {
+        bail!("--rename needs an absolute --file, not {file:?}");
+    }
+    let other = format!("{file}.b");
+    let limit = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut ops: u64 = 0;
+    let (mut from, mut to) = (file, other.as_str());
+    loop {
+        for _ in 0..256 {
+            std::fs::rename(from, to)
+                .with_context(|| format!("cannot rename {from} to {to} after {ops} renames"))?;
+            ops += 1;
+            std::mem::swap(&mut from, &mut to);
+        }
+        if start.elapsed() >= limit {
+            break;
+        }
+    }
+    // 256 renames per round: the file is back under its own name.
     let elapsed = start.elapsed().as_secs_f64();
     println!(
         "ops={ops} secs={elapsed:.6} ops_per_sec={:.1}",
