@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod events;
+pub mod extensions;
 pub mod fim;
 pub mod flags;
 pub mod logger;

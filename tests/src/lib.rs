@@ -131,6 +131,13 @@ impl Daemon {
                 dir.path().join("osquery-log").display()
             ));
         }
+        // The extension manager's socket too (the machine's /var/osquery is not the test's).
+        if !extra.iter().any(|a| a.starts_with("--extensions_socket")) {
+            defaults.push(format!(
+                "--extensions_socket={}",
+                dir.path().join("osquery.em").display()
+            ));
+        }
         let child = Command::new(osprey_bin())
             .arg("daemon")
             .arg(format!("--database_path={}", db.display()))
@@ -176,6 +183,11 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The extension manager's socket of this daemon (unless the test chose another).
+    pub fn extensions_socket(&self) -> PathBuf {
+        self._dir.path().join("osquery.em")
     }
 
     pub fn log(&self) -> String {
@@ -343,4 +355,16 @@ pub fn s<'a>(row: &'a Map<String, Value>, col: &str) -> &'a str {
     row.get(col)
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no column {col} in {row:?}"))
+}
+
+/// The Python of the venv `cargo xtask setup` makes with the osquery SDK (`.tools/pyenv`).
+/// Missing is a failure, never a skip.
+pub fn osquery_python() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/pyenv/bin/python3");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask setup` (it installs the osquery Python SDK)",
+        p.display()
+    );
+    p
 }

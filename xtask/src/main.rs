@@ -11,6 +11,7 @@
 //! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
 
 mod bench;
+mod generated;
 mod layers;
 mod run;
 mod setup;
@@ -165,6 +166,7 @@ fn test() -> Result<()> {
 fn lint() -> Result<()> {
     // Cheap and independent of the toolchains: which agent module may import which.
     layers::run()?;
+    generated::check()?;
     run_checked(cargo().args(["fmt", "--all", "--check"]))?;
     // Default members (userspace); agent-ebpf is linted below for its own target.
     run_checked(cargo().args([

@@ -47,7 +47,17 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3",
     // The network tables' test compares with iproute2's `ip`.
     "iproute2",
+    // The extension manager's generated Thrift code is checked against this generator.
+    "thrift-compiler",
 ];
+
+/// The osquery Python SDK the extension tests run unchanged, in a venv of its own.
+const PYTHON_SDK: &[&str] = &["osquery==3.1.1", "thrift==0.21.0"];
+
+/// The venv with [`PYTHON_SDK`].
+pub fn python_sdk_dir() -> PathBuf {
+    tools_dir().join("pyenv")
+}
 
 pub fn tools_dir() -> PathBuf {
     root().join(".tools")
@@ -77,6 +87,7 @@ pub fn setup() -> Result<()> {
     let toolchain = ebpf_toolchain()?;
     nightly(&toolchain)?;
     bpf_linker(&toolchain)?;
+    python_sdk()?;
     eprintln!(
         "xtask setup: ready in {:.1}s (eBPF toolchain {toolchain}, bpf-linker {BPF_LINKER_VERSION})",
         started.elapsed().as_secs_f64()
@@ -137,6 +148,25 @@ fn nightly(toolchain: &str) -> Result<()> {
         "--component",
         "rust-src,clippy,rustfmt",
     ]))
+}
+
+/// `.tools/pyenv`: a venv with the osquery Python SDK (rebuilt when the pins change).
+fn python_sdk() -> Result<()> {
+    let dir = python_sdk_dir();
+    let stamp = dir.join("osprey.stamp");
+    let want = PYTHON_SDK.join(" ");
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing {want} into {}", dir.display());
+    let _ = fs::remove_dir_all(&dir);
+    run_checked(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    run_checked(
+        Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_SDK),
+    )?;
+    fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))
 }
 
 fn bpf_linker(toolchain: &str) -> Result<()> {

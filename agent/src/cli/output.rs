@@ -27,13 +27,7 @@ impl Mode {
 
 /// osquery prints every value as text; NULL is the empty string.
 pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Integer(i) => i.to_string(),
-        Value::Real(f) => f.to_string(),
-        Value::Text(t) => t.clone(),
-        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
-    }
+    crate::sql::text_of(v)
 }
 
 pub fn render(rs: &ResultSet, mode: Mode, header: bool) -> String {

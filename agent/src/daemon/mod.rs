@@ -55,7 +55,7 @@ pub fn main(flags: &Flags) -> Result<()> {
         && crate::sys::procfs::read_text(&p).is_some_and(|t| !t.trim().is_empty())
     {
         log::warn!(
-            "--extensions_autoload={}: lists extensions, but the extension manager is not in this build yet; they are not started",
+            "--extensions_autoload={}: lists extensions, but autoload is not in this build yet; they are not started (start them yourself with --socket)",
             p.display()
         );
     }
@@ -160,6 +160,15 @@ pub fn run(
             "distributed",
             crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
         );
+    }
+    if !flags.bool("disable_extensions") {
+        // A manager that cannot listen is reported once; the agent runs on without it.
+        match crate::extensions::Manager::listen(flags, wiring::table_env(&store, sources, &live)) {
+            Ok(m) => {
+                sup.spawn_task(&running.handle(), "extensions", m.serve(shutdown.clone()));
+            }
+            Err(e) => log::error!("extension manager not started: {e}"),
+        }
     }
     sup.spawn_task(&running.handle(), "rescan", {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());

@@ -255,6 +255,26 @@ impl Engine {
         self.tables.iter().find(|t| t.name() == name)
     }
 
+    /// The columns the last statement of `sql` with columns would return, with their declared
+    /// types (`UNKNOWN` for an expression), without running it.
+    pub fn columns(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+        let mut last = Vec::new();
+        for stmt_sql in split_statements(sql) {
+            let stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
+            let cols: Vec<(String, String)> = stmt
+                .columns()
+                .map(|c| {
+                    let ty = c.decl_type().unwrap_or("UNKNOWN").to_ascii_uppercase();
+                    (c.name().to_owned(), ty)
+                })
+                .collect();
+            if !cols.is_empty() {
+                last = cols;
+            }
+        }
+        Ok(last)
+    }
+
     /// Runs `sql` (one or more statements); returns the rows of the last one that has columns.
     pub fn query(&self, sql: &str) -> Result<ResultSet, String> {
         // Pick up what the daemon wrote since the last statement.
@@ -283,6 +303,17 @@ impl Engine {
             }
         }
         Ok(last)
+    }
+}
+
+/// A value as osquery passes every value, as text; NULL is the empty string.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(t) => t.clone(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 

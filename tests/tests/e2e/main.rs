@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod enrichment;
 mod evasion;
+mod extensions;
 mod file;
 mod fleet;
 mod parity;
