@@ -128,12 +128,20 @@ pub fn run(
         let now = current.clone();
         Arc::new(move || lock(&now).flags.clone())
     };
+    // osquery extensions: their tables are in every SQL engine of the daemon.
+    let extensions = (!flags.bool("disable_extensions")).then(|| {
+        Arc::new(crate::extensions::Registry::new(
+            flags.path("extensions_socket").unwrap_or_default(),
+            Duration::from_secs(flags.u64("extensions_timeout").max(1)),
+        ))
+    });
     let scheduler = wiring::scheduler(
         &store,
         sources,
         &live,
         w.stats.logger.clone(),
         remote.as_ref().map(|r| (r, settings.clone())),
+        extensions.as_ref(),
     )?;
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());
@@ -154,16 +162,17 @@ pub fn run(
         && !flags.bool("disable_distributed")
         && flags.get("distributed_plugin") == "tls"
     {
-        let env = wiring::table_env(&store, sources, &live);
+        let env = wiring::table_env(&store, sources, &live, extensions.as_ref());
         sup.spawn_task(
             &running.handle(),
             "distributed",
             crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
         );
     }
-    if !flags.bool("disable_extensions") {
+    if let Some(registry) = &extensions {
         // A manager that cannot listen is reported once; the agent runs on without it.
-        match crate::extensions::Manager::listen(flags, wiring::table_env(&store, sources, &live)) {
+        let env = wiring::table_env(&store, sources, &live, Some(registry));
+        match crate::extensions::Manager::listen(flags, env, registry.clone()) {
             Ok(m) => {
                 sup.spawn_task(&running.handle(), "extensions", m.serve(shutdown.clone()));
             }

@@ -258,10 +258,19 @@ pub fn reprogram(
 
 /// Every table (live and stored events) of this daemon, as the scheduler and distributed
 /// queries see them.
-pub fn table_env(store: &Arc<Store>, sources: &[&'static dyn Source], live: &Live) -> TableEnv {
-    TableEnv::new(Some(store.clone()), Arc::new(live.flags.clone()))
+pub fn table_env(
+    store: &Arc<Store>,
+    sources: &[&'static dyn Source],
+    live: &Live,
+    extensions: Option<&Arc<crate::extensions::Registry>>,
+) -> TableEnv {
+    let env = TableEnv::new(Some(store.clone()), Arc::new(live.flags.clone()))
         .with_tables(sources::tables_of(sources))
-        .with_flags_view(Arc::new(crate::control::flags_view))
+        .with_flags_view(Arc::new(crate::control::flags_view));
+    match extensions {
+        Some(r) => env.with_dynamic(Arc::new(crate::extensions::ExtensionTables(r.clone()))),
+        None => env,
+    }
 }
 
 /// The remote API client for `flags`: its host identifier as the result logs carry it,
@@ -288,9 +297,10 @@ pub fn scheduler(
     live: &Arc<Live>,
     counters: Arc<crate::rt::counters::LoggerCounters>,
     remote: Option<(&Arc<Remote>, crate::remote::distributed::Settings)>,
+    extensions: Option<&Arc<crate::extensions::Registry>>,
 ) -> Result<(Scheduler, Forwarder)> {
     let buffer = Arc::new(LogBuffer::open(store.clone())?);
-    let env = table_env(store, sources, live);
+    let env = table_env(store, sources, live, extensions);
     let now = crate::sys::now_ns() / 1_000_000_000;
     let sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;

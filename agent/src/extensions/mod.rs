@@ -8,9 +8,11 @@
 //!
 //! Served here: `ping`, `query`, `getQueryColumns`, `options`, `extensions`,
 //! `registerExtension`/`deregisterExtension` (the registry below), and `call` on the core
-//! `table` registry (columns and generate). Not yet: calls from the manager into extensions
-//! (their tables in SQL, their config, logger and distributed plugins), health pings,
-//! autoload.
+//! `table` registry (columns and generate). Extensions' tables are SQL tables of every engine
+//! of the daemon ([`ExtensionTables`]; rows by a `call` into the extension at
+//! `<socket>.<uuid>`, one connection per call, `--extensions_timeout` per call). Every
+//! `--extensions_interval` each extension is pinged; one that does not answer is
+//! deregistered. Not yet: extensions' config, logger and distributed plugins, autoload.
 //!
 //! Architecture invariant: the [`Registry`] has one lock, and it is never held across a call
 //! to an extension or a query: every method copies what it needs and releases it.
@@ -31,14 +33,18 @@ use std::{
     collections::BTreeMap,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use osquery::{
     ExtensionManagerSyncHandler, ExtensionManagerSyncProcessor, ExtensionPluginRequest,
-    ExtensionRegistry, ExtensionResponse, ExtensionRouteUUID, ExtensionStatus,
+    ExtensionRegistry, ExtensionResponse, ExtensionRouteUUID, ExtensionStatus, ExtensionSyncClient,
     ExtensionSyncHandler, InternalExtensionInfo, InternalExtensionList, InternalOptionInfo,
-    InternalOptionList,
+    InternalOptionList, TExtensionSyncClient as _,
 };
 use thrift::{
     protocol::{TBinaryInputProtocol, TBinaryOutputProtocol},
@@ -49,16 +55,29 @@ use thrift::{
 use crate::{
     flags::Flags,
     rt::Shutdown,
-    sql::{Engine, TableEnv},
+    sql::{DynamicTables, Engine, TableEnv, vtab},
 };
+
+/// A Thrift client of one extension, on a UNIX stream.
+type Client = ExtensionSyncClient<
+    TBinaryInputProtocol<TBufferedReadTransport<std::os::unix::net::UnixStream>>,
+    TBinaryOutputProtocol<TBufferedWriteTransport<std::os::unix::net::UnixStream>>,
+>;
 
 /// The registries osquery routes plugins through; an extension may register in these.
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
-/// The extensions registered now, and the ids given so far.
+mod table;
+
+/// The extensions registered now, and the ids given so far; where they listen
+/// (`<socket>.<uuid>`) and how long a call into one may take.
 #[derive(Debug, Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    socket: PathBuf,
+    timeout: Duration,
+    /// Bumped at every registration and deregistration (engines add new tables then).
+    generation: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -82,8 +101,92 @@ fn status(code: i32, message: impl Into<String>, uuid: i64) -> ExtensionStatus {
 }
 
 impl Registry {
+    /// A registry whose extensions listen beside `socket` and get `timeout` per call.
+    pub fn new(socket: PathBuf, timeout: Duration) -> Self {
+        Self {
+            socket,
+            timeout,
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One call into extension `uuid` on a connection of its own (opened for it, closed
+    /// after it: a call that fails or times out never leaves a half-read stream behind).
+    pub fn call(
+        &self,
+        uuid: i64,
+        registry: &str,
+        item: &str,
+        request: ExtensionPluginRequest,
+    ) -> Result<ExtensionResponse, String> {
+        let mut client = self.connect(uuid)?;
+        client
+            .call(registry.to_owned(), item.to_owned(), request)
+            .map_err(|e| format!("extension {uuid}: {e}"))
+    }
+
+    fn connect(&self, uuid: i64) -> Result<Client, String> {
+        let mut path = self.socket.clone().into_os_string();
+        path.push(format!(".{uuid}"));
+        let stream = std::os::unix::net::UnixStream::connect(&path)
+            .map_err(|e| format!("extension {uuid} at {}: {e}", Path::new(&path).display()))?;
+        let timeout = Some(self.timeout.max(Duration::from_millis(10)));
+        stream
+            .set_read_timeout(timeout)
+            .and_then(|()| stream.set_write_timeout(timeout))
+            .map_err(|e| e.to_string())?;
+        let reader = stream.try_clone().map_err(|e| e.to_string())?;
+        Ok(ExtensionSyncClient::new(
+            TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
+            TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true),
+        ))
+    }
+
+    /// Whether extension `uuid` answers a ping.
+    pub fn ping(&self, uuid: i64) -> Result<(), String> {
+        let mut client = self.connect(uuid)?;
+        let st = client
+            .ping()
+            .map_err(|e| format!("extension {uuid}: {e}"))?;
+        match st.code {
+            Some(0) => Ok(()),
+            _ => Err(format!(
+                "extension {uuid}: ping answered {:?}",
+                st.message.unwrap_or_default()
+            )),
+        }
+    }
+
+    /// The rows of extension table `name` (from whichever extension owns it now).
+    fn call_table(
+        &self,
+        name: &str,
+        request: ExtensionPluginRequest,
+    ) -> Result<Vec<BTreeMap<String, String>>, String> {
+        let owner = self
+            .lock()
+            .extensions
+            .iter()
+            .find(|(_, e)| e.plugins.get("table").is_some_and(|t| t.contains_key(name)))
+            .map(|(k, _)| *k);
+        let Some(uuid) = owner else {
+            return Err("its extension is gone".to_owned());
+        };
+        let r = self.call(uuid, "table", name, request)?;
+        let st = r.status.unwrap_or_default();
+        if st.code.unwrap_or(0) != 0 {
+            return Err(st.message.unwrap_or_default());
+        }
+        Ok(r.response.unwrap_or_default())
+    }
+
+    /// The ids registered now.
+    pub fn uuids(&self) -> Vec<i64> {
+        self.lock().extensions.keys().copied().collect()
     }
 
     /// Registers an extension and its plugins; refused (code 1) for an unknown registry, a
@@ -142,13 +245,16 @@ impl Registry {
         g.last_uuid += 1;
         let uuid = g.last_uuid;
         g.extensions.insert(uuid, Registered { info, plugins });
+        self.generation.fetch_add(1, Ordering::SeqCst);
         log::info!("extension {name:?} registered as {uuid}");
         status(0, "OK", uuid)
     }
 
     pub fn deregister(&self, uuid: i64) -> ExtensionStatus {
-        match self.lock().extensions.remove(&uuid) {
+        let removed = self.lock().extensions.remove(&uuid);
+        match removed {
             Some(e) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
                 log::info!(
                     "extension {:?} ({uuid}) deregistered",
                     e.info.name.as_deref().unwrap_or("")
@@ -164,6 +270,57 @@ impl Registry {
             .extensions
             .iter()
             .map(|(k, v)| (*k, v.info.clone()))
+            .collect()
+    }
+}
+
+/// The extensions' tables, for the SQL engines of the daemon.
+#[derive(Debug, Clone)]
+pub struct ExtensionTables(pub Arc<Registry>);
+
+impl DynamicTables for ExtensionTables {
+    fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::SeqCst)
+    }
+
+    fn tables(&self) -> Vec<Arc<dyn vtab::Table>> {
+        let g = self.0.lock();
+        g.extensions
+            .values()
+            .filter_map(|e| e.plugins.get("table"))
+            .flat_map(|t| t.iter())
+            .map(|(name, routes)| {
+                Arc::new(table::ExtensionTable {
+                    name: table::table_name(name),
+                    columns: table::columns_of(routes),
+                    registry: self.0.clone(),
+                }) as Arc<dyn vtab::Table>
+            })
+            .collect()
+    }
+
+    fn plugins(&self) -> Vec<(String, String, i64)> {
+        let g = self.0.lock();
+        let mut out = Vec::new();
+        for (uuid, e) in &g.extensions {
+            for (registry, items) in &e.plugins {
+                out.extend(items.keys().map(|i| (registry.clone(), i.clone(), *uuid)));
+            }
+        }
+        out
+    }
+
+    fn extensions(&self) -> Vec<crate::sql::ExtensionRow> {
+        let g = self.0.lock();
+        g.extensions
+            .iter()
+            .map(|(uuid, e)| crate::sql::ExtensionRow {
+                uuid: *uuid,
+                name: e.info.name.clone().unwrap_or_default(),
+                version: e.info.version.clone().unwrap_or_default(),
+                sdk_version: e.info.sdk_version.clone().unwrap_or_default(),
+                path: format!("{}.{uuid}", self.0.socket.display()),
+            })
             .collect()
     }
 }
@@ -332,13 +489,19 @@ pub struct Manager {
     listener: std::os::unix::net::UnixListener,
     registry: Arc<Registry>,
     env: TableEnv,
+    /// Between health pings of every extension (`--extensions_interval`).
+    interval: Duration,
     flags: Arc<Flags>,
 }
 
 impl Manager {
     /// Binds `--extensions_socket` (its folder made if missing; a stale socket of a manager
     /// that is gone is replaced; the socket is mode 0600).
-    pub fn listen(flags: &Flags, env: TableEnv) -> Result<Self, ListenError> {
+    pub fn listen(
+        flags: &Flags,
+        env: TableEnv,
+        registry: Arc<Registry>,
+    ) -> Result<Self, ListenError> {
         let path = flags.path("extensions_socket").ok_or(ListenError::NoPath)?;
         let io = |e| ListenError::Io(path.clone(), e);
         if path.as_os_str().len() >= 104 {
@@ -366,8 +529,9 @@ impl Manager {
         Ok(Self {
             path,
             listener,
-            registry: Arc::new(Registry::default()),
+            registry,
             env,
+            interval: Duration::from_secs(flags.u64("extensions_interval").max(1)),
             flags: Arc::new(flags.clone()),
         })
     }
@@ -385,8 +549,10 @@ impl Manager {
             listener,
             registry,
             env,
+            interval,
             flags,
         } = self;
+        tokio::spawn(health(registry.clone(), interval, shutdown.clone()));
         let listener = match listener
             .set_nonblocking(true)
             .and_then(|()| tokio::net::UnixListener::from_std(listener))
@@ -426,6 +592,36 @@ impl Manager {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Pings every extension each `interval`; one that does not answer is deregistered (its
+/// tables and plugins go with it).
+async fn health(registry: Arc<Registry>, interval: Duration, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !shutdown.is_set() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.wait() => break,
+        }
+        for uuid in registry.uuids() {
+            let r = registry.clone();
+            let answer = tokio::task::spawn_blocking(move || r.ping(uuid)).await;
+            if let Ok(Err(e)) = answer {
+                log::warn!("{e}: deregistered");
+                registry.deregister(uuid);
+                // Its socket file, if the dead extension left one.
+                let mut path = registry.socket.clone().into_os_string();
+                path.push(format!(".{uuid}"));
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+                    use std::os::unix::fs::FileTypeExt as _;
+                    m.file_type().is_socket()
+                }) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
     }
 }
 

@@ -77,3 +77,101 @@ fn values_go_out_as_osquery_text() {
         ])]
     );
 }
+
+fn route(name: &str, ty: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("id".to_owned(), "column".to_owned()),
+        ("name".to_owned(), name.to_owned()),
+        ("type".to_owned(), ty.to_owned()),
+        ("op".to_owned(), "0".to_owned()),
+    ])
+}
+
+#[test]
+fn routes_become_typed_columns_kept_once() {
+    let routes = [
+        route("n", "INTEGER"),
+        route("w", "TEXT"),
+        route("x", "DOUBLE"),
+    ];
+    let cols = table::columns_of(&routes);
+    let got: Vec<(&str, &str)> = cols.iter().map(|c| (c.name, c.ty.sql_name())).collect();
+    assert_eq!(got, [("n", "INTEGER"), ("w", "TEXT"), ("x", "DOUBLE")]);
+    // The same routes again: the same list (engines see no change).
+    assert!(std::ptr::eq(cols, table::columns_of(&routes)));
+    assert!(!std::ptr::eq(cols, table::columns_of(&routes[..2])));
+}
+
+#[test]
+fn the_context_carries_osquerys_operator_codes_and_used_columns() {
+    use crate::sql::vtab::{Constraint, Op, QueryContext};
+    use rusqlite::types::Value;
+    let cols = table::columns_of(&[route("n", "BIGINT"), route("w", "TEXT")]);
+    let ctx = QueryContext {
+        constraints: vec![
+            Constraint {
+                column: 1,
+                op: Op::Like,
+                value: Value::Text("a%".into()),
+            },
+            Constraint {
+                column: 0,
+                op: Op::Ge,
+                value: Value::Integer(3),
+            },
+            Constraint {
+                column: 0,
+                op: Op::Lt,
+                value: Value::Integer(9),
+            },
+        ],
+        columns_used: Some(0b01),
+    };
+    let v: serde_json::Value = serde_json::from_str(&table::context_json(cols, &ctx)).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "constraints": [
+                {"name": "n", "affinity": "BIGINT",
+                 "list": [{"op": 32, "expr": "3"}, {"op": 16, "expr": "9"}]},
+                {"name": "w", "affinity": "TEXT", "list": [{"op": 65, "expr": "a%"}]},
+            ],
+            "colsUsed": ["n"],
+        })
+    );
+}
+
+#[test]
+fn returned_text_is_typed_by_its_column_and_missing_is_null() {
+    use rusqlite::types::Value;
+    let cols = table::columns_of(&[
+        route("n", "INTEGER"),
+        route("d", "DOUBLE"),
+        route("t", "TEXT"),
+    ]);
+    let row = BTreeMap::from([
+        ("n".to_owned(), "12".to_owned()),
+        ("d".to_owned(), "not a number".to_owned()),
+    ]);
+    assert_eq!(
+        table::typed_row(cols, &row),
+        [
+            Value::Integer(12),
+            Value::Text("not a number".into()),
+            Value::Null
+        ]
+    );
+}
+
+#[test]
+fn a_call_to_an_extension_that_does_not_listen_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::new(dir.path().join("em"), Duration::from_secs(1));
+    let err = r.call(7, "table", "t", BTreeMap::new()).unwrap_err();
+    assert!(err.starts_with("extension 7 at "), "{err}");
+    assert!(err.contains("em.7"), "{err}");
+    assert_eq!(
+        r.call_table("nothing", BTreeMap::new()).unwrap_err(),
+        "its extension is gone"
+    );
+}

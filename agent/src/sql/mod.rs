@@ -144,6 +144,35 @@ pub trait Carver: Send + Sync {
     fn list(&self) -> Vec<Carve>;
 }
 
+/// Tables that come and go while an engine lives (the tables of osquery extensions): an
+/// engine adds the ones it has not seen before each statement.
+pub trait DynamicTables: Send + Sync {
+    /// Changes whenever the set of tables changes.
+    fn generation(&self) -> u64;
+    /// The tables now. A table whose owner is gone may still be asked for rows by an engine
+    /// that saw it: it answers with an error.
+    fn tables(&self) -> Vec<Arc<dyn vtab::Table>>;
+    /// (registry, plugin name, owner uuid) of every plugin registered (`osquery_registry`).
+    fn plugins(&self) -> Vec<(String, String, i64)> {
+        Vec::new()
+    }
+    /// The extensions registered (`osquery_extensions`).
+    fn extensions(&self) -> Vec<ExtensionRow> {
+        Vec::new()
+    }
+}
+
+/// One registered extension as `osquery_extensions` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRow {
+    pub uuid: i64,
+    pub name: String,
+    pub version: String,
+    pub sdk_version: String,
+    /// Where it listens (`<socket>.<uuid>`).
+    pub path: String,
+}
+
 /// What tables can draw on.
 #[derive(Clone)]
 pub struct TableEnv {
@@ -157,6 +186,8 @@ pub struct TableEnv {
     pub events_cursor: Option<Arc<EventsCursor>>,
     /// Who carves for the `carves` table (None: `carve = 1` is an error saying why).
     pub carver: Option<Arc<dyn Carver>>,
+    /// Tables registered while the engine lives (osquery extensions).
+    pub dynamic: Option<Arc<dyn DynamicTables>>,
 }
 
 impl std::fmt::Debug for TableEnv {
@@ -180,7 +211,13 @@ impl TableEnv {
             providers: Vec::new(),
             events_cursor: None,
             carver: None,
+            dynamic: None,
         }
+    }
+
+    pub fn with_dynamic(mut self, dynamic: Arc<dyn DynamicTables>) -> Self {
+        self.dynamic = Some(dynamic);
+        self
     }
 
     pub fn with_carver(mut self, carver: Arc<dyn Carver>) -> Self {
@@ -212,6 +249,9 @@ pub struct Engine {
     conn: Connection,
     tables: Vec<Arc<dyn vtab::Table>>,
     env: TableEnv,
+    /// The generation of `env.dynamic` last seen, and the dynamic tables registered on this
+    /// connection (by name: the address of their column list, which changes with them).
+    dynamic: std::cell::RefCell<(u64, std::collections::HashMap<&'static str, usize>)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -236,7 +276,39 @@ impl Engine {
         for t in &tables {
             vtab::register(&conn, t.clone())?;
         }
-        Ok(Self { conn, tables, env })
+        Ok(Self {
+            conn,
+            tables,
+            env,
+            dynamic: std::cell::RefCell::new((u64::MAX, std::collections::HashMap::new())),
+        })
+    }
+
+    /// Registers the dynamic tables this connection has not seen (a core table of the same
+    /// name always wins; registration refuses such names anyway).
+    fn refresh_dynamic(&self) -> Result<(), String> {
+        let Some(d) = &self.env.dynamic else {
+            return Ok(());
+        };
+        let generation = d.generation();
+        let mut seen = self.dynamic.borrow_mut();
+        if seen.0 == generation {
+            return Ok(());
+        }
+        for t in d.tables() {
+            let name = t.name();
+            if self.tables.iter().any(|c| c.name() == name) {
+                continue;
+            }
+            let columns = t.columns().as_ptr() as usize;
+            if seen.1.get(name) == Some(&columns) {
+                continue;
+            }
+            vtab::register(&self.conn, t).map_err(|e| format!("table {name}: {e}"))?;
+            seen.1.insert(name, columns);
+        }
+        seen.0 = generation;
+        Ok(())
     }
 
     /// Stops the statement running on this engine from another thread (it fails with
@@ -258,6 +330,7 @@ impl Engine {
     /// The columns the last statement of `sql` with columns would return, with their declared
     /// types (`UNKNOWN` for an expression), without running it.
     pub fn columns(&self, sql: &str) -> Result<Vec<(String, String)>, String> {
+        self.refresh_dynamic()?;
         let mut last = Vec::new();
         for stmt_sql in split_statements(sql) {
             let stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
@@ -281,6 +354,7 @@ impl Engine {
         if let Some(store) = &self.env.store {
             store.catch_up().map_err(|e| e.to_string())?;
         }
+        self.refresh_dynamic()?;
         let mut last = ResultSet {
             columns: Vec::new(),
             rows: Vec::new(),

@@ -84,3 +84,121 @@ fn osquery_pythons_manager_client_gets_exact_answers() {
     daemon.stop();
     assert!(!sock.exists(), "the socket is removed at exit");
 }
+
+/// One statement through the manager, as the SDK returns it.
+fn query(sock: &std::path::Path, sql: &str) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/query.py");
+    let out = Command::new(osquery_python())
+        .arg(&script)
+        .arg(sock)
+        .arg(sql)
+        .output()
+        .expect("run query.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("query.py prints JSON")
+}
+
+#[test]
+fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_it() {
+    let daemon = Daemon::start(&["--extensions_interval=1"]);
+    let sock = daemon.extensions_socket();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
+    while !sock.exists() {
+        assert!(Instant::now() < until, "no socket: {}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/probe_extension.py");
+    let mut ext = Command::new(osquery_python())
+        .arg(&script)
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--timeout", "5", "--interval", "1"])
+        .spawn()
+        .expect("start the extension");
+    // Registered, and listening on <socket>.<uuid>: the table answers.
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(20));
+    let rows = loop {
+        let r = query(&sock, "SELECT n, word FROM probe_table ORDER BY n");
+        if r["status"]["code"] == 0 {
+            break r["response"].clone();
+        }
+        assert!(Instant::now() < until, "{r}\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        rows,
+        json!([{"n": "1", "word": "one"}, {"n": "2", "word": "two"}])
+    );
+    // The manager and the extension in osquery_extensions, its table in osquery_registry.
+    let r = query(
+        &sock,
+        "SELECT uuid, name, version, sdk_version, path, type FROM osquery_extensions ORDER BY uuid",
+    );
+    let s = sock.display().to_string();
+    assert_eq!(
+        r["response"],
+        json!([
+            {"uuid": "0", "name": "core", "version": "5.12.1", "sdk_version": "0.0.0",
+             "path": s, "type": "core"},
+            {"uuid": "1", "name": "probe", "version": "1.0.0", "sdk_version": "3.0.7",
+             "path": format!("{s}.1"), "type": "extension"},
+        ]),
+        "{r}"
+    );
+    let r = query(
+        &sock,
+        "SELECT registry, name, owner_uuid, internal, active FROM osquery_registry \
+         WHERE owner_uuid != 0",
+    );
+    assert_eq!(
+        r["response"],
+        json!([{"registry": "table", "name": "probe_table", "owner_uuid": "1",
+                "internal": "0", "active": "1"}]),
+        "{r}"
+    );
+    // Constraints reach the extension in osquery's context format; SQLite filters again.
+    let r = query(
+        &sock,
+        "SELECT n, ctx FROM probe_table WHERE word = 'two' AND n > 1",
+    );
+    assert_eq!(r["status"]["code"], 0, "{r}");
+    let rows = r["response"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{r}");
+    assert_eq!(rows[0]["n"], "2");
+    let ctx: Value = serde_json::from_str(rows[0]["ctx"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        ctx,
+        json!({
+            "colsUsed": ["n", "word", "ctx"],
+            "constraints": [
+                {"name": "n", "list": [{"op": 4, "expr": "1"}], "affinity": "INTEGER"},
+                {"name": "word", "list": [{"op": 2, "expr": "two"}], "affinity": "TEXT"},
+            ],
+        })
+    );
+    // Killed: within two ping intervals it is deregistered, and its table is gone.
+    ext.kill().unwrap();
+    ext.wait().unwrap();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(5));
+    loop {
+        // Until the next ping, a query fails on the dead extension's socket (an error that
+        // names it); then the table no longer exists.
+        let r = query(&sock, "SELECT n FROM probe_table");
+        let message = r["status"]["message"].as_str().unwrap_or("").to_owned();
+        if message == "no such table: probe_table" {
+            break;
+        }
+        if r["status"]["code"] == 1 {
+            assert!(message.starts_with("probe_table: extension 1 at "), "{r}");
+        }
+        assert!(Instant::now() < until, "{r}\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let log = daemon.stop();
+    assert!(log.contains("deregistered"), "{log}");
+}

@@ -17,6 +17,7 @@ mod npm_packages;
 mod ns;
 mod os_version;
 mod osquery_events;
+mod osquery_extensions;
 mod osquery_flags;
 mod osquery_info;
 mod osquery_registry;
@@ -47,6 +48,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(osquery_schedule::OsquerySchedule::new(env.clone())),
         Arc::new(osquery_schedule::OsqueryPacks::new(env.clone())),
         Arc::new(osquery_registry::OsqueryRegistry::new(env.clone())),
+        Arc::new(osquery_extensions::OsqueryExtensions::new(env.clone())),
         Arc::new(carves::Carves::new(env.clone())),
         Arc::new(deb_packages::DebPackages),
         Arc::new(network::InterfaceAddresses),

@@ -1,7 +1,8 @@
 //! `osquery_registry`: the plugins of each registry, as osquery lists them. Fleet's discovery
 //! queries ask it whether a table exists (`registry = 'table' AND name = '…' AND active`).
 //! Registries: `table` (every table of this engine), `config`, `logger` and `distributed`
-//! (active: the ones the daemon's effective flags use).
+//! (active: the ones the daemon's effective flags use), then the plugins osquery extensions
+//! registered (owner_uuid: the extension's id).
 
 use crate::sql::{
     TableEnv,
@@ -80,6 +81,16 @@ impl Table for OsqueryRegistry {
         for d in DISTRIBUTED {
             let on = !flags.bool("disable_distributed") && flags.get("distributed_plugin") == *d;
             push("distributed", d, on);
+        }
+        // Extensions' plugins: owned by their extension, not internal, active.
+        for (registry, name, uuid) in self.env.dynamic.iter().flat_map(|d| d.plugins()) {
+            rows.push(Ok(vec![
+                text(&registry),
+                text(&name),
+                int(uuid),
+                int(0),
+                int(1),
+            ]));
         }
         Ok(Box::new(rows.into_iter()))
     }
