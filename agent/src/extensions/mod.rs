@@ -60,7 +60,7 @@ use crate::{
 
 /// A Thrift client of one extension, on a UNIX stream.
 type Client = ExtensionSyncClient<
-    TBinaryInputProtocol<TBufferedReadTransport<std::os::unix::net::UnixStream>>,
+    wire::Bounded<TBinaryInputProtocol<TBufferedReadTransport<std::os::unix::net::UnixStream>>>,
     TBinaryOutputProtocol<TBufferedWriteTransport<std::os::unix::net::UnixStream>>,
 >;
 
@@ -68,6 +68,7 @@ type Client = ExtensionSyncClient<
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
 mod table;
+mod wire;
 
 /// The extensions registered now, and the ids given so far; where they listen
 /// (`<socket>.<uuid>`) and how long a call into one may take.
@@ -78,6 +79,8 @@ pub struct Registry {
     timeout: Duration,
     /// Bumped at every registration and deregistration (engines add new tables then).
     generation: AtomicU64,
+    /// Connections closed because the peer sent what cannot be a request.
+    pub bad_peers: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +144,10 @@ impl Registry {
             .map_err(|e| e.to_string())?;
         let reader = stream.try_clone().map_err(|e| e.to_string())?;
         Ok(ExtensionSyncClient::new(
-            TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
+            wire::Bounded::new(
+                TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
+                wire::REPLY_MAX,
+            ),
             TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true),
         ))
     }
@@ -564,7 +570,9 @@ impl Manager {
             }
         };
         log::info!("extension manager listening on {}", path.display());
-        let open: Arc<Mutex<Vec<std::os::unix::net::UnixStream>>> = Arc::default();
+        // The live connections, so that shutdown can end them (each removes itself).
+        let open: Arc<Mutex<BTreeMap<u64, std::os::unix::net::UnixStream>>> = Arc::default();
+        let mut next_id = 0u64;
         loop {
             let stream = tokio::select! {
                 r = listener.accept() => r,
@@ -577,18 +585,30 @@ impl Manager {
                     continue;
                 }
             };
+            next_id += 1;
+            let id = next_id;
             if let Ok(clone) = stream.try_clone() {
-                lock(&open).push(clone);
+                lock(&open).insert(id, clone);
             }
             let (registry, env, flags) = (registry.clone(), env.clone(), flags.clone());
+            let open = open.clone();
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = serve_connection(stream, env, registry, flags) {
-                    log::debug!("extension manager: connection ended: {e}");
+                let ended = serve_connection(stream, env, registry.clone(), flags);
+                lock(&open).remove(&id);
+                match ended {
+                    // The peer closed it: the normal end.
+                    Err(thrift::Error::Transport(t))
+                        if t.kind == thrift::TransportErrorKind::EndOfFile => {}
+                    Err(e) => {
+                        let n = registry.bad_peers.fetch_add(1, Ordering::Relaxed) + 1;
+                        log::warn!("extension manager: connection closed ({n} so far): {e}");
+                    }
+                    Ok(()) => {}
                 }
             });
         }
         // Unblock the connection threads (their reads fail), then remove the socket.
-        for s in lock(&open).drain(..) {
+        for s in std::mem::take(&mut *lock(&open)).into_values() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
         let _ = std::fs::remove_file(&path);
@@ -629,27 +649,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One connection: requests in order, one reply each, until the peer closes it.
+/// One connection: requests in order, one reply each, until the peer closes it or sends
+/// what cannot be a request (then the connection is closed: its stream cannot be trusted).
 fn serve_connection(
     stream: std::os::unix::net::UnixStream,
     env: TableEnv,
     registry: Arc<Registry>,
     flags: Arc<Flags>,
-) -> Result<(), String> {
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    let engine = Engine::new(env).map_err(|e| e.to_string())?;
+) -> thrift::Result<()> {
+    let setup = |e: String| {
+        thrift::Error::Application(thrift::ApplicationError::new(
+            thrift::ApplicationErrorKind::InternalError,
+            e,
+        ))
+    };
+    stream
+        .set_nonblocking(false)
+        .map_err(|e| setup(e.to_string()))?;
+    let engine = Engine::new(env).map_err(|e| setup(e.to_string()))?;
     let processor = ExtensionManagerSyncProcessor::new(Handler {
         engine,
         registry,
         flags,
     });
-    let reader = stream.try_clone().map_err(|e| e.to_string())?;
-    let mut i = TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true);
+    let reader = stream.try_clone().map_err(|e| setup(e.to_string()))?;
+    let mut i = wire::Bounded::new(
+        TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
+        wire::REQUEST_MAX,
+    );
     let mut o = TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true);
     loop {
-        processor
-            .process(&mut i, &mut o)
-            .map_err(|e| e.to_string())?;
+        processor.process(&mut i, &mut o)?;
+        // The processor answered a request it could not read with an error reply; the
+        // stream may be anywhere inside that request, so it is not read again.
+        if i.failed() {
+            return Err(setup("a request that could not be read".to_owned()));
+        }
     }
 }
 

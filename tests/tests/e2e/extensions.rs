@@ -202,3 +202,43 @@ fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_i
     let log = daemon.stop();
     assert!(log.contains("deregistered"), "{log}");
 }
+
+#[test]
+fn a_peer_that_lies_about_sizes_loses_its_connection_and_nothing_else() {
+    use std::io::{Read as _, Write as _};
+    let daemon = Daemon::start(&[]);
+    let sock = daemon.extensions_socket();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
+    while !sock.exists() {
+        assert!(Instant::now() < until, "no socket: {}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A strict header, then a method name of 2 GiB; then a list of 2^31 - 1 maps.
+    let mut frames = Vec::new();
+    let mut huge_name = vec![0x80, 0x01, 0x00, 0x01];
+    huge_name.extend_from_slice(&i32::MAX.to_be_bytes());
+    frames.push(huge_name);
+    let mut huge_list = vec![0x80, 0x01, 0x00, 0x01, 0, 0, 0, 5];
+    huge_list.extend_from_slice(b"query");
+    huge_list.extend_from_slice(&1i32.to_be_bytes());
+    huge_list.extend_from_slice(&[15, 0, 1, 13]); // field 1: a list of maps
+    huge_list.extend_from_slice(&i32::MAX.to_be_bytes());
+    frames.push(huge_list);
+    frames.push(b"GET / HTTP/1.1\r\n\r\n".to_vec());
+    for (n, frame) in frames.iter().enumerate() {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(scaled(std::time::Duration::from_secs(10))))
+            .unwrap();
+        s.write_all(frame).unwrap();
+        // The manager closes it (the end of the stream, perhaps after an error reply)
+        // instead of waiting for 2 GiB; a read that times out fails the test.
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply)
+            .unwrap_or_else(|e| panic!("frame {n}: the connection stayed open: {e}"));
+        assert!(reply.len() < 1024, "frame {n}: {reply:?}");
+    }
+    let r = query(&sock, "SELECT 1 AS x");
+    assert_eq!(r["response"], json!([{"x": "1"}]), "{r}");
+    let log = daemon.stop();
+    assert!(log.contains("connection closed (3 so far)"), "{log}");
+}
