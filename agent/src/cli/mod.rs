@@ -179,9 +179,22 @@ fn mode(flags: &Flags) -> Mode {
 /// The SQL environment of `osprey query` and `shell`: live tables, every source's event
 /// table, and the config-aware `osquery_flags`.
 pub fn table_env(store: Option<Arc<Store>>, flags: &Flags) -> TableEnv {
-    TableEnv::new(store, Arc::new(flags.clone()))
+    let env = TableEnv::new(store, Arc::new(flags.clone()))
         .with_tables(crate::sources::tables())
-        .with_flags_view(Arc::new(crate::control::flags_view))
+        .with_flags_view(Arc::new(crate::control::flags_view));
+    // A running daemon's extensions, through its manager (as `osqueryi --connect`).
+    let via = (!flags.bool("disable_extensions"))
+        .then(|| flags.path("extensions_socket"))
+        .flatten()
+        .filter(|p| p.exists())
+        .and_then(|p| {
+            let timeout = std::time::Duration::from_secs(flags.u64("extensions_timeout").max(1));
+            crate::extensions::ViaManager::connect(&p, timeout)
+        });
+    match via {
+        Some(v) => env.with_dynamic(Arc::new(v)),
+        None => env,
+    }
 }
 
 /// An engine over the daemon's store (as a secondary) when the database exists. Without one,

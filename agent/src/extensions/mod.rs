@@ -58,17 +58,43 @@ use crate::{
     sql::{DynamicTables, Engine, TableEnv, vtab},
 };
 
-/// A Thrift client of one extension, on a UNIX stream.
-type Client = ExtensionSyncClient<
-    wire::Bounded<TBinaryInputProtocol<TBufferedReadTransport<std::os::unix::net::UnixStream>>>,
-    TBinaryOutputProtocol<TBufferedWriteTransport<std::os::unix::net::UnixStream>>,
->;
+/// The protocols of one client connection on a UNIX stream (replies read bounded).
+type In =
+    wire::Bounded<TBinaryInputProtocol<TBufferedReadTransport<std::os::unix::net::UnixStream>>>;
+type Out = TBinaryOutputProtocol<TBufferedWriteTransport<std::os::unix::net::UnixStream>>;
+/// A Thrift client of one extension.
+type Client = ExtensionSyncClient<In, Out>;
+
+/// A client connection to the socket at `path`, every read and write limited to `timeout`.
+/// Err: `<path>: <why>`.
+fn protocols(path: &Path, timeout: Duration) -> Result<(In, Out), String> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let timeout = Some(timeout.max(Duration::from_millis(10)));
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|()| stream.set_write_timeout(timeout))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader = stream
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((
+        wire::Bounded::new(
+            TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
+            wire::REPLY_MAX,
+        ),
+        TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true),
+    ))
+}
 
 /// The registries osquery routes plugins through; an extension may register in these.
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
 mod table;
+mod via_manager;
 mod wire;
+
+pub use via_manager::ViaManager;
 
 /// The extensions registered now, and the ids given so far; where they listen
 /// (`<socket>.<uuid>`) and how long a call into one may take.
@@ -135,21 +161,9 @@ impl Registry {
     fn connect(&self, uuid: i64) -> Result<Client, String> {
         let mut path = self.socket.clone().into_os_string();
         path.push(format!(".{uuid}"));
-        let stream = std::os::unix::net::UnixStream::connect(&path)
-            .map_err(|e| format!("extension {uuid} at {}: {e}", Path::new(&path).display()))?;
-        let timeout = Some(self.timeout.max(Duration::from_millis(10)));
-        stream
-            .set_read_timeout(timeout)
-            .and_then(|()| stream.set_write_timeout(timeout))
-            .map_err(|e| e.to_string())?;
-        let reader = stream.try_clone().map_err(|e| e.to_string())?;
-        Ok(ExtensionSyncClient::new(
-            wire::Bounded::new(
-                TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),
-                wire::REPLY_MAX,
-            ),
-            TBinaryOutputProtocol::new(TBufferedWriteTransport::new(stream), true),
-        ))
+        let (i, o) = protocols(Path::new(&path), self.timeout)
+            .map_err(|e| format!("extension {uuid} at {e}"))?;
+        Ok(ExtensionSyncClient::new(i, o))
     }
 
     /// Whether extension `uuid` answers a ping.
@@ -299,7 +313,7 @@ impl DynamicTables for ExtensionTables {
                 Arc::new(table::ExtensionTable {
                     name: table::table_name(name),
                     columns: table::columns_of(routes),
-                    registry: self.0.clone(),
+                    source: self.0.clone(),
                 }) as Arc<dyn vtab::Table>
             })
             .collect()
@@ -397,6 +411,27 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// `call("table", name, …)` for an extension's table: forwarded to the extension that
+    /// owns it (as osquery routes registry calls), its answer returned as it is.
+    fn extension_table(&self, item: &str, request: ExtensionPluginRequest) -> ExtensionResponse {
+        let owner = self
+            .registry
+            .lock()
+            .extensions
+            .iter()
+            .find(|(_, e)| e.plugins.get("table").is_some_and(|t| t.contains_key(item)))
+            .map(|(k, _)| *k);
+        match owner {
+            None => answer(Err(format!("no table {item:?}"))),
+            Some(uuid) => self
+                .registry
+                .call(uuid, "table", item, request)
+                .unwrap_or_else(|e| answer(Err(e))),
+        }
+    }
+}
+
 impl ExtensionSyncHandler for Handler {
     fn handle_ping(&self) -> thrift::Result<ExtensionStatus> {
         Ok(status(0, "OK", 0))
@@ -409,6 +444,7 @@ impl ExtensionSyncHandler for Handler {
         request: ExtensionPluginRequest,
     ) -> thrift::Result<ExtensionResponse> {
         Ok(match registry.as_str() {
+            "table" if self.engine.table(&item).is_none() => self.extension_table(&item, request),
             "table" => self.core_table(&item, &request),
             other => answer(Err(format!(
                 "the manager serves no {other:?} plugin {item:?} in this build"

@@ -13,11 +13,31 @@ use serde_json::json;
 use super::Registry;
 use crate::sql::vtab::{Column, ColumnType, Op, QueryContext, Rows, Table};
 
+/// Who answers a table's `generate`: the daemon's registry (straight to the extension) or,
+/// for `osprey query` and `shell`, the daemon's manager (which forwards it).
+pub trait Generate: Send + Sync {
+    fn generate(
+        &self,
+        name: &str,
+        request: std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<std::collections::BTreeMap<String, String>>, String>;
+}
+
+impl Generate for Registry {
+    fn generate(
+        &self,
+        name: &str,
+        request: std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<std::collections::BTreeMap<String, String>>, String> {
+        self.call_table(name, request)
+    }
+}
+
 /// A table of an extension; rows come from whichever extension owns the name when asked.
 pub struct ExtensionTable {
     pub name: &'static str,
     pub columns: &'static [Column],
-    pub registry: Arc<Registry>,
+    pub source: Arc<dyn Generate>,
 }
 
 /// The column type a route names (osquery's type names); unknown types are text.
@@ -159,7 +179,7 @@ impl Table for ExtensionTable {
             ("action".to_owned(), "generate".to_owned()),
             ("context".to_owned(), context_json(self.columns, ctx)),
         ]);
-        let rows = self.registry.call_table(self.name, request)?;
+        let rows = self.source.generate(self.name, request)?;
         let columns = self.columns;
         Ok(Box::new(
             rows.into_iter()

@@ -181,6 +181,18 @@ fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_i
             ],
         })
     );
+    // `osprey query` sees it too, through the daemon's manager (as `osqueryi --connect`).
+    let out = Command::new(tests::osprey_bin())
+        .arg("query")
+        .arg(format!("--database_path={}", daemon.db.display()))
+        .arg(format!("--extensions_socket={}", sock.display()))
+        .arg("--json")
+        .arg("SELECT n, word FROM probe_table WHERE word = 'two'")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, json!([{"n": "2", "word": "two"}]), "{got}");
     // Killed: within two ping intervals it is deregistered, and its table is gone.
     ext.kill().unwrap();
     ext.wait().unwrap();
