@@ -190,7 +190,11 @@ fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_i
         .arg("SELECT n, word FROM probe_table WHERE word = 'two'")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got, json!([{"n": "2", "word": "two"}]), "{got}");
     // Killed: within two ping intervals it is deregistered, and its table is gone.
@@ -253,4 +257,121 @@ fn a_peer_that_lies_about_sizes_loses_its_connection_and_nothing_else() {
     assert_eq!(r["response"], json!([{"x": "1"}]), "{r}");
     let log = daemon.stop();
     assert!(log.contains("connection closed (3 so far)"), "{log}");
+}
+
+/// The stress test of the registry: 50 extensions register at once while 4 clients query
+/// core and extension tables for 30 s (each query with a token of its own it must get back),
+/// then half of the extensions are killed and must be gone within two ping intervals.
+#[test]
+fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
+    const N: usize = 50;
+    let daemon = Daemon::start(&["--extensions_interval=1"]);
+    let sock = daemon.extensions_socket();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
+    while !sock.exists() {
+        assert!(Instant::now() < until, "no socket: {}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/probe_extension.py");
+    let mut exts: Vec<std::process::Child> = (0..N)
+        .map(|i| {
+            Command::new(osquery_python())
+                .arg(&script)
+                .arg("--socket")
+                .arg(&sock)
+                .args(["--timeout", "10", "--interval", "1"])
+                .env("PROBE_SUFFIX", i.to_string())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start an extension")
+        })
+        .collect();
+    let count = |sql: &str| -> Value { query(&sock, sql)["response"][0]["n"].clone() };
+    let until = Instant::now() + std::time::Duration::from_secs(60);
+    while count("SELECT count(*) AS n FROM osquery_extensions WHERE type = 'extension'")
+        != json!(N.to_string())
+    {
+        assert!(
+            Instant::now() < until,
+            "not all registered: {}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Every extension table answers (its extension listens) before the clients start.
+    for i in 0..N {
+        let until = Instant::now() + std::time::Duration::from_secs(20);
+        while query(&sock, &format!("SELECT n FROM probe_table_{i}"))["status"]["code"] != 0 {
+            assert!(Instant::now() < until, "probe_table_{i}: {}", daemon.log());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let client =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/stress_client.py");
+    let clients: Vec<std::process::Child> = (0..4)
+        .map(|c| {
+            let tables: Vec<String> = ["processes".to_owned(), "time".to_owned()]
+                .into_iter()
+                .chain(
+                    (0..N)
+                        .filter(|i| i % 4 == c)
+                        .map(|i| format!("probe_table_{i}")),
+                )
+                .collect();
+            Command::new(osquery_python())
+                .arg(&client)
+                .arg(&sock)
+                .arg("30")
+                .arg(format!("c{c}"))
+                .arg(tables.join(","))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a client")
+        })
+        .collect();
+    let mut total = 0;
+    for c in clients {
+        let out = c.wait_with_output().expect("a client's result");
+        assert!(out.status.success(), "a client failed: {}", daemon.log());
+        let r: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(
+            (r["mismatched"].clone(), r["failed"].clone()),
+            (json!(0), json!(0)),
+            "{r}"
+        );
+        assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+        total += r["ok"].as_u64().unwrap();
+    }
+    eprintln!("stress: {total} queries answered, each with its own token");
+    // Half are killed: within two ping intervals (plus one for the ping itself) they are gone.
+    for e in exts.iter_mut().step_by(2) {
+        e.kill().unwrap();
+        e.wait().unwrap();
+    }
+    let killed = Instant::now();
+    while count("SELECT count(*) AS n FROM osquery_extensions WHERE type = 'extension'")
+        != json!((N / 2).to_string())
+    {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(3),
+            "dead extensions still listed after {:?}",
+            killed.elapsed()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = query(&sock, "SELECT n FROM probe_table_0");
+    assert_eq!(
+        r["status"]["message"], "no such table: probe_table_0",
+        "{r}"
+    );
+    assert_eq!(
+        query(&sock, "SELECT count(*) AS n FROM probe_table_1")["response"],
+        json!([{"n": "2"}])
+    );
+    for mut e in exts {
+        let _ = e.kill();
+        let _ = e.wait();
+    }
+    daemon.stop();
 }
