@@ -23,6 +23,8 @@ commands:
   query SQL        run SQL against live state and the daemon's stored events
   shell            interactive SQL shell
   flags            list every flag (--markdown: as the docs table)
+  extension uninstall NAME
+                   drop an extension's stored data (through the running daemon, if any)
   help             this text
 ";
 
@@ -129,11 +131,53 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             shell::Shell::new(engine, mode(&flags), flags.header()).run()?;
             Ok(ExitCode::SUCCESS)
         }
+        "extension" => extension_command(&flags, &positional),
         other => {
             eprint!("{USAGE}");
             bail!("unknown command `{other}`")
         }
     }
+}
+
+/// `osprey extension uninstall NAME`: drops an extension's stored data, through the running
+/// daemon's manager when one answers, else in the store itself (the daemon stopped).
+fn extension_command(flags: &Flags, positional: &[String]) -> Result<ExitCode> {
+    let [verb, name] = positional else {
+        bail!("usage: osprey extension uninstall NAME");
+    };
+    if verb != "uninstall" {
+        bail!(
+            "unknown `osprey extension` command {verb:?}; usage: osprey extension uninstall NAME"
+        );
+    }
+    let socket = flags.path("extensions_socket");
+    let timeout = std::time::Duration::from_secs(flags.u64("extensions_timeout").max(1));
+    let removed = match socket
+        .filter(|p| p.exists())
+        .map(|p| crate::extensions::uninstall(&p, timeout, name))
+    {
+        Some(Ok(removed)) => removed,
+        Some(Err(e)) if !e.starts_with(&format!("{}:", flags.get("extensions_socket"))) => {
+            bail!("{e}")
+        }
+        _ => {
+            let path = flags
+                .database_path()
+                .context("--database_path must not be empty")?;
+            let store = Store::open_primary(&path)
+                .with_context(|| format!("opening {} (is a daemon running?)", path.display()))?;
+            store.uninstall(name)?
+        }
+    };
+    println!(
+        "{}",
+        if removed {
+            format!("extension {name}: stored data removed")
+        } else {
+            format!("extension {name}: had no stored data")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The hidden measurements behind `cargo xtask bench` (built with `--features bench`); each

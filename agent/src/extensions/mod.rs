@@ -90,11 +90,12 @@ fn protocols(path: &Path, timeout: Duration) -> Result<(In, Out), String> {
 /// The registries osquery routes plugins through; an extension may register in these.
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
+mod storage;
 mod table;
 mod via_manager;
 mod wire;
 
-pub use via_manager::ViaManager;
+pub use via_manager::{ViaManager, uninstall};
 
 /// The extensions registered now, and the ids given so far; where they listen
 /// (`<socket>.<uuid>`) and how long a call into one may take.
@@ -202,6 +203,14 @@ impl Registry {
             return Err(st.message.unwrap_or_default());
         }
         Ok(r.response.unwrap_or_default())
+    }
+
+    /// The name extension `uuid` registered with.
+    pub fn name_of(&self, uuid: i64) -> Option<String> {
+        self.lock()
+            .extensions
+            .get(&uuid)
+            .map(|e| e.info.name.clone().unwrap_or_default())
     }
 
     /// The ids registered now.
@@ -351,6 +360,8 @@ struct Handler {
     engine: Engine,
     registry: Arc<Registry>,
     flags: Arc<Flags>,
+    /// The daemon's store, for extension storage.
+    store: Option<Arc<crate::storage::Store>>,
 }
 
 fn rows_of(rs: &crate::sql::ResultSet) -> Vec<BTreeMap<String, String>> {
@@ -446,6 +457,10 @@ impl ExtensionSyncHandler for Handler {
         Ok(match registry.as_str() {
             "table" if self.engine.table(&item).is_none() => self.extension_table(&item, request),
             "table" => self.core_table(&item, &request),
+            "storage" => match &self.store {
+                Some(store) => storage::call(store, &self.registry, &item, &request),
+                None => answer(Err("storage: this manager has no store".to_owned())),
+            },
             other => answer(Err(format!(
                 "the manager serves no {other:?} plugin {item:?} in this build"
             ))),
@@ -702,11 +717,13 @@ fn serve_connection(
     stream
         .set_nonblocking(false)
         .map_err(|e| setup(e.to_string()))?;
+    let store = env.store.clone();
     let engine = Engine::new(env).map_err(|e| setup(e.to_string()))?;
     let processor = ExtensionManagerSyncProcessor::new(Handler {
         engine,
         registry,
         flags,
+        store,
     });
     let reader = stream.try_clone().map_err(|e| setup(e.to_string()))?;
     let mut i = wire::Bounded::new(

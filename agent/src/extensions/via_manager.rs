@@ -144,3 +144,29 @@ impl DynamicTables for ViaManager {
             .collect()
     }
 }
+
+/// `osprey extension uninstall NAME` while a daemon runs: its manager drops the data.
+/// Err when no manager answers at `socket` (the caller then opens the store itself).
+pub fn uninstall(socket: &Path, timeout: Duration, name: &str) -> Result<bool, String> {
+    let m = Manager {
+        socket: socket.to_owned(),
+        timeout,
+    };
+    let r = m
+        .client()?
+        .call(
+            "storage".to_owned(),
+            "uninstall".to_owned(),
+            BTreeMap::from([("extension".to_owned(), name.to_owned())]),
+        )
+        .map_err(|e| format!("the extension manager: {e}"))?;
+    let st = r.status.unwrap_or_default();
+    if st.code.unwrap_or(0) != 0 {
+        return Err(st.message.unwrap_or_default());
+    }
+    Ok(r.response
+        .unwrap_or_default()
+        .first()
+        .and_then(|row| row.get("removed"))
+        .is_some_and(|v| v == "1"))
+}

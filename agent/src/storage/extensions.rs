@@ -118,6 +118,30 @@ impl Store {
         })
     }
 
+    /// Records `schema_version` as extension `name`'s, keeping its data (the extension
+    /// migrated it). Installs it if needed.
+    pub fn migrate_extension(
+        &self,
+        name: &str,
+        schema_version: u32,
+    ) -> Result<ExtensionStore<'_>, ExtensionError> {
+        check_name(name)?;
+        if self.is_secondary() {
+            return Err(ExtensionError::NotInstalled(name.to_owned()));
+        }
+        {
+            let _guard = self.ext_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.has_cf(&cf_name(name)) {
+                self.put_meta(
+                    schema_key(name).as_bytes(),
+                    &schema_version.to_be_bytes(),
+                    true,
+                )?;
+            }
+        }
+        self.extension(name, schema_version)
+    }
+
     /// Installed extensions and their schema versions, by name.
     pub fn extensions(&self) -> Result<Vec<(String, u32)>, StorageError> {
         let names = Self::cf_names(&self.path)?;

@@ -1,7 +1,9 @@
 //! The extension manager as osquery's own SDK sees it: osquery-python (PyPI `osquery`,
 //! unchanged) connects to the daemon's `--extensions_socket` and calls every manager method.
 
-use std::{os::unix::fs::PermissionsExt as _, process::Command, time::Instant};
+use std::{
+    collections::BTreeMap, os::unix::fs::PermissionsExt as _, process::Command, time::Instant,
+};
 
 use serde_json::{Value, json};
 use tests::{Daemon, osquery_python, scaled};
@@ -374,4 +376,155 @@ fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
         let _ = e.wait();
     }
     daemon.stop();
+}
+
+fn storage_client(sock: &std::path::Path, name: &str, mode: &str) -> Command {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/storage_client.py");
+    let mut c = Command::new(osquery_python());
+    c.arg(script).arg(sock).arg(name).arg(mode);
+    c
+}
+
+fn wait_socket(daemon: &Daemon) -> std::path::PathBuf {
+    let sock = daemon.extensions_socket();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
+    while !sock.exists() {
+        assert!(Instant::now() < until, "no socket: {}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sock
+}
+
+#[test]
+fn extension_storage_is_versioned_atomic_under_sigkill_and_uninstalled_without_a_trace() {
+    use std::io::BufRead as _;
+    // No pings: these clients register without serving a socket of their own.
+    let flags = ["--extensions_interval=3600"];
+    let daemon = Daemon::start(&flags);
+    let sock = wait_socket(&daemon);
+    let out = storage_client(&sock, "store_probe", "versions")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ok = |rows: Value| json!({"code": 0, "message": "OK", "rows": rows});
+    let kv = json!([{"key": "k1", "value": "v1"}]);
+    assert_eq!(got["put"], ok(json!([])));
+    assert_eq!(got["get"], ok(kv.clone()));
+    assert_eq!(got["missing"], ok(json!([])));
+    assert_eq!(
+        got["other_version"],
+        json!({"code": 1, "rows": [], "message": "extension store_probe has stored data in \
+               schema version 1, but version 2 was asked for; migrate or uninstall it first"})
+    );
+    assert_eq!(got["migrate"], ok(kv.clone()));
+    assert_eq!(got["after_migrate"], ok(kv.clone()));
+    assert_eq!(got["old_version"]["code"], 1, "{got}");
+    assert_eq!(got["scan"], ok(kv));
+    assert_eq!(
+        got["unknown"]["message"],
+        "storage: unknown op \"frobnicate\" (get, put, delete, scan, batch, uninstall)"
+    );
+
+    // Batches, with the daemon killed (SIGKILL) while they are being written.
+    let mut writer = storage_client(&sock, "store_batch", "batches")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(writer.stdout.take().unwrap()).lines();
+    let mut acked = 0;
+    while acked < 5 {
+        let line = lines.next().expect("the writer stopped early").unwrap();
+        acked = line.trim_start_matches("acked ").parse::<u32>().unwrap() + 1;
+    }
+    let stopped = daemon.kill9();
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let acked = acked + lines.map_while(Result::ok).count() as u32;
+    let daemon = stopped.restart(&flags);
+    let sock = wait_socket(&daemon);
+    let out = storage_client(&sock, "store_batch", "count")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
+    for (prefix, n) in &counts {
+        assert!(
+            *n == 0 || *n == 2000,
+            "batch {prefix} is partly there: {n} keys"
+        );
+    }
+    for b in 0..acked {
+        assert_eq!(counts[&format!("b{b}/")], 2000, "acked batch {b}");
+    }
+
+    // Uninstall through the running daemon: no key left.
+    let osprey = |args: &[String]| {
+        Command::new(tests::osprey_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = osprey(&[
+        "extension".into(),
+        "uninstall".into(),
+        "store_batch".into(),
+        format!("--extensions_socket={}", sock.display()),
+        format!("--database_path={}", daemon.db.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "extension store_batch: stored data removed"
+    );
+    let out = storage_client(&sock, "store_batch", "count")
+        .output()
+        .unwrap();
+    let counts: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+    // And with the daemon stopped, in the store itself.
+    let stopped = daemon.stop_keep();
+    let db = stopped.db.clone();
+    let out = osprey(&[
+        "extension".into(),
+        "uninstall".into(),
+        "store_probe".into(),
+        format!("--database_path={}", db.display()),
+        "--extensions_socket=/nonexistent/osquery.em".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "extension store_probe: stored data removed"
+    );
+    let out = osprey(&[
+        "extension".into(),
+        "uninstall".into(),
+        "store_probe".into(),
+        format!("--database_path={}", db.display()),
+        "--extensions_socket=/nonexistent/osquery.em".into(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "extension store_probe: had no stored data"
+    );
+    drop(stopped);
 }
