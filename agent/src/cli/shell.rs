@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(
             sh.command(".tables osquery_"),
             out(
-                "  => osquery_events\n  => osquery_flags\n  => osquery_info\n  => osquery_packs\n  => osquery_registry\n  => osquery_schedule\n"
+                "  => osquery_events\n  => osquery_extensions\n  => osquery_flags\n  => osquery_info\n  => osquery_packs\n  => osquery_registry\n  => osquery_schedule\n"
             )
         );
         assert_eq!(sh.command(".tables no_such_thing"), out(""));

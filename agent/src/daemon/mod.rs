@@ -51,19 +51,47 @@ pub fn main(flags: &Flags) -> Result<()> {
         let store = open_store(&control.live().flags)?;
         (control, store, None)
     };
-    if let Some(p) = flags.path("extensions_autoload")
-        && crate::sys::procfs::read_text(&p).is_some_and(|t| !t.trim().is_empty())
-    {
-        log::warn!(
-            "--extensions_autoload={}: lists extensions, but autoload is not in this build yet; they are not started (start them yourself with --socket)",
-            p.display()
-        );
-    }
     let shutdown = Shutdown::default();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, shutdown.flag()).context("installing signal handlers")?;
     }
     run(store, sources::REGISTRY, control, remote, shutdown)
+}
+
+/// `--extensions_require`: start-up waits up to `--extensions_timeout` seconds for every
+/// extension named there to register, else fails naming the ones missing.
+fn wait_for_required(flags: &Flags, registry: &crate::extensions::Registry) -> Result<()> {
+    let wanted: Vec<&str> = flags
+        .get("extensions_require")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let wait = Duration::from_secs(flags.u64("extensions_timeout"));
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let names = registry.names();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !names.iter().any(|n| n == w))
+            .collect();
+        if missing.is_empty() {
+            log::info!("extensions_require: {} registered", wanted.join(", "));
+            return Ok(());
+        }
+        if std::time::Instant::now() >= until {
+            anyhow::bail!(
+                "extensions_require: {} did not register within {} s (--extensions_timeout)",
+                missing.join(", "),
+                wait.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn open_store(flags: &Flags) -> Result<Arc<Store>> {
@@ -169,6 +197,7 @@ pub fn run(
             crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
         );
     }
+    let mut required: Option<anyhow::Error> = None;
     if let Some(registry) = &extensions {
         // A manager that cannot listen is reported once; the agent runs on without it.
         let env = wiring::table_env(&store, sources, &live, Some(registry));
@@ -177,6 +206,25 @@ pub fn run(
                 sup.spawn_task(&running.handle(), "extensions", m.serve(shutdown.clone()));
             }
             Err(e) => log::error!("extension manager not started: {e}"),
+        }
+        if let Some(list) = flags.path("extensions_autoload") {
+            sup.spawn_task(
+                &running.handle(),
+                "extensions_autoload",
+                crate::extensions::autoload::run(
+                    list,
+                    flags.path("extensions_socket").unwrap_or_default(),
+                    flags.u64("extensions_timeout"),
+                    flags.u64("extensions_interval"),
+                    shutdown.clone(),
+                ),
+            );
+        }
+        if let Err(e) = wait_for_required(flags, registry) {
+            // Stopped in order, like any other failure at start.
+            log::error!("{e:#}");
+            required = Some(e);
+            shutdown.trigger();
         }
     }
     sup.spawn_task(&running.handle(), "rescan", {
@@ -232,6 +280,9 @@ pub fn run(
         log::error!("final WAL sync failed: {e}");
     }
     let _ = std::fs::remove_file(&pidfile);
+    if let Some(e) = required {
+        return Err(e);
+    }
     match sup.first_failure() {
         Some(f) => Err(anyhow::Error::new(f).context(format!(
             "stopped after a failure ({} panic(s); see the log)",

@@ -90,6 +90,7 @@ fn protocols(path: &Path, timeout: Duration) -> Result<(In, Out), String> {
 /// The registries osquery routes plugins through; an extension may register in these.
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
+pub mod autoload;
 mod storage;
 mod table;
 mod via_manager;
@@ -211,6 +212,15 @@ impl Registry {
             .extensions
             .get(&uuid)
             .map(|e| e.info.name.clone().unwrap_or_default())
+    }
+
+    /// The names of the extensions registered now.
+    pub fn names(&self) -> Vec<String> {
+        self.lock()
+            .extensions
+            .values()
+            .map(|e| e.info.name.clone().unwrap_or_default())
+            .collect()
     }
 
     /// The ids registered now.

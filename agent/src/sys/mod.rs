@@ -16,6 +16,26 @@ mod clock;
 pub use clock::testing as clock_testing;
 pub use clock::{Clock, ClockSource, SystemClocks};
 
+/// Stops a child process: SIGTERM, then SIGKILL if it has not exited after `grace`; reaped
+/// either way.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let until = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: turns `bpf_ktime_get_ns()` into wall time.
 pub fn monotonic_to_realtime_offset_ns() -> i128 {
     let rt = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);

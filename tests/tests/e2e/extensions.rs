@@ -386,6 +386,18 @@ fn storage_client(sock: &std::path::Path, name: &str, mode: &str) -> Command {
     c
 }
 
+fn wait_log(daemon: &Daemon, needle: &str) {
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(20));
+    while !daemon.log().contains(needle) {
+        assert!(
+            Instant::now() < until,
+            "no {needle:?} in the log: {}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn wait_socket(daemon: &Daemon) -> std::path::PathBuf {
     let sock = daemon.extensions_socket();
     let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
@@ -527,4 +539,112 @@ fn extension_storage_is_versioned_atomic_under_sigkill_and_uninstalled_without_a
         "extension store_probe: had no stored data"
     );
     drop(stopped);
+}
+
+#[test]
+fn autoloaded_extensions_start_restart_and_are_required_and_unsafe_ones_are_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let probe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/probe_extension.py");
+    let script = format!(
+        "#!/bin/sh\nexec {} {} \"$@\"\n",
+        osquery_python().display(),
+        probe.display()
+    );
+    let good = dir.path().join("probe.ext");
+    let bad = dir.path().join("writable.ext");
+    for (p, mode) in [(&good, 0o755), (&bad, 0o775)] {
+        std::fs::write(p, &script).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let list = dir.path().join("extensions.load");
+    std::fs::write(
+        &list,
+        format!("# test\n{}\n{}\n", good.display(), bad.display()),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&[
+        &format!("--extensions_autoload={}", list.display()),
+        "--extensions_require=probe",
+        "--extensions_timeout=30",
+        "--extensions_interval=1",
+    ]);
+    let sock = wait_socket(&daemon);
+    let listed = |sock: &std::path::Path| {
+        query(
+            sock,
+            "SELECT name FROM osquery_extensions WHERE type = 'extension'",
+        )["response"]
+            .clone()
+    };
+    assert_eq!(
+        listed(&sock),
+        json!([{"name": "probe"}]),
+        "{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "{} refused: mode 775: writable by group or others",
+            bad.display()
+        )),
+        "{log}"
+    );
+    wait_log(&daemon, "extensions_require: probe registered");
+    // Killed, it is started again (after 1 s) and registers anew.
+    let pid: i32 = log
+        .lines()
+        .find_map(|l| l.split_once(&format!("extension {} started (pid ", good.display())))
+        .and_then(|(_, rest)| rest.trim_end_matches(')').parse().ok())
+        .expect("the start line names the pid");
+    // SAFETY: kill with a pid this test's daemon started and a valid signal number.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_log(&daemon, "extension \"probe\" registered as 2");
+    assert!(
+        daemon
+            .log()
+            .contains("exited (signal: 9 (SIGKILL)); starting it again in 1 s")
+    );
+    let log = daemon.stop();
+    assert!(log.contains("stopped cleanly"), "{log}");
+
+    // A required extension that never registers: start-up fails, naming it.
+    let db = dir.path().join("db2");
+    let mut child = Command::new(tests::osprey_bin())
+        .arg("daemon")
+        .arg(format!("--database_path={}", db.display()))
+        .arg(format!(
+            "--extensions_socket={}",
+            dir.path().join("em2").display()
+        ))
+        .arg(format!(
+            "--logger_path={}",
+            dir.path().join("log2").display()
+        ))
+        .args([
+            "--extensions_require=nosuch,probe",
+            "--extensions_timeout=2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(30));
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "the daemon did not give up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains(
+            "extensions_require: nosuch, probe did not register within 2 s (--extensions_timeout)"
+        ),
+        "{err}"
+    );
 }
