@@ -1,6 +1,6 @@
 //! `osprey shell`: interactive SQL with history, dot-commands and multi-line statements.
 
-use rustyline::{DefaultEditor, error::ReadlineError};
+use rustyline::{Editor, error::ReadlineError, history::DefaultHistory};
 
 use super::output::{Mode, render};
 use crate::sql::{Engine, vtab::schema_sql};
@@ -118,7 +118,7 @@ impl Shell {
             ".help" => HELP.to_owned(),
             ".tables" => {
                 let mut s = String::new();
-                for t in self.engine.table_names() {
+                for (t, _) in self.engine.catalog() {
                     if arg.is_none_or(|p| t.contains(p)) {
                         s.push_str(&format!("  => {t}\n"));
                     }
@@ -175,7 +175,7 @@ impl Shell {
 
     /// The interactive loop.
     pub fn run(mut self) -> anyhow::Result<()> {
-        let mut ed = DefaultEditor::new()?;
+        let mut ed: Editor<Completion, DefaultHistory> = Editor::new()?;
         let history =
             std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".osprey_history"));
         if let Some(h) = &history {
@@ -188,6 +188,8 @@ impl Shell {
             } else {
                 "osprey> "
             };
+            // Tables come and go (extensions): the words are taken again for each line.
+            ed.set_helper(Some(Completion(self.words())));
             match ed.readline(prompt) {
                 Ok(line) => {
                     // History keeps whole statements, as typed, and dot-commands.
@@ -219,6 +221,69 @@ impl Shell {
     }
 }
 
+/// The dot-commands, for completion.
+const COMMANDS: &[&str] = &[
+    ".help", ".tables", ".schema", ".mode", ".header", ".quit", ".exit",
+];
+
+/// The word that ends at `pos` in `line` (letters, digits, `_` and a leading `.`): where it
+/// starts, and the words of `words` that extend it.
+pub fn complete(words: &[String], line: &str, pos: usize) -> (usize, Vec<String>) {
+    let before = line.get(..pos).unwrap_or(line);
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let word = &before[start..];
+    if word.is_empty() {
+        return (start, Vec::new());
+    }
+    let lower = word.to_ascii_lowercase();
+    let found = words
+        .iter()
+        .filter(|w| w.to_ascii_lowercase().starts_with(&lower) && w.len() > word.len())
+        .cloned()
+        .collect();
+    (start, found)
+}
+
+/// Tab completion over the words the shell knows now.
+struct Completion(Vec<String>);
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(complete(&self.0, line, pos))
+    }
+}
+
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
+
+impl Shell {
+    /// What Tab completes: dot-commands, table names and column names (extensions' too).
+    pub fn words(&self) -> Vec<String> {
+        let mut w: Vec<String> = COMMANDS.iter().map(|c| (*c).to_owned()).collect();
+        for (table, columns) in self.engine.catalog() {
+            w.push(table.to_owned());
+            w.extend(columns.iter().map(|c| c.name.to_owned()));
+        }
+        w.sort_unstable();
+        w.dedup();
+        w
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +310,25 @@ mod tests {
             sh.command(".frobnicate"),
             out("Error: unknown command .frobnicate; try .help\n")
         );
+    }
+
+    #[test]
+    fn tab_completes_commands_tables_and_columns() {
+        let sh = shell(Mode::Pretty);
+        let words = sh.words();
+        let c = |line: &str| complete(&words, line, line.len());
+        assert_eq!(c(".ta"), (0, vec![".tables".to_owned()]));
+        assert_eq!(
+            c("SELECT * FROM osquery_e"),
+            (
+                14,
+                vec!["osquery_events".to_owned(), "osquery_extensions".to_owned()]
+            )
+        );
+        assert!(c("select cmdl").1.contains(&"cmdline".to_owned()));
+        assert_eq!(c("SELECT "), (7, Vec::new()));
+        // In the middle of a line: the word before the cursor.
+        assert_eq!(complete(&words, "SELECT upt FROM x", 10).0, 7);
     }
 
     #[test]

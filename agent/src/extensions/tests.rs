@@ -175,3 +175,30 @@ fn a_call_to_an_extension_that_does_not_listen_is_an_error_naming_it() {
         "its extension is gone"
     );
 }
+
+#[test]
+fn an_engine_gains_and_loses_extension_tables_between_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Arc::new(Registry::new(dir.path().join("em"), Duration::from_secs(1)));
+    let env = TableEnv::new(None, Arc::new(Flags::default()))
+        .with_dynamic(Arc::new(ExtensionTables(reg.clone())));
+    let engine = Engine::new(env).unwrap();
+    assert!(engine.query("SELECT * FROM probe_t").unwrap_err().contains("no such table"));
+    let routes = vec![route("a", "INTEGER"), route("b", "TEXT")];
+    let plugins = BTreeMap::from([(
+        "table".to_owned(),
+        BTreeMap::from([("probe_t".to_owned(), routes)]),
+    )]);
+    assert_eq!(reg.register(info("x"), plugins, &[]).code, Some(0));
+    // Seen by the next statement, in the catalog (completion) with its columns; its rows come
+    // from the extension's socket, which does not exist here.
+    let cat = engine.catalog();
+    let (_, cols) = cat.iter().find(|(n, _)| *n == "probe_t").unwrap();
+    assert_eq!(cols.iter().map(|c| c.name).collect::<Vec<_>>(), ["a", "b"]);
+    let err = engine.query("SELECT a FROM probe_t").unwrap_err();
+    assert!(err.contains("probe_t: extension 1 at "), "{err}");
+    assert!(reg.deregister(1).code == Some(0));
+    let err = engine.query("SELECT a FROM probe_t").unwrap_err();
+    assert!(err.contains("its extension is gone"), "{err}");
+    assert!(!engine.catalog().iter().any(|(n, _)| *n == "probe_t"));
+}

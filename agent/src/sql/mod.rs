@@ -323,6 +323,25 @@ impl Engine {
         v
     }
 
+    /// Every table with its columns, the dynamic ones (extensions') included, by name.
+    pub fn catalog(&self) -> Vec<(&'static str, &'static [vtab::Column])> {
+        let mut out: Vec<_> = self
+            .tables
+            .iter()
+            .map(|t| (t.name(), t.columns()))
+            .collect();
+        if let Some(d) = &self.env.dynamic {
+            let _ = self.refresh_dynamic();
+            for t in d.tables() {
+                if !out.iter().any(|(n, _)| *n == t.name()) {
+                    out.push((t.name(), t.columns()));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|(n, _)| *n);
+        out
+    }
+
     pub fn table(&self, name: &str) -> Option<&Arc<dyn vtab::Table>> {
         self.tables.iter().find(|t| t.name() == name)
     }
