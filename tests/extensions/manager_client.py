@@ -40,7 +40,10 @@ def main():
     registry = {"table": {"probe_table": [{"id": "column", "name": "c", "type": "TEXT", "op": "0"}]}}
     first = em.registerExtension(info, registry)
     out["register"] = status(first)
-    out["register_again"] = status(em.registerExtension(info, registry))
+    # The same name again while the first does not answer pings (it serves no socket):
+    # the first is replaced.
+    again = em.registerExtension(info, registry)
+    out["register_again"] = status(again)
     out["register_core"] = status(
         em.registerExtension(
             InternalExtensionInfo(name="other", version="1", sdk_version="1", min_sdk_version="1"),
@@ -49,7 +52,8 @@ def main():
     )
     out["extensions"] = {str(k): v.name for k, v in em.extensions().items()}
     out["call_columns"] = response(em.call("table", "time", {"action": "columns"}))
-    out["deregister"] = status(em.deregisterExtension(first.uuid))
+    out["deregister_replaced"] = status(em.deregisterExtension(first.uuid))
+    out["deregister"] = status(em.deregisterExtension(again.uuid))
     out["extensions_after"] = {str(k): v.name for k, v in em.extensions().items()}
     client.close()
     print(json.dumps(out, sort_keys=True))

@@ -11,8 +11,8 @@
 //! `table` registry (columns and generate). Extensions' tables are SQL tables of every engine
 //! of the daemon ([`ExtensionTables`]; rows by a `call` into the extension at
 //! `<socket>.<uuid>`, one connection per call, `--extensions_timeout` per call). Every
-//! `--extensions_interval` each extension is pinged; one that does not answer is
-//! deregistered. Not yet: extensions' config, logger and distributed plugins, autoload.
+//! `--extensions_interval` each extension is pinged; one that fails two pings in a row
+//! (after a grace time of `--extensions_timeout` from its registration) is deregistered. Not yet: extensions' config, logger and distributed plugins, autoload.
 //!
 //! Architecture invariant: the [`Registry`] has one lock, and it is never held across a call
 //! to an extension or a query: every method copies what it needs and releases it.
@@ -121,6 +121,11 @@ struct Inner {
 struct Registered {
     info: InternalExtensionInfo,
     plugins: ExtensionRegistry,
+    /// When it registered: an SDK starts listening on its socket only after that, so pings
+    /// within the first `timeout` do not count.
+    since: std::time::Instant,
+    /// Pings failed in a row.
+    failures: u32,
 }
 
 fn status(code: i32, message: impl Into<String>, uuid: i64) -> ExtensionStatus {
@@ -214,6 +219,24 @@ impl Registry {
             .map(|e| e.info.name.clone().unwrap_or_default())
     }
 
+    /// Records a ping's answer; true when the extension is to be dropped: a second failure in
+    /// a row, outside the grace time after its registration.
+    fn pinged(&self, uuid: i64, ok: bool) -> bool {
+        let mut g = self.lock();
+        let Some(e) = g.extensions.get_mut(&uuid) else {
+            return false;
+        };
+        if ok {
+            e.failures = 0;
+            return false;
+        }
+        if e.since.elapsed() < self.timeout {
+            return false;
+        }
+        e.failures += 1;
+        e.failures >= 2
+    }
+
     /// The names of the extensions registered now.
     pub fn names(&self) -> Vec<String> {
         self.lock()
@@ -247,6 +270,20 @@ impl Registry {
                 format!("unknown registry {r:?} (known: {REGISTRIES:?})"),
                 0,
             );
+        }
+        // The same name again: an extension restarted after a crash, before the pings found
+        // the old one dead. The old one is asked now (outside the lock); gone, it makes room.
+        let same = self
+            .lock()
+            .extensions
+            .iter()
+            .find(|(_, e)| e.info.name.as_deref() == Some(&name))
+            .map(|(k, _)| *k);
+        if let Some(old) = same
+            && let Err(e) = self.ping(old)
+        {
+            log::warn!("{e}: replaced by a new registration of {name:?}");
+            self.deregister(old);
         }
         let mut g = self.lock();
         if g.extensions
@@ -283,7 +320,15 @@ impl Registry {
         }
         g.last_uuid += 1;
         let uuid = g.last_uuid;
-        g.extensions.insert(uuid, Registered { info, plugins });
+        g.extensions.insert(
+            uuid,
+            Registered {
+                info,
+                plugins,
+                since: std::time::Instant::now(),
+                failures: 0,
+            },
+        );
         self.generation.fetch_add(1, Ordering::SeqCst);
         log::info!("extension {name:?} registered as {uuid}");
         status(0, "OK", uuid)
@@ -535,6 +580,9 @@ impl ExtensionManagerSyncHandler for Handler {
     }
 }
 
+/// Connections served at once; more are refused (each has a thread).
+const CONNECTIONS_MAX: usize = 1024;
+
 /// Why the manager could not listen.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -646,27 +694,41 @@ impl Manager {
                     continue;
                 }
             };
+            if lock(&open).len() >= CONNECTIONS_MAX {
+                log::warn!(
+                    "extension manager: {CONNECTIONS_MAX} connections are open; a new one is refused"
+                );
+                continue; // dropped: closed
+            }
             next_id += 1;
             let id = next_id;
             if let Ok(clone) = stream.try_clone() {
                 lock(&open).insert(id, clone);
             }
             let (registry, env, flags) = (registry.clone(), env.clone(), flags.clone());
-            let open = open.clone();
-            tokio::task::spawn_blocking(move || {
-                let ended = serve_connection(stream, env, registry.clone(), flags);
-                lock(&open).remove(&id);
-                match ended {
-                    // The peer closed it: the normal end.
-                    Err(thrift::Error::Transport(t))
-                        if t.kind == thrift::TransportErrorKind::EndOfFile => {}
-                    Err(e) => {
-                        let n = registry.bad_peers.fetch_add(1, Ordering::Relaxed) + 1;
-                        log::warn!("extension manager: connection closed ({n} so far): {e}");
+            let mine = open.clone();
+            // A thread of its own (not the runtime's blocking pool, which idle connections
+            // would fill: SDK clients keep theirs open).
+            let spawned = std::thread::Builder::new()
+                .name("extension-conn".into())
+                .spawn(move || {
+                    let ended = serve_connection(stream, env, registry.clone(), flags);
+                    lock(&mine).remove(&id);
+                    match ended {
+                        // The peer closed it: the normal end.
+                        Err(thrift::Error::Transport(t))
+                            if t.kind == thrift::TransportErrorKind::EndOfFile => {}
+                        Err(e) => {
+                            let n = registry.bad_peers.fetch_add(1, Ordering::Relaxed) + 1;
+                            log::warn!("extension manager: connection closed ({n} so far): {e}");
+                        }
+                        Ok(()) => {}
                     }
-                    Ok(()) => {}
-                }
-            });
+                });
+            if let Err(e) = spawned {
+                log::warn!("extension manager: no thread for a connection: {e}");
+                lock(&open).remove(&id);
+            }
         }
         // Unblock the connection threads (their reads fail), then remove the socket.
         for s in std::mem::take(&mut *lock(&open)).into_values() {
@@ -686,11 +748,17 @@ async fn health(registry: Arc<Registry>, interval: Duration, shutdown: Shutdown)
             _ = tick.tick() => {}
             () = shutdown.wait() => break,
         }
+        // All at once: an extension slow to answer delays no other one's verdict.
+        let mut pings = tokio::task::JoinSet::new();
         for uuid in registry.uuids() {
             let r = registry.clone();
-            let answer = tokio::task::spawn_blocking(move || r.ping(uuid)).await;
-            if let Ok(Err(e)) = answer {
-                log::warn!("{e}: deregistered");
+            pings.spawn_blocking(move || (uuid, r.ping(uuid)));
+        }
+        while let Some(answer) = pings.join_next().await {
+            let Ok((uuid, answer)) = answer else { continue };
+            let drop = registry.pinged(uuid, answer.is_ok());
+            if let (true, Err(e)) = (drop, answer) {
+                log::warn!("{e} (second failed ping): deregistered");
                 registry.deregister(uuid);
                 // Its socket file, if the dead extension left one.
                 let mut path = registry.socket.clone().into_os_string();

@@ -699,7 +699,7 @@ pub const FLAGS: &[FlagDef] = &[
         name: "extensions_interval",
         ty: Int,
         default: "3",
-        description: "Seconds between pings of each extension (one that does not answer is deregistered)",
+        description: "Seconds between pings of each extension (one that fails two in a row is deregistered)",
         shell_only: false,
     },
     FlagDef {

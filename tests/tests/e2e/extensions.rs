@@ -62,16 +62,12 @@ fn osquery_pythons_manager_client_gets_exact_answers() {
         })
     );
     assert_eq!(got["register"], ok(1));
-    assert_eq!(
-        got["register_again"],
-        json!({"code": 1, "message": "an extension named \"sdk_probe\" is already registered",
-               "uuid": 0})
-    );
+    assert_eq!(got["register_again"], ok(2));
     assert_eq!(
         got["register_core"],
         json!({"code": 1, "message": "table \"processes\" is a core table", "uuid": 0})
     );
-    assert_eq!(got["extensions"], json!({"1": "sdk_probe"}));
+    assert_eq!(got["extensions"], json!({"2": "sdk_probe"}));
     let cols = &got["call_columns"];
     assert_eq!(cols["status"], ok(0));
     let rows = cols["response"].as_array().unwrap();
@@ -80,7 +76,11 @@ fn osquery_pythons_manager_client_gets_exact_answers() {
         "{rows:?}"
     );
     assert!(rows.iter().all(|r| r["id"] == "column"), "{rows:?}");
-    assert_eq!(got["deregister"], ok(1));
+    assert_eq!(
+        got["deregister_replaced"],
+        json!({"code": 1, "message": "no extension 1", "uuid": 1})
+    );
+    assert_eq!(got["deregister"], ok(2));
     assert_eq!(got["extensions_after"], json!({}));
 
     daemon.stop();
@@ -282,7 +282,7 @@ fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
                 .arg(&script)
                 .arg("--socket")
                 .arg(&sock)
-                .args(["--timeout", "10", "--interval", "1"])
+                .args(["--timeout", "30", "--interval", "1"])
                 .env("PROBE_SUFFIX", i.to_string())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -290,13 +290,16 @@ fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
         })
         .collect();
     let count = |sql: &str| -> Value { query(&sock, sql)["response"][0]["n"].clone() };
-    let until = Instant::now() + std::time::Duration::from_secs(60);
-    while count("SELECT count(*) AS n FROM osquery_extensions WHERE type = 'extension'")
-        != json!(N.to_string())
-    {
+    // 50 Python interpreters starting at once on a small machine: give them time.
+    let until = Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let n = count("SELECT count(*) AS n FROM osquery_extensions WHERE type = 'extension'");
+        if n == json!(N.to_string()) {
+            break;
+        }
         assert!(
             Instant::now() < until,
-            "not all registered: {}",
+            "{n} of {N} registered: {}",
             daemon.log()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -346,7 +349,8 @@ fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
         total += r["ok"].as_u64().unwrap();
     }
     eprintln!("stress: {total} queries answered, each with its own token");
-    // Half are killed: within two ping intervals (plus one for the ping itself) they are gone.
+    // Half are killed: after two failed pings in a row (two intervals, plus the time the pings
+    // take) they are gone.
     for e in exts.iter_mut().step_by(2) {
         e.kill().unwrap();
         e.wait().unwrap();
@@ -356,7 +360,7 @@ fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
         != json!((N / 2).to_string())
     {
         assert!(
-            killed.elapsed() < std::time::Duration::from_secs(3),
+            killed.elapsed() < std::time::Duration::from_secs(4),
             "dead extensions still listed after {:?}",
             killed.elapsed()
         );
@@ -571,6 +575,7 @@ fn autoloaded_extensions_start_restart_and_are_required_and_unsafe_ones_are_refu
         "--extensions_interval=1",
     ]);
     let sock = wait_socket(&daemon);
+    wait_log(&daemon, "extensions_require: probe registered");
     let listed = |sock: &std::path::Path| {
         query(
             sock,
