@@ -11,17 +11,7 @@ use tests::{Daemon, osquery_python, scaled};
 #[test]
 fn osquery_pythons_manager_client_gets_exact_answers() {
     let daemon = Daemon::start(&["--events_expiry=7200"]);
-    let sock = daemon.extensions_socket();
-    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
-    while !sock.exists() {
-        assert!(
-            Instant::now() < until,
-            "no socket at {}: {}",
-            sock.display(),
-            daemon.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let sock = wait_socket(&daemon);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{}", sock.display());
 
@@ -107,12 +97,7 @@ fn query(sock: &std::path::Path, sql: &str) -> Value {
 #[test]
 fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_it() {
     let daemon = Daemon::start(&["--extensions_interval=1"]);
-    let sock = daemon.extensions_socket();
-    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
-    while !sock.exists() {
-        assert!(Instant::now() < until, "no socket: {}", daemon.log());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let sock = wait_socket(&daemon);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/probe_extension.py");
     let mut ext = Command::new(osquery_python())
@@ -225,12 +210,7 @@ fn a_python_extensions_table_is_queried_with_its_constraints_and_vanishes_with_i
 fn a_peer_that_lies_about_sizes_loses_its_connection_and_nothing_else() {
     use std::io::{Read as _, Write as _};
     let daemon = Daemon::start(&[]);
-    let sock = daemon.extensions_socket();
-    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
-    while !sock.exists() {
-        assert!(Instant::now() < until, "no socket: {}", daemon.log());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let sock = wait_socket(&daemon);
     // A strict header, then a method name of 2 GiB; then a list of 2^31 - 1 maps.
     let mut frames = Vec::new();
     let mut huge_name = vec![0x80, 0x01, 0x00, 0x01];
@@ -268,12 +248,7 @@ fn a_peer_that_lies_about_sizes_loses_its_connection_and_nothing_else() {
 fn fifty_extensions_and_four_clients_neither_deadlock_nor_cross_replies() {
     const N: usize = 50;
     let daemon = Daemon::start(&["--extensions_interval=1"]);
-    let sock = daemon.extensions_socket();
-    let until = Instant::now() + scaled(std::time::Duration::from_secs(10));
-    while !sock.exists() {
-        assert!(Instant::now() < until, "no socket: {}", daemon.log());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let sock = wait_socket(&daemon);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("extensions/probe_extension.py");
     let mut exts: Vec<std::process::Child> = (0..N)
