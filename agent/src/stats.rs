@@ -18,7 +18,9 @@ pub const META_STATS: &[u8] = b"stats";
 /// A heartbeat older than this means the daemon that wrote it is not capturing.
 pub const HEARTBEAT_STALE_NS: u64 = 10_000_000_000;
 
-pub use crate::rt::counters::{Counter, LoggerCounters, PublisherCounters, SubscriberCounters};
+pub use crate::rt::counters::{
+    Counter, ExtensionCounters, LoggerCounters, PublisherCounters, SubscriberCounters,
+};
 
 /// The `event_drops` reason of an interval in which no daemon was capturing (stopped, crashed,
 /// starting): one row per interval, `count` 1 (the events of a blind interval are unknown).
@@ -35,6 +37,8 @@ pub struct Stats {
     pub subscribers: Vec<(&'static str, &'static str, Arc<SubscriberCounters>)>,
     /// The scheduler's and loggers' counters.
     pub logger: Arc<LoggerCounters>,
+    /// The extension manager's.
+    pub extensions: Arc<ExtensionCounters>,
 }
 
 /// A loss counter as persisted: who lost what, why, and how many in total.

@@ -44,6 +44,17 @@ pub fn osprey_bin() -> PathBuf {
     bin
 }
 
+/// The sample Rust extension (`examples/rust-extension`), built beside `osprey`.
+pub fn example_extension_bin() -> PathBuf {
+    let bin = osprey_bin().with_file_name("osprey-example-extension");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p osprey-example-extension` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// True when the test may use eBPF. Panics when it may not and skipping is not allowed.
 pub fn privileged() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

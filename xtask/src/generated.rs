@@ -1,5 +1,5 @@
 //! Checked-in generated code stays what its generator makes of its source: the extension
-//! manager's Thrift code (`agent/src/extensions/osquery.rs`) from `osquery.thrift` by Debian's
+//! manager's Thrift code (`sdk/src/osquery.rs`) from `osquery.thrift` by Debian's
 //! `thrift-compiler` (installed by `cargo xtask setup`).
 
 use std::process::Command;
@@ -11,7 +11,7 @@ use crate::root;
 /// Regenerates the Thrift code into a temporary folder and compares it with the checked-in
 /// file; a difference (or a missing compiler) is an error that says how to fix it.
 pub fn check() -> Result<()> {
-    let dir = root().join("agent/src/extensions");
+    let dir = root().join("sdk/src");
     let out = root().join("target/thrift-check");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -31,8 +31,8 @@ pub fn check() -> Result<()> {
     let kept = std::fs::read(dir.join("osquery.rs")).context("the checked-in osquery.rs")?;
     if fresh != kept {
         bail!(
-            "agent/src/extensions/osquery.rs differs from what thrift makes of osquery.thrift: \
-             run `thrift --gen rs -out agent/src/extensions agent/src/extensions/osquery.thrift`"
+            "sdk/src/osquery.rs differs from what thrift makes of osquery.thrift: \
+             run `thrift --gen rs -out sdk/src sdk/src/osquery.thrift`"
         );
     }
     Ok(())

@@ -11,6 +11,7 @@
 //! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
 
 mod bench;
+mod fuzz;
 mod generated;
 mod layers;
 mod run;
@@ -39,6 +40,8 @@ commands:
                    clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
   bench --guests   rerun only section 7 (hook strategies in QEMU guests)
+  fuzz [TARGET] [SECONDS]
+                   libFuzzer on a target of fuzz/ (default manager_request, 600 s)
 ";
 
 fn main() -> ExitCode {
@@ -86,6 +89,10 @@ fn dispatch(args: &[String]) -> Result<()> {
             build_bench()?;
             bench::bench(&rest)
         }
+        "fuzz" => {
+            setup::setup()?;
+            fuzz::fuzz(&rest)
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -126,7 +133,15 @@ pub fn run_checked(cmd: &mut Command) -> Result<()> {
 
 pub(crate) fn build(release: bool) -> Result<()> {
     let mut cmd = cargo();
-    cmd.args(["build", "--package", "agent", "--bins"]);
+    // The daemon and CLI, and the sample extension the end-to-end tests run against it.
+    cmd.args([
+        "build",
+        "--package",
+        "agent",
+        "--package",
+        "osprey-example-extension",
+        "--bins",
+    ]);
     if release {
         cmd.arg("--release");
     }

@@ -158,10 +158,13 @@ pub fn run(
     };
     // osquery extensions: their tables are in every SQL engine of the daemon.
     let extensions = (!flags.bool("disable_extensions")).then(|| {
-        Arc::new(crate::extensions::Registry::new(
-            flags.path("extensions_socket").unwrap_or_default(),
-            Duration::from_secs(flags.u64("extensions_timeout").max(1)),
-        ))
+        Arc::new(
+            crate::extensions::Registry::new(
+                flags.path("extensions_socket").unwrap_or_default(),
+                Duration::from_secs(flags.u64("extensions_timeout").max(1)),
+            )
+            .with_counters(w.stats.extensions.clone()),
+        )
     });
     let scheduler = wiring::scheduler(
         &store,

@@ -172,6 +172,14 @@ impl Reporter {
                 });
             }
         }
+        // Extension-socket connections closed on a frame that cannot be a request.
+        out.push(DropCount {
+            publisher: "extensions".into(),
+            event_type: "thrift".into(),
+            reason: "bad_frame".into(),
+            cpu: -1,
+            count: self.stats.extensions.bad_frames.get(),
+        });
         // Result and status lines that did not fit in the log buffer, that a sink refused
         // for good, or that could not be read back from the buffer.
         for (reason, c) in [

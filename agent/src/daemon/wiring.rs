@@ -318,7 +318,17 @@ pub fn scheduler(
             ("tls", None) => Some(Err(
                 "logger_plugin tls set by the config: the TLS remote API starts only from the command line or flagfile".into(),
             )),
-            _ => None,
+            // Any other name: an extension's logger plugin, once one registers it.
+            (name, _) => extensions.map(|reg| {
+                log::info!(
+                    "logger_plugin {name:?} is no built-in logger: its lines wait in the buffer for an extension that registers logger plugin {name:?}"
+                );
+                Ok(Box::new(crate::extensions::ExtensionLogger::new(
+                    reg.clone(),
+                    name,
+                    counters.clone(),
+                )) as Box<dyn Sink>)
+            }),
         }
         },
     );

@@ -7,8 +7,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use osprey_sdk::context;
 use rusqlite::types::Value;
-use serde_json::json;
 
 use super::Registry;
 use crate::sql::vtab::{Column, ColumnType, Op, QueryContext, Rows, Table};
@@ -102,43 +102,49 @@ pub fn table_name(name: &str) -> &'static str {
     intern_name(name)
 }
 
-/// osquery's operator codes in a context's constraint list.
-fn op_code(op: Op) -> u8 {
+/// The operator a context names for `op`.
+fn context_op(op: Op) -> context::Op {
     match op {
-        Op::Eq => 2,
-        Op::Gt => 4,
-        Op::Le => 8,
-        Op::Lt => 16,
-        Op::Ge => 32,
-        Op::Like => 65,
-        Op::Glob => 66,
-        Op::Ne => 68,
+        Op::Eq => context::Op::Eq,
+        Op::Gt => context::Op::Gt,
+        Op::Le => context::Op::Le,
+        Op::Lt => context::Op::Lt,
+        Op::Ge => context::Op::Ge,
+        Op::Like => context::Op::Like,
+        Op::Glob => context::Op::Glob,
+        Op::Ne => context::Op::Ne,
     }
 }
 
 /// osquery's context JSON for `ctx` on `columns`.
 pub fn context_json(columns: &[Column], ctx: &QueryContext) -> String {
-    let constraints: Vec<serde_json::Value> = columns
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let list: Vec<serde_json::Value> = ctx
-                .constraints
-                .iter()
-                .filter(|k| k.column == i)
-                .map(|k| json!({"op": op_code(k.op), "expr": crate::sql::text_of(&k.value)}))
-                .collect();
-            (!list.is_empty())
-                .then(|| json!({"name": c.name, "list": list, "affinity": c.ty.sql_name()}))
-        })
-        .collect();
-    let used: Vec<&str> = columns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| ctx.uses(*i))
-        .map(|(_, c)| c.name)
-        .collect();
-    json!({"constraints": constraints, "colsUsed": used}).to_string()
+    let column = |i: usize| columns.get(i);
+    // Grouped in column order, as osquery writes them.
+    let mut constraints: Vec<_> = ctx.constraints.iter().collect();
+    constraints.sort_by_key(|k| k.column);
+    context::Context {
+        constraints: constraints
+            .into_iter()
+            .filter_map(|k| {
+                Some(context::Constraint {
+                    column: column(k.column)?.name.to_owned(),
+                    op: context_op(k.op),
+                    expr: crate::sql::text_of(&k.value),
+                })
+            })
+            .collect(),
+        columns_used: columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ctx.uses(*i))
+            .map(|(_, c)| c.name.to_owned())
+            .collect(),
+        affinity: columns
+            .iter()
+            .map(|c| (c.name.to_owned(), c.ty.sql_name().to_owned()))
+            .collect(),
+    }
+    .to_json()
 }
 
 /// A returned row in column order: values typed by their column, missing ones NULL.

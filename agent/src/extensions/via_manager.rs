@@ -13,13 +13,9 @@ use std::{
     time::Duration,
 };
 
-use super::{
-    osquery::{
-        ExtensionManagerSyncClient, TExtensionManagerSyncClient as _, TExtensionSyncClient as _,
-    },
-    protocols,
-    table::{self, ExtensionTable, Generate},
-};
+use osprey_sdk::osquery::{TExtensionManagerSyncClient as _, TExtensionSyncClient as _};
+
+use super::table::{self, ExtensionTable, Generate};
 use crate::sql::{
     DynamicTables,
     vtab::{self, Column},
@@ -33,9 +29,8 @@ struct Manager {
 }
 
 impl Manager {
-    fn client(&self) -> Result<ExtensionManagerSyncClient<super::In, super::Out>, String> {
-        let (i, o) = protocols(&self.socket, self.timeout)?;
-        Ok(ExtensionManagerSyncClient::new(i, o))
+    fn client(&self) -> Result<osprey_sdk::client::Manager, String> {
+        osprey_sdk::client::manager(&self.socket, self.timeout)
     }
 
     fn call(
@@ -140,6 +135,48 @@ impl DynamicTables for ViaManager {
                     columns,
                     source: self.manager.clone(),
                 }) as Arc<dyn vtab::Table>
+            })
+            .collect()
+    }
+
+    fn plugins(&self) -> Vec<(String, String, i64)> {
+        let Ok(r) = self.manager.client().and_then(|mut c| {
+            c.query(
+                "SELECT registry, name, owner_uuid FROM osquery_registry WHERE owner_uuid != 0"
+                    .to_owned(),
+            )
+            .map_err(|e| e.to_string())
+        }) else {
+            return Vec::new();
+        };
+        r.response
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| {
+                Some((
+                    row.get("registry")?.clone(),
+                    row.get("name")?.clone(),
+                    row.get("owner_uuid")?.parse().ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    fn extensions(&self) -> Vec<crate::sql::ExtensionRow> {
+        let Ok(list) = self
+            .manager
+            .client()
+            .and_then(|mut c| c.extensions().map_err(|e| e.to_string()))
+        else {
+            return Vec::new();
+        };
+        list.into_iter()
+            .map(|(uuid, info)| crate::sql::ExtensionRow {
+                uuid,
+                name: info.name.unwrap_or_default(),
+                version: info.version.unwrap_or_default(),
+                sdk_version: info.sdk_version.unwrap_or_default(),
+                path: format!("{}.{uuid}", self.manager.socket.display()),
             })
             .collect()
     }

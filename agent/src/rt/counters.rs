@@ -14,6 +14,14 @@ impl Counter {
     }
 }
 
+/// The extension manager's counters.
+#[derive(Debug, Default)]
+pub struct ExtensionCounters {
+    /// Connections closed because the peer sent what cannot be a request (a malformed or
+    /// oversized frame), reported in `event_drops` as `bad_frame`.
+    pub bad_frames: Counter,
+}
+
 /// Live counters of one publisher.
 #[derive(Debug, Default)]
 pub struct PublisherCounters {

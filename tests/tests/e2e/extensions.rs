@@ -237,6 +237,19 @@ fn a_peer_that_lies_about_sizes_loses_its_connection_and_nothing_else() {
     }
     let r = query(&sock, "SELECT 1 AS x");
     assert_eq!(r["response"], json!([{"x": "1"}]), "{r}");
+    // Counted where losses are: event_drops, once the reporter has written its counters.
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(30));
+    loop {
+        let r = query(
+            &sock,
+            "SELECT count FROM event_drops WHERE publisher = 'extensions' AND event_type = 'thrift' AND reason = 'bad_frame' AND window_start = 0",
+        );
+        if r["response"] == json!([{"count": "3"}]) {
+            break;
+        }
+        assert!(Instant::now() < until, "{r}\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let log = daemon.stop();
     assert!(log.contains("connection closed (3 so far)"), "{log}");
 }
@@ -627,4 +640,154 @@ fn autoloaded_extensions_start_restart_and_are_required_and_unsafe_ones_are_refu
         ),
         "{err}"
     );
+}
+
+/// `osprey query --json SQL` against the daemon, through its manager.
+fn osprey_query(daemon: &Daemon, sock: &std::path::Path, sql: &str) -> Result<Value, String> {
+    let out = Command::new(tests::osprey_bin())
+        .arg("query")
+        .arg(format!("--database_path={}", daemon.db.display()))
+        .arg(format!("--extensions_socket={}", sock.display()))
+        .arg("--json")
+        .arg(sql)
+        .output()
+        .expect("run osprey query");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("osprey query --json prints JSON"))
+}
+
+/// The lines of `path` that a sample logger wrote for `kind` and scheduled query `name`.
+fn logged(path: &std::path::Path, kind: &str, name: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(k, _)| *k == kind)
+        .filter_map(|(_, j)| serde_json::from_str::<Value>(j).ok())
+        .filter(|v| v["name"] == name)
+        .collect()
+}
+
+/// The samples of `examples/`, as CI builds them: the Rust extension (on the workspace's SDK
+/// crate) and the Python one (on the unchanged PyPI SDK) register, serve tables whose
+/// constraints narrow what they generate, take the daemon's result and snapshot lines as
+/// logger plugins, and vanish when killed.
+#[test]
+fn the_rust_and_python_samples_serve_tables_take_log_lines_and_vanish_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("osquery.conf");
+    std::fs::write(
+        &conf,
+        r#"{"schedule": {
+            "sample_diff": {"query": "SELECT 'tick' AS word;", "interval": 1},
+            "sample_snap": {"query": "SELECT 'snap' AS word;", "interval": 1, "snapshot": true}
+        }}"#,
+    )
+    .unwrap();
+    let daemon = Daemon::start(&[
+        "--extensions_interval=1",
+        &format!("--config_path={}", conf.display()),
+        "--logger_plugin=filesystem,rust_example_logger,python_example_logger",
+    ]);
+    let sock = wait_socket(&daemon);
+    let (rust_log, py_log) = (dir.path().join("rust.log"), dir.path().join("py.log"));
+    let start = |cmd: &mut Command, log: &std::path::Path| {
+        cmd.arg("--socket")
+            .arg(&sock)
+            .args(["--timeout", "10", "--interval", "1"])
+            .env("OSPREY_EXAMPLE_LOG", log)
+            .spawn()
+            .expect("start a sample extension")
+    };
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut rust = start(&mut Command::new(tests::example_extension_bin()), &rust_log);
+    let mut py = start(
+        Command::new(osquery_python()).arg(examples.join("python-extension/example_extension.py")),
+        &py_log,
+    );
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(30));
+    let wait_rows = |sql: &str| loop {
+        match osprey_query(&daemon, &sock, sql) {
+            Ok(v) => break v,
+            Err(e) => assert!(Instant::now() < until, "{sql}: {e}\n{}", daemon.log()),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // Constraints reach each table: `generated` is what the extension made for the call.
+    assert_eq!(
+        wait_rows("SELECT n, square, generated FROM rust_numbers WHERE n = 7"),
+        json!([{"n": "7", "square": "49", "generated": "1"}])
+    );
+    assert_eq!(
+        wait_rows("SELECT n, generated FROM rust_numbers WHERE n > 997 AND n <= 1000 ORDER BY n"),
+        json!([{"n": "998", "generated": "3"}, {"n": "999", "generated": "3"}, {"n": "1000", "generated": "3"}])
+    );
+    assert_eq!(
+        wait_rows("SELECT count(*) AS c, max(generated) AS g FROM rust_numbers"),
+        json!([{"c": "1000", "g": "1000"}])
+    );
+    assert_eq!(
+        wait_rows("SELECT word, length, generated FROM python_words WHERE word = 'kestrel'"),
+        json!([{"word": "kestrel", "length": "7", "generated": "1"}])
+    );
+    assert_eq!(
+        wait_rows("SELECT name, version, type FROM osquery_extensions ORDER BY name"),
+        json!([
+            {"name": "core", "version": "5.12.1", "type": "core"},
+            {"name": "python_example", "version": "1.0.0", "type": "extension"},
+            {"name": "rust_example", "version": "0.1.0", "type": "extension"},
+        ])
+    );
+    assert_eq!(
+        wait_rows(
+            "SELECT registry, name, internal FROM osquery_registry WHERE name IN ('rust_numbers', 'rust_example_logger', 'python_words', 'python_example_logger') ORDER BY registry, name"
+        ),
+        json!([
+            {"registry": "logger", "name": "python_example_logger", "internal": "0"},
+            {"registry": "logger", "name": "rust_example_logger", "internal": "0"},
+            {"registry": "table", "name": "python_words", "internal": "0"},
+            {"registry": "table", "name": "rust_numbers", "internal": "0"},
+        ])
+    );
+    // Each logger plugin gets the differential query's one added row once, and snapshots.
+    for log in [&rust_log, &py_log] {
+        loop {
+            let added = logged(log, "Result", "sample_diff");
+            let snaps = logged(log, "Snapshot", "sample_snap");
+            if !added.is_empty() && !snaps.is_empty() {
+                assert_eq!(added.len(), 1, "{added:?}");
+                assert_eq!(added[0]["action"], "added");
+                assert_eq!(added[0]["columns"], json!({"word": "tick"}));
+                assert_eq!(snaps[0]["snapshot"], json!([{"word": "snap"}]));
+                break;
+            }
+            assert!(
+                Instant::now() < until + scaled(std::time::Duration::from_secs(30)),
+                "{}: {:?}\n{}",
+                log.display(),
+                std::fs::read_to_string(log),
+                daemon.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    // Killed: both are deregistered within two ping intervals, their tables gone.
+    for child in [&mut rust, &mut py] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let gone = Instant::now() + scaled(std::time::Duration::from_secs(6));
+    loop {
+        let r = osprey_query(&daemon, &sock, "SELECT name FROM osquery_extensions");
+        if r == Ok(json!([{"name": "core"}])) {
+            break;
+        }
+        assert!(Instant::now() < gone, "{r:?}\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let e = osprey_query(&daemon, &sock, "SELECT n FROM rust_numbers").unwrap_err();
+    assert!(e.contains("no such table: rust_numbers"), "{e}");
+    daemon.stop();
 }
