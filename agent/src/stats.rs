@@ -31,7 +31,7 @@ pub const PUBLISHER_AGENT: &str = "osprey";
 /// The `event_drops` reason of rows removed by retention.
 pub const REASON_EXPIRED: &str = "expired";
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub publishers: Vec<(&'static str, Arc<PublisherCounters>)>,
     pub subscribers: Vec<(&'static str, &'static str, Arc<SubscriberCounters>)>,

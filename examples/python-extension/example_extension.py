@@ -2,15 +2,18 @@
 
 usage: example_extension.py --socket SOCKET [--timeout S] [--interval S]
 
-It registers the extension `python_example` with two plugins:
+It registers the extension `python_example` with three plugins:
 
 - the table `python_words`: one row per word of a fixed list, with its length; a
   `word = 'x'` constraint narrows what is generated (the manager passes the statement's
   constraints in osquery's context), and `generated` says how many rows this call made;
 - the logger plugin `python_example_logger`: every result and snapshot line it gets is
   appended to the file `$OSPREY_EXAMPLE_LOG` (standard error when unset), one line each,
-  prefixed with its kind.
+  prefixed with its kind;
+- the config plugin `python_example_config`: a config whose one scheduled query,
+  `python_example_merlin`, reads the extension's own table every second.
 """
+import json
 import os
 import sys
 
@@ -64,6 +67,23 @@ class FileLogger(osquery.LoggerPlugin):
 
     def log_snapshot(self, value):
         return self._write("Snapshot", value)
+
+
+@osquery.register_plugin
+class Config(osquery.ConfigPlugin):
+    def name(self):
+        return "python_example_config"
+
+    def content(self):
+        config = {
+            "schedule": {
+                "python_example_merlin": {
+                    "query": "SELECT word, length FROM python_words WHERE word = 'merlin';",
+                    "interval": 1,
+                }
+            }
+        }
+        return [{"python_example": json.dumps(config)}]
 
 
 if __name__ == "__main__":

@@ -178,8 +178,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
                 TBinaryOutputProtocol::new(out.clone(), true),
             );
             call(&mut c);
-            let bytes = out.0.lock().map(|b| b.clone()).unwrap_or_default();
-            bytes
+            out.0.lock().map(|b| b.clone()).unwrap_or_default()
         })
         .collect()
 }

@@ -100,6 +100,13 @@ pub trait Logger: Send + Sync {
     fn log(&self, kind: LogKind, text: &str) -> Result<(), String>;
 }
 
+/// A config plugin: the config when the manager's `--config_plugin` names it, as osquery's
+/// sources (source name to config JSON; the manager merges several in order).
+pub trait Config: Send + Sync {
+    fn name(&self) -> String;
+    fn gen_config(&self) -> Result<BTreeMap<String, String>, String>;
+}
+
 /// How to reach the manager: osquery's extension arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -170,6 +177,7 @@ pub struct Extension {
     version: String,
     tables: Vec<Arc<dyn Table>>,
     loggers: Vec<Arc<dyn Logger>>,
+    configs: Vec<Arc<dyn Config>>,
 }
 
 fn status(code: i32, message: impl Into<String>) -> ExtensionStatus {
@@ -200,6 +208,7 @@ impl Extension {
             version: version.into(),
             tables: Vec::new(),
             loggers: Vec::new(),
+            configs: Vec::new(),
         }
     }
 
@@ -210,6 +219,11 @@ impl Extension {
 
     pub fn with_logger(mut self, logger: impl Logger + 'static) -> Self {
         self.loggers.push(Arc::new(logger));
+        self
+    }
+
+    pub fn with_config(mut self, config: impl Config + 'static) -> Self {
+        self.configs.push(Arc::new(config));
         self
     }
 
@@ -243,6 +257,14 @@ impl Extension {
                 .map(|l| (l.name(), Vec::new()))
                 .collect();
             reg.insert("logger".to_owned(), loggers);
+        }
+        if !self.configs.is_empty() {
+            let configs = self
+                .configs
+                .iter()
+                .map(|c| (c.name(), Vec::new()))
+                .collect();
+            reg.insert("config".to_owned(), configs);
         }
         reg
     }
@@ -286,6 +308,17 @@ impl Extension {
                     Some((kind, text)) => response(l.log(kind, text).map(|()| Vec::new())),
                     // `init` and other requests: nothing to do.
                     None => response(Ok(Vec::new())),
+                }
+            }
+            "config" => {
+                let Some(c) = self.configs.iter().find(|c| c.name() == item) else {
+                    return response(Err(format!("no config {item:?} in {}", self.name)));
+                };
+                match request.get("action").map(String::as_str) {
+                    Some("genConfig") => response(c.gen_config().map(|sources| vec![sources])),
+                    other => response(Err(format!(
+                        "config action {other:?} is not served (genConfig)"
+                    ))),
                 }
             }
             other => response(Err(format!("no {other:?} plugins in {}", self.name))),
@@ -452,6 +485,17 @@ mod tests {
         }
     }
 
+    struct Fixed;
+
+    impl Config for Fixed {
+        fn name(&self) -> String {
+            "fixed".into()
+        }
+        fn gen_config(&self) -> Result<BTreeMap<String, String>, String> {
+            Ok(BTreeMap::from([("main".into(), "{}".into())]))
+        }
+    }
+
     fn req(pairs: &[(&str, &str)]) -> ExtensionPluginRequest {
         pairs
             .iter()
@@ -504,8 +548,18 @@ mod tests {
             "Result {}"
         );
         assert_eq!(
-            bad(ext.handle("config", "x", &req(&[]))),
-            "no \"config\" plugins in t"
+            bad(ext.handle("distributed", "x", &req(&[]))),
+            "no \"distributed\" plugins in t"
+        );
+        let ext = ext.with_config(Fixed);
+        let r = ext.handle("config", "fixed", &req(&[("action", "genConfig")]));
+        assert_eq!(
+            r.response.unwrap(),
+            [Row::from([("main".into(), "{}".into())])]
+        );
+        assert_eq!(
+            bad(ext.handle("config", "fixed", &req(&[]))),
+            "config action None is not served (genConfig)"
         );
     }
 

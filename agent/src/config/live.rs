@@ -42,6 +42,11 @@ pub trait Fetch: Send + Sync {
     fn cached(&self) -> Option<String>;
     /// `text` built into a config: keep it for [`Fetch::cached`].
     fn keep(&self, text: &str);
+    /// Whether to fetch again now, before the refresh is due (an extension's config plugin
+    /// just registered). Asked at every poll.
+    fn reload_now(&self) -> bool {
+        false
+    }
 }
 
 /// Fetches from `remote` and builds; the text is kept by the source only once it built, so
@@ -338,7 +343,8 @@ impl Service {
             flags.config_refresh()
         };
         let due = refresh > 0 && self.last_attempt.elapsed() >= Duration::from_secs(refresh);
-        if !self.reload_requested.swap(false, Ordering::SeqCst) && !due {
+        let asked = self.remote.as_ref().is_some_and(|r| r.reload_now());
+        if !self.reload_requested.swap(false, Ordering::SeqCst) && !due && !asked {
             return false;
         }
         let applied = self.reload().is_ok();

@@ -46,6 +46,31 @@ pub fn main(flags: &Flags) -> Result<()> {
             );
         }
         (control, store, Some(remote))
+    } else if let Some(name) = extension_config_plugin(flags) {
+        // The config comes from an extension: the manager's registry exists before the
+        // config service asks it, and the store (the last config delivered is kept there) is
+        // the one the command line names.
+        let store = open_store(flags)?;
+        let registry = registry(flags);
+        let fetch = Arc::new(crate::extensions::ExtensionConfig::new(
+            registry.clone(),
+            name,
+            store.clone(),
+        )) as Arc<dyn crate::config::live::Fetch>;
+        let control = Control::start_on(runtime, flags, Some(fetch))?;
+        let shutdown = Shutdown::default();
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, shutdown.flag())
+                .context("installing signal handlers")?;
+        }
+        return run_with(
+            store,
+            sources::REGISTRY,
+            control,
+            None,
+            Some(registry),
+            shutdown,
+        );
     } else {
         let control = Control::start_on(runtime, flags, None)?;
         let store = open_store(&control.live().flags)?;
@@ -112,6 +137,34 @@ pub fn run(
     remote: Option<Arc<crate::remote::Remote>>,
     shutdown: Shutdown,
 ) -> Result<()> {
+    run_with(store, sources, control, remote, None, shutdown)
+}
+
+/// `--config_plugin` when it names no built-in config plugin (and extensions are on): an
+/// extension's config plugin.
+fn extension_config_plugin(flags: &Flags) -> Option<&str> {
+    let name = flags.get("config_plugin").trim();
+    (!flags.bool("disable_extensions") && !["", "filesystem", "tls"].contains(&name))
+        .then_some(name)
+}
+
+/// The extension manager's registry for `flags`.
+fn registry(flags: &Flags) -> Arc<crate::extensions::Registry> {
+    Arc::new(crate::extensions::Registry::new(
+        flags.path("extensions_socket").unwrap_or_default(),
+        Duration::from_secs(flags.u64("extensions_timeout").max(1)),
+    ))
+}
+
+/// [`run`] with the extensions' registry made already (when the config comes from one).
+fn run_with(
+    store: Arc<Store>,
+    sources: &[&'static dyn Source],
+    control: Control,
+    remote: Option<Arc<crate::remote::Remote>>,
+    extensions: Option<Arc<crate::extensions::Registry>>,
+    shutdown: Shutdown,
+) -> Result<()> {
     let started_ns = crate::sys::now_ns();
     let live = control.live();
     let flags: &Flags = &live.flags;
@@ -126,6 +179,15 @@ pub fn run(
     };
     store.ensure_event_tables(&sources::event_tables(sources))?;
     let mut w = wiring::Wiring::new(sources, ctx);
+    // osquery extensions: their tables are in every SQL engine of the daemon.
+    let extensions =
+        extensions.or_else(|| (!flags.bool("disable_extensions")).then(|| registry(flags)));
+    if let Some(r) = &extensions {
+        // Its counters are reported with the others.
+        let mut stats = (*w.stats).clone();
+        stats.extensions = r.counters.clone();
+        w.stats = Arc::new(stats);
+    }
     w.start_sources(ctx, &sup)?;
     let writer = w.spawn_writer(ctx, &sup, store.clone())?;
     let retention = w.spawn_retention(flags, &sup, store.clone())?;
@@ -156,16 +218,6 @@ pub fn run(
         let now = current.clone();
         Arc::new(move || lock(&now).flags.clone())
     };
-    // osquery extensions: their tables are in every SQL engine of the daemon.
-    let extensions = (!flags.bool("disable_extensions")).then(|| {
-        Arc::new(
-            crate::extensions::Registry::new(
-                flags.path("extensions_socket").unwrap_or_default(),
-                Duration::from_secs(flags.u64("extensions_timeout").max(1)),
-            )
-            .with_counters(w.stats.extensions.clone()),
-        )
-    });
     let scheduler = wiring::scheduler(
         &store,
         sources,

@@ -13,8 +13,9 @@
 //! `<socket>.<uuid>`, one connection per call, `--extensions_timeout` per call). Every
 //! `--extensions_interval` each extension is pinged; one that fails two pings in a row
 //! (after a grace time of `--extensions_timeout` from its registration) is deregistered.
-//! Extensions' logger plugins are sinks of the loggers' buffer ([`ExtensionLogger`]). Not
-//! yet: extensions' config and distributed plugins.
+//! Extensions' logger plugins are sinks of the loggers' buffer ([`ExtensionLogger`]), a
+//! config plugin can be where the config comes from ([`ExtensionConfig`]). Not yet:
+//! extensions' distributed plugins.
 //!
 //! Architecture invariant: the [`Registry`] has one lock, and it is never held across a call
 //! to an extension or a query: every method copies what it needs and releases it.
@@ -51,11 +52,13 @@ type Client = osprey_sdk::client::Extension;
 pub const REGISTRIES: &[&str] = &["table", "config", "logger", "distributed"];
 
 pub mod autoload;
+mod config;
 mod logger;
 mod storage;
 mod table;
 mod via_manager;
 
+pub use config::ExtensionConfig;
 pub use logger::ExtensionLogger;
 pub use via_manager::{ViaManager, uninstall};
 
@@ -105,12 +108,6 @@ impl Registry {
             timeout,
             ..Self::default()
         }
-    }
-
-    /// Counts into `counters` (the daemon's, reported in `event_drops`).
-    pub fn with_counters(mut self, counters: Arc<crate::rt::counters::ExtensionCounters>) -> Self {
-        self.counters = counters;
-        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

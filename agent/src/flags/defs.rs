@@ -514,9 +514,9 @@ pub const FLAGS: &[FlagDef] = &[
     },
     FlagDef {
         name: "config_plugin",
-        ty: Choice(&["filesystem", "tls"]),
+        ty: Str,
         default: "filesystem",
-        description: "Where the config comes from: filesystem (config_path) or tls (config_tls_endpoint)",
+        description: "Where the config comes from: filesystem (config_path), tls (config_tls_endpoint), or the name of an extension's config plugin",
         shell_only: false,
     },
     FlagDef {

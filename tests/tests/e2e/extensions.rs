@@ -791,3 +791,75 @@ fn the_rust_and_python_samples_serve_tables_take_log_lines_and_vanish_when_kille
     assert!(e.contains("no such table: rust_numbers"), "{e}");
     daemon.stop();
 }
+
+/// `--config_plugin` naming an extension's config plugin: the daemon starts with an empty
+/// config while no extension has it, applies the extension's config as soon as it registers
+/// (not at the next refresh), and that config's scheduled query reads the extension's own
+/// table, its added row going to the extension's logger plugin exactly once.
+#[test]
+fn an_extensions_config_plugin_is_the_config_as_soon_as_it_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&[
+        "--extensions_interval=1",
+        "--config_plugin=python_example_config",
+        "--config_refresh=3600",
+        "--logger_plugin=python_example_logger",
+    ]);
+    let sock = wait_socket(&daemon);
+    let log = daemon.log();
+    assert!(
+        log.contains("no extension has registered config plugin \"python_example_config\"")
+            && log.contains("starting with an empty config"),
+        "{log}"
+    );
+    let py_log = dir.path().join("py.log");
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut py = Command::new(osquery_python())
+        .arg(examples.join("python-extension/example_extension.py"))
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--timeout", "10", "--interval", "1"])
+        .env("OSPREY_EXAMPLE_LOG", &py_log)
+        .spawn()
+        .unwrap();
+    wait_log(
+        &daemon,
+        "config: extension config plugin python_example_config",
+    );
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(30));
+    loop {
+        let added = logged(&py_log, "Result", "python_example_merlin");
+        if !added.is_empty() {
+            // A few more ticks: the differential query adds nothing more.
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            let added = logged(&py_log, "Result", "python_example_merlin");
+            assert_eq!(added.len(), 1, "{added:?}");
+            assert_eq!(added[0]["action"], "added");
+            assert_eq!(
+                added[0]["columns"],
+                json!({"word": "merlin", "length": "6"})
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{:?}\n{}",
+            std::fs::read_to_string(&py_log),
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = osprey_query(
+        &daemon,
+        &sock,
+        "SELECT name, query FROM osquery_schedule WHERE name = 'python_example_merlin'",
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        json!([{"name": "python_example_merlin", "query": "SELECT word, length FROM python_words WHERE word = 'merlin';"}])
+    );
+    py.kill().unwrap();
+    py.wait().unwrap();
+    daemon.stop();
+}
