@@ -7,7 +7,8 @@
 //!   before it allocates, so a peer cannot make its reader abort or panic.
 //! - [`client`]: a connection to a UNIX socket with a timeout on every read and write.
 //! - [`context`]: osquery's query context JSON (constraints and used columns) both ways.
-//! - [`server`]: an extension: registers its table, logger and config plugins with a manager
+//! - [`server`]: an extension: registers its table, logger, config and distributed plugins with a
+//!   manager
 //!   (osquery's or Osprey's), serves `ping` and `call` on `<socket>.<uuid>`, and ends when the
 //!   manager stops answering.
 //! - [`fuzzing`]: the entry points of the fuzz targets (`fuzz/`), also run by unit tests.

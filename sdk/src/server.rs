@@ -107,6 +107,18 @@ pub trait Config: Send + Sync {
     fn gen_config(&self) -> Result<BTreeMap<String, String>, String>;
 }
 
+/// A distributed plugin: where live queries come from when the manager's
+/// `--distributed_plugin` names it.
+pub trait Distributed: Send + Sync {
+    fn name(&self) -> String;
+    /// The queries to run, as osquery's JSON: `{"queries": {id: sql}, "discovery": {id: sql},
+    /// "accelerate": seconds}` (the last two optional).
+    fn get_queries(&self) -> Result<String, String>;
+    /// Their answers, as osquery's JSON: `{"queries": {id: [rows]}, "statuses": {id: code},
+    /// "messages": {id: error}}`. Err: the manager sends them again at its next poll.
+    fn write_results(&self, results: &str) -> Result<(), String>;
+}
+
 /// How to reach the manager: osquery's extension arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -178,6 +190,7 @@ pub struct Extension {
     tables: Vec<Arc<dyn Table>>,
     loggers: Vec<Arc<dyn Logger>>,
     configs: Vec<Arc<dyn Config>>,
+    distributed: Vec<Arc<dyn Distributed>>,
 }
 
 fn status(code: i32, message: impl Into<String>) -> ExtensionStatus {
@@ -209,6 +222,7 @@ impl Extension {
             tables: Vec::new(),
             loggers: Vec::new(),
             configs: Vec::new(),
+            distributed: Vec::new(),
         }
     }
 
@@ -224,6 +238,11 @@ impl Extension {
 
     pub fn with_config(mut self, config: impl Config + 'static) -> Self {
         self.configs.push(Arc::new(config));
+        self
+    }
+
+    pub fn with_distributed(mut self, plugin: impl Distributed + 'static) -> Self {
+        self.distributed.push(Arc::new(plugin));
         self
     }
 
@@ -265,6 +284,14 @@ impl Extension {
                 .map(|c| (c.name(), Vec::new()))
                 .collect();
             reg.insert("config".to_owned(), configs);
+        }
+        if !self.distributed.is_empty() {
+            let plugins = self
+                .distributed
+                .iter()
+                .map(|d| (d.name(), Vec::new()))
+                .collect();
+            reg.insert("distributed".to_owned(), plugins);
         }
         reg
     }
@@ -318,6 +345,24 @@ impl Extension {
                     Some("genConfig") => response(c.gen_config().map(|sources| vec![sources])),
                     other => response(Err(format!(
                         "config action {other:?} is not served (genConfig)"
+                    ))),
+                }
+            }
+            "distributed" => {
+                let Some(d) = self.distributed.iter().find(|d| d.name() == item) else {
+                    return response(Err(format!("no distributed {item:?} in {}", self.name)));
+                };
+                match request.get("action").map(String::as_str) {
+                    Some("getQueries") => response(
+                        d.get_queries()
+                            .map(|json| vec![Row::from([("results".to_owned(), json)])]),
+                    ),
+                    Some("writeResults") => response(
+                        d.write_results(request.get("results").map_or("", String::as_str))
+                            .map(|()| Vec::new()),
+                    ),
+                    other => response(Err(format!(
+                        "distributed action {other:?} is not served (getQueries, writeResults)"
                     ))),
                 }
             }
@@ -548,8 +593,8 @@ mod tests {
             "Result {}"
         );
         assert_eq!(
-            bad(ext.handle("distributed", "x", &req(&[]))),
-            "no \"distributed\" plugins in t"
+            bad(ext.handle("nope", "x", &req(&[]))),
+            "no \"nope\" plugins in t"
         );
         let ext = ext.with_config(Fixed);
         let r = ext.handle("config", "fixed", &req(&[("action", "genConfig")]));

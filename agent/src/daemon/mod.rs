@@ -251,6 +251,20 @@ fn run_with(
             "distributed",
             crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
         );
+    } else if let Some(registry) = &extensions
+        && !flags.bool("disable_distributed")
+        && !["", "tls"].contains(&flags.get("distributed_plugin").trim())
+    {
+        // An extension's distributed plugin (no carves: those need the TLS endpoints).
+        let env = wiring::table_env(&store, sources, &live, extensions.as_ref());
+        let peer = wiring::ExtensionDistributed {
+            registry: registry.clone(),
+            name: flags.get("distributed_plugin").trim().to_owned(),
+        };
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        sup.spawn_task(&running.handle(), "distributed", async move {
+            crate::remote::distributed::poll(&peer, &store, env, None, settings, shutdown).await;
+        });
     }
     let mut required: Option<anyhow::Error> = None;
     if let Some(registry) = &extensions {

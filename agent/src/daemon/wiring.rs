@@ -3,6 +3,7 @@
 //! supervised thread.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -395,4 +396,73 @@ pub fn spawn_schedule(
         }
         tokio::task::block_in_place(&mut pump);
     });
+}
+
+/// An extension's distributed plugin (`--distributed_plugin=NAME`, NAME no built-in plugin)
+/// as the peer of the distributed poll loop: osquery's `getQueries` (the read reply as JSON
+/// in the first row's `results`) and `writeResults` (the write body as JSON in `results`).
+pub struct ExtensionDistributed {
+    pub registry: Arc<crate::extensions::Registry>,
+    pub name: String,
+}
+
+impl ExtensionDistributed {
+    async fn call(
+        &self,
+        request: BTreeMap<String, String>,
+    ) -> Result<Vec<BTreeMap<String, String>>, String> {
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        tokio::task::spawn_blocking(move || {
+            registry
+                .call_plugin("distributed", &name, request)
+                .map_err(|e| {
+                    e.unwrap_or_else(|| {
+                        format!("no extension has registered distributed plugin {name:?}")
+                    })
+                })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+impl crate::remote::distributed::Peer for ExtensionDistributed {
+    fn read(
+        &self,
+    ) -> crate::remote::distributed::PeerFuture<'_, serde_json::Map<String, serde_json::Value>>
+    {
+        Box::pin(async move {
+            let rows = self
+                .call(BTreeMap::from([(
+                    "action".to_owned(),
+                    "getQueries".to_owned(),
+                )]))
+                .await?;
+            let text = rows
+                .first()
+                .and_then(|r| r.get("results"))
+                .ok_or("getQueries: no results in the answer")?;
+            match serde_json::from_str(text) {
+                Ok(serde_json::Value::Object(o)) => Ok(o),
+                _ => Err("getQueries: the results are not a JSON object".to_owned()),
+            }
+        })
+    }
+
+    fn write(
+        &self,
+        body: serde_json::Map<String, serde_json::Value>,
+    ) -> crate::remote::distributed::PeerFuture<'_, ()> {
+        Box::pin(async move {
+            self.call(BTreeMap::from([
+                ("action".to_owned(), "writeResults".to_owned()),
+                (
+                    "results".to_owned(),
+                    serde_json::Value::Object(body).to_string(),
+                ),
+            ]))
+            .await
+            .map(|_| ())
+        })
+    }
 }

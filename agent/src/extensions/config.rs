@@ -78,19 +78,16 @@ impl Fetch for ExtensionConfig {
             self.registry.generation.load(Ordering::SeqCst),
             Ordering::SeqCst,
         );
-        let Some(uuid) = self.registry.owner("config", &self.name) else {
-            return Err(format!(
-                "no extension has registered config plugin {:?}",
-                self.name
-            ));
-        };
         let request = [("action".to_owned(), "genConfig".to_owned())].into();
-        let answer = self.registry.call(uuid, "config", &self.name, request)?;
-        let status = answer.status.unwrap_or_default();
-        if status.code.unwrap_or(0) != 0 {
-            return Err(status.message.unwrap_or_default());
-        }
-        merge(&answer.response.unwrap_or_default())
+        let sources = self
+            .registry
+            .call_plugin("config", &self.name, request)
+            .map_err(|e| {
+                e.unwrap_or_else(|| {
+                    format!("no extension has registered config plugin {:?}", self.name)
+                })
+            })?;
+        merge(&sources)
     }
 
     fn cached(&self) -> Option<String> {

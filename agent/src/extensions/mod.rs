@@ -170,13 +170,23 @@ impl Registry {
         name: &str,
         request: ExtensionPluginRequest,
     ) -> Result<Vec<BTreeMap<String, String>>, String> {
-        let Some(uuid) = self.owner("table", name) else {
-            return Err("its extension is gone".to_owned());
-        };
-        let r = self.call(uuid, "table", name, request)?;
+        self.call_plugin("table", name, request)
+            .map_err(|e| e.unwrap_or_else(|| "its extension is gone".to_owned()))
+    }
+
+    /// `call(registry, item, request)` into the extension that registered that plugin: its
+    /// rows, or the error (None: no extension has that plugin now).
+    pub fn call_plugin(
+        &self,
+        registry: &str,
+        item: &str,
+        request: ExtensionPluginRequest,
+    ) -> Result<Vec<BTreeMap<String, String>>, Option<String>> {
+        let uuid = self.owner(registry, item).ok_or(None)?;
+        let r = self.call(uuid, registry, item, request).map_err(Some)?;
         let st = r.status.unwrap_or_default();
         if st.code.unwrap_or(0) != 0 {
-            return Err(st.message.unwrap_or_default());
+            return Err(Some(st.message.unwrap_or_default()));
         }
         Ok(r.response.unwrap_or_default())
     }

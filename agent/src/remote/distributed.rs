@@ -245,9 +245,49 @@ fn limits(f: &Flags) -> Limits {
 /// `distributed_interval` there, and may change it).
 pub type Settings = Arc<dyn Fn() -> Flags + Send + Sync>;
 
-/// The poll loop, a task on the control-plane runtime, until `shutdown`. The interval, the
-/// attempts and the limits follow `settings` at every poll; the endpoints are the start-up
-/// ones.
+/// What a peer call returns, once awaited.
+pub type PeerFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// Where distributed queries come from and where their answers go: the TLS remote API
+/// (Fleet), or an extension's distributed plugin.
+pub trait Peer: Send + Sync {
+    /// The read reply: `{queries: {id: sql}, discovery: {id: sql}, accelerate: seconds}`.
+    fn read(&self) -> PeerFuture<'_, Map<String, Value>>;
+    /// Delivers a write body (see [`answer`]).
+    fn write(&self, body: Map<String, Value>) -> PeerFuture<'_, ()>;
+}
+
+/// The TLS remote API's distributed endpoints.
+struct Tls {
+    remote: Arc<Remote>,
+    read: String,
+    write: String,
+}
+
+impl Peer for Tls {
+    fn read(&self) -> PeerFuture<'_, Map<String, Value>> {
+        Box::pin(async move {
+            self.remote
+                .request(&self.read, Map::new(), false)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn write(&self, body: Map<String, Value>) -> PeerFuture<'_, ()> {
+        Box::pin(async move {
+            self.remote
+                .request(&self.write, body, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The poll loop of the TLS remote API, a task on the control-plane runtime, until
+/// `shutdown`. The interval, the attempts and the limits follow `settings` at every poll; the
+/// endpoints are the start-up ones. Carves (when on) are started by these queries.
 pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdown: Shutdown) {
     let f = settings();
     // Carves (when on) are started by these queries and carry their ids.
@@ -258,12 +298,28 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdow
         Some(c) => env.with_carver(Arc::new(c) as Arc<dyn crate::sql::Carver>),
         None => env,
     };
-    let (read_ep, write_ep) = (
-        f.get("distributed_tls_read_endpoint").to_owned(),
-        f.get("distributed_tls_write_endpoint").to_owned(),
-    );
+    let peer = Tls {
+        remote: remote.clone(),
+        read: f.get("distributed_tls_read_endpoint").to_owned(),
+        write: f.get("distributed_tls_write_endpoint").to_owned(),
+    };
+    poll(&peer, remote.store(), env, request, settings, shutdown).await;
+}
+
+/// The poll loop over any [`Peer`]: every `distributed_interval` (5 s while accelerated),
+/// read, answer, write (each up to `distributed_tls_max_attempts` times). `request`, when
+/// given, carries the id of the query running (for carves).
+pub async fn poll(
+    peer: &dyn Peer,
+    store: &Arc<Store>,
+    env: TableEnv,
+    request: Option<Arc<std::sync::Mutex<String>>>,
+    settings: Settings,
+    shutdown: Shutdown,
+) {
+    let f = settings();
     let now = || crate::sys::now_ns() / 1_000_000_000;
-    denylist_crashed(remote.store(), limits(&f).denylist_secs, now());
+    denylist_crashed(store, limits(&f).denylist_secs, now());
     let mut accelerate_until: Option<Instant> = None;
     let mut failing: Option<String> = None;
     while !shutdown.is_set() {
@@ -272,10 +328,7 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdow
         let limits = limits(&f);
         let mut read = Err(String::new());
         for _ in 0..attempts {
-            read = remote
-                .request(&read_ep, Map::new(), false)
-                .await
-                .map_err(|e| e.to_string());
+            read = peer.read().await;
             if read.is_ok() || shutdown.is_set() {
                 break;
             }
@@ -297,27 +350,14 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdow
                 if has_queries {
                     let body = tokio::task::block_in_place(|| {
                         Engine::new(env.clone())
-                            .map(|e| {
-                                answer(
-                                    &e,
-                                    remote.store(),
-                                    &reply,
-                                    limits,
-                                    now(),
-                                    request.as_deref(),
-                                )
-                            })
+                            .map(|e| answer(&e, store, &reply, limits, now(), request.as_deref()))
                             .map_err(|e| e.to_string())
                     });
                     match body {
                         Ok(body) => {
                             let mut sent = Err(String::new());
                             for _ in 0..attempts {
-                                sent = remote
-                                    .request(&write_ep, body.clone(), false)
-                                    .await
-                                    .map(|_| ())
-                                    .map_err(|e| e.to_string());
+                                sent = peer.write(body.clone()).await;
                                 if sent.is_ok() || shutdown.is_set() {
                                     break;
                                 }

@@ -7,14 +7,17 @@
 //! It registers the table `rust_numbers` (n from 1 to 1000, its square, and how many rows
 //! the call generated: constraints on `n` narrow what is generated, which shows that the
 //! manager passes them on) and the logger plugin `rust_example_logger`, which appends each
-//! line it gets to the file `$OSPREY_EXAMPLE_LOG` (standard error when unset).
+//! line it gets to the file `$OSPREY_EXAMPLE_LOG` (standard error when unset), and the
+//! distributed plugin `rust_example_distributed`: when the file `$OSPREY_EXAMPLE_QUERIES`
+//! exists, its content (osquery's `{"queries": {id: sql}}`) is handed out once and the file
+//! removed; the answers are appended to `$OSPREY_EXAMPLE_LOG` as `Distributed` lines.
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
 
 use osprey_sdk::{
     context::{Context, Op},
-    server::{Column, ColumnType, Extension, LogKind, Logger, Options, Row, Table},
+    server::{Column, ColumnType, Distributed, Extension, LogKind, Logger, Options, Row, Table},
 };
 
 /// The numbers 1..=1000.
@@ -65,7 +68,23 @@ impl Table for Numbers {
     }
 }
 
-/// Appends `<kind>\t<line>` to `$OSPREY_EXAMPLE_LOG`.
+/// Appends `<kind>\t<line>` to `$OSPREY_EXAMPLE_LOG` (standard error when unset).
+fn append(kind: &str, text: &str) -> Result<(), String> {
+    let line = format!("{kind}\t{}\n", text.trim_end());
+    match std::env::var_os("OSPREY_EXAMPLE_LOG") {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| format!("{}: {e}", std::path::Path::new(&path).display())),
+        None => std::io::stderr()
+            .write_all(line.as_bytes())
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Every line it gets, appended by [`append`].
 struct FileLogger;
 
 impl Logger for FileLogger {
@@ -74,18 +93,34 @@ impl Logger for FileLogger {
     }
 
     fn log(&self, kind: LogKind, text: &str) -> Result<(), String> {
-        let line = format!("{kind:?}\t{}\n", text.trim_end());
-        match std::env::var_os("OSPREY_EXAMPLE_LOG") {
-            Some(path) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
-                .map_err(|e| format!("{}: {e}", std::path::Path::new(&path).display())),
-            None => std::io::stderr()
-                .write_all(line.as_bytes())
-                .map_err(|e| e.to_string()),
+        append(&format!("{kind:?}"), text)
+    }
+}
+
+/// Queries from the file `$OSPREY_EXAMPLE_QUERIES`, each file handed out once.
+struct QueryFile;
+
+impl Distributed for QueryFile {
+    fn name(&self) -> String {
+        "rust_example_distributed".into()
+    }
+
+    fn get_queries(&self) -> Result<String, String> {
+        let Some(path) = std::env::var_os("OSPREY_EXAMPLE_QUERIES") else {
+            return Ok("{}".to_owned());
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+                Ok(text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("{}".to_owned()),
+            Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn write_results(&self, results: &str) -> Result<(), String> {
+        append("Distributed", results)
     }
 }
 
@@ -99,7 +134,8 @@ fn main() -> std::process::ExitCode {
     };
     let ext = Extension::new("rust_example", env!("CARGO_PKG_VERSION"))
         .with_table(Numbers)
-        .with_logger(FileLogger);
+        .with_logger(FileLogger)
+        .with_distributed(QueryFile);
     match ext.run(&options) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -863,3 +863,78 @@ fn an_extensions_config_plugin_is_the_config_as_soon_as_it_registers() {
     py.wait().unwrap();
     daemon.stop();
 }
+
+/// `--distributed_plugin` naming an extension's distributed plugin: the Rust sample hands
+/// out the queries of a file once; the daemon runs them (an extension table among them) and
+/// writes the answers back to the plugin, each query with its status, exactly once.
+#[test]
+fn an_extensions_distributed_plugin_hands_out_live_queries_and_gets_the_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&[
+        "--extensions_interval=1",
+        "--disable_distributed=false",
+        "--distributed_plugin=rust_example_distributed",
+        "--distributed_interval=1",
+    ]);
+    let sock = wait_socket(&daemon);
+    let (queries, log) = (dir.path().join("queries.json"), dir.path().join("rust.log"));
+    let mut rust = Command::new(tests::example_extension_bin())
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--timeout", "10", "--interval", "1"])
+        .env("OSPREY_EXAMPLE_LOG", &log)
+        .env("OSPREY_EXAMPLE_QUERIES", &queries)
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + scaled(std::time::Duration::from_secs(30));
+    while osprey_query(&daemon, &sock, "SELECT n FROM rust_numbers WHERE n = 1").is_err() {
+        assert!(Instant::now() < until, "{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Written whole, then renamed: the plugin never reads half a file.
+    let tmp = dir.path().join("queries.tmp");
+    std::fs::write(
+        &tmp,
+        r#"{"queries": {"q_ext": "SELECT n, square FROM rust_numbers WHERE n = 12", "q_bad": "SELECT * FROM no_such_table"}}"#,
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &queries).unwrap();
+    let answers = |log: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("Distributed\t"))
+            .map(|j| serde_json::from_str(j).unwrap())
+            .collect()
+    };
+    loop {
+        if !answers(&log).is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{:?}\n{}",
+            std::fs::read_to_string(&log),
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Polls go on every second; the file was handed out once, so one answer only.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let got = answers(&log);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0]["queries"]["q_ext"],
+        json!([{"n": "12", "square": "144"}])
+    );
+    assert_eq!(got[0]["queries"]["q_bad"], json!([]));
+    assert_eq!(got[0]["statuses"], json!({"q_bad": 1, "q_ext": 0}));
+    assert_eq!(
+        got[0]["messages"],
+        json!({"q_bad": "no such table: no_such_table"})
+    );
+    assert!(!queries.exists());
+    rust.kill().unwrap();
+    rust.wait().unwrap();
+    daemon.stop();
+}
