@@ -183,6 +183,61 @@ pub fn seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Replies to `call` as an extension writes them: an empty answer, and one with rows (seeds of
+/// the reply target).
+pub fn reply_seeds() -> Vec<Vec<u8>> {
+    use crate::osquery::ExtensionSyncProcessor;
+
+    struct Rows(usize);
+    impl ExtensionSyncHandler for Rows {
+        fn handle_ping(&self) -> thrift::Result<ExtensionStatus> {
+            Ok(ExtensionStatus::default())
+        }
+        fn handle_call(
+            &self,
+            _: String,
+            _: String,
+            _: ExtensionPluginRequest,
+        ) -> thrift::Result<ExtensionResponse> {
+            let row = |i: usize| {
+                ExtensionPluginRequest::from([
+                    ("n".to_owned(), i.to_string()),
+                    ("word".to_owned(), "x".repeat(i)),
+                ])
+            };
+            Ok(ExtensionResponse {
+                status: Some(ExtensionStatus {
+                    code: Some(0),
+                    message: Some("OK".into()),
+                    uuid: None,
+                }),
+                response: Some((0..self.0).map(row).collect()),
+            })
+        }
+        fn handle_shutdown(&self) -> thrift::Result<()> {
+            Ok(())
+        }
+    }
+    [0, 3]
+        .into_iter()
+        .map(|n| {
+            // The request as the manager writes it, answered by the processor.
+            let request = Shared::default();
+            let mut c = ExtensionSyncClient::new(
+                TBinaryInputProtocol::new(Cursor::new(Vec::new()), true),
+                TBinaryOutputProtocol::new(request.clone(), true),
+            );
+            drop(c.call("table".into(), "t".into(), ExtensionPluginRequest::new()));
+            let bytes = request.0.lock().map(|b| b.clone()).unwrap_or_default();
+            let reply = Shared::default();
+            let mut i = TBinaryInputProtocol::new(Cursor::new(bytes), true);
+            let mut o = TBinaryOutputProtocol::new(reply.clone(), true);
+            drop(ExtensionSyncProcessor::new(Rows(n)).process(&mut i, &mut o));
+            reply.0.lock().map(|b| b.clone()).unwrap_or_default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,11 +262,14 @@ mod tests {
             assert_eq!(manager_request(s), 1, "{s:?}");
         }
         assert_eq!(manager_request(&seeds.concat()), 8);
+        for r in reply_seeds() {
+            assert!(extension_reply(&r), "{r:?}");
+        }
     }
 
     #[test]
     fn mutated_requests_and_replies_never_panic() {
-        let seeds = seeds();
+        let seeds = [seeds(), reply_seeds()].concat();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..100_000 {
             let mut v = seeds[round % seeds.len()].clone();

@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz [TARGET] [SECONDS]`: libFuzzer on a target of `fuzz/` (default
 //! `manager_request`, 600 s) through cargo-fuzz with the pinned nightly. cargo-fuzz is
 //! installed into `.tools/bin` at the first run; the corpus starts from the SDK's seeds (one
-//! well-formed request per manager method) in `fuzz/corpus/<target>/`. A crash leaves its
+//! well-formed request per manager method, or well-formed replies) in `fuzz/corpus/<target>/`. A crash leaves its
 //! input in `fuzz/artifacts/<target>/` and fails the command.
 
 use std::{path::Path, process::Command};
@@ -44,8 +44,10 @@ pub fn fuzz(args: &[String]) -> Result<()> {
     }
     let corpus = root().join("fuzz/corpus").join(target);
     std::fs::create_dir_all(&corpus).with_context(|| format!("creating {}", corpus.display()))?;
-    if target == "manager_request" {
-        write_seeds(&corpus)?;
+    match target {
+        "manager_request" => write_seeds(&corpus, &osprey_sdk::fuzzing::seeds())?,
+        "extension_reply" => write_seeds(&corpus, &osprey_sdk::fuzzing::reply_seeds())?,
+        _ => {}
     }
     let toolchain = setup::ebpf_toolchain()?;
     eprintln!("xtask fuzz: {target} for {seconds} s with {toolchain}");
@@ -66,8 +68,8 @@ pub fn fuzz(args: &[String]) -> Result<()> {
     )
 }
 
-fn write_seeds(dir: &Path) -> Result<()> {
-    for (i, seed) in osprey_sdk::fuzzing::seeds().iter().enumerate() {
+fn write_seeds(dir: &Path, seeds: &[Vec<u8>]) -> Result<()> {
+    for (i, seed) in seeds.iter().enumerate() {
         let p = dir.join(format!("seed-{i}"));
         std::fs::write(&p, seed).with_context(|| format!("writing {}", p.display()))?;
     }
