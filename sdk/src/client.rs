@@ -1,9 +1,10 @@
-//! A Thrift connection over a UNIX stream: the strict binary protocol on buffered transports,
+//! A Thrift connection over a [`transport::Stream`](crate::transport::Stream) (a UNIX socket,
+//! or a named pipe on Windows): the strict binary protocol on buffered transports,
 //! replies read through [`Bounded`](crate::wire::Bounded), every read and write limited by a
 //! timeout. One connection serves one caller at a time; after an error (a timeout included)
 //! the stream may be anywhere inside a message, so it is dropped, never reused.
 
-use std::{os::unix::net::UnixStream, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use thrift::{
     protocol::{TBinaryInputProtocol, TBinaryOutputProtocol},
@@ -12,13 +13,14 @@ use thrift::{
 
 use crate::{
     osquery::{ExtensionManagerSyncClient, ExtensionSyncClient},
+    transport::{self, Stream},
     wire,
 };
 
 /// The input side of a connection: answers read bounded.
-pub type In = wire::Bounded<TBinaryInputProtocol<TBufferedReadTransport<UnixStream>>>;
+pub type In = wire::Bounded<TBinaryInputProtocol<TBufferedReadTransport<Stream>>>;
 /// The output side of a connection.
-pub type Out = TBinaryOutputProtocol<TBufferedWriteTransport<UnixStream>>;
+pub type Out = TBinaryOutputProtocol<TBufferedWriteTransport<Stream>>;
 /// A client of an extension (`ping`, `call`, `shutdown`).
 pub type Extension = ExtensionSyncClient<In, Out>;
 /// A client of a manager (an extension's calls and the manager's own).
@@ -28,18 +30,13 @@ pub type Manager = ExtensionManagerSyncClient<In, Out>;
 /// `timeout`, an answer to at most `max` bytes. Err: `<path>: <why>`.
 pub fn connect(path: &Path, timeout: Duration, max: usize) -> Result<(In, Out), String> {
     let at = |e: std::io::Error| format!("{}: {e}", path.display());
-    let stream = UnixStream::connect(path).map_err(at)?;
-    let timeout = Some(timeout.max(Duration::from_millis(10)));
-    stream
-        .set_read_timeout(timeout)
-        .and_then(|()| stream.set_write_timeout(timeout))
-        .map_err(at)?;
+    let stream = transport::connect(path, timeout).map_err(at)?;
     let reader = stream.try_clone().map_err(at)?;
     Ok(protocols(reader, stream, max))
 }
 
 /// The protocols of an accepted or connected stream (`reader` a clone of `writer`).
-pub fn protocols(reader: UnixStream, writer: UnixStream, max: usize) -> (In, Out) {
+pub fn protocols(reader: Stream, writer: Stream, max: usize) -> (In, Out) {
     (
         wire::Bounded::new(
             TBinaryInputProtocol::new(TBufferedReadTransport::new(reader), true),

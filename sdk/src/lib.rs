@@ -5,7 +5,9 @@
 //!   xtask lint` regenerates it and fails on a difference.
 //! - [`wire`]: an input protocol that checks every declared size against a message budget
 //!   before it allocates, so a peer cannot make its reader abort or panic.
-//! - [`client`]: a connection to a UNIX socket with a timeout on every read and write.
+//! - [`transport`]: UNIX sockets, or named pipes on Windows, with a timeout on every read and
+//!   write.
+//! - [`client`]: Thrift clients of a manager and of an extension over a transport.
 //! - [`context`]: osquery's query context JSON (constraints and used columns) both ways.
 //! - [`server`]: an extension: registers its table, logger, config and distributed plugins with a
 //!   manager
@@ -32,7 +34,10 @@ pub mod osquery;
 pub mod client;
 pub mod context;
 pub mod fuzzing;
+#[cfg(windows)]
+mod pipe;
 pub mod server;
+pub mod transport;
 pub mod wire;
 
 /// The SDK version an extension built with this crate reports (osquery's SDK numbering: the

@@ -9,8 +9,7 @@
 
 use std::{
     collections::BTreeMap,
-    os::unix::{fs::PermissionsExt as _, net::UnixListener},
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -28,6 +27,7 @@ use crate::{
         ExtensionSyncHandler, ExtensionSyncProcessor, InternalExtensionInfo,
         TExtensionManagerSyncClient as _, TExtensionSyncClient as _,
     },
+    transport::{Listener, Stream},
     wire,
 };
 
@@ -403,7 +403,7 @@ impl Extension {
         let mut path = o.socket.clone().into_os_string();
         path.push(format!(".{uuid}"));
         let path = PathBuf::from(path);
-        let listener = listen(&path)?;
+        let listener = Listener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(self);
         {
@@ -422,31 +422,21 @@ impl Extension {
             failed = if alive { 0 } else { failed + 1 };
         }
         stop.store(true, Ordering::Relaxed);
-        let _ = std::fs::remove_file(&path);
+        Listener::remove(&path);
         Ok(())
     }
 }
 
-/// Binds the extension's socket (mode 0600), replacing a stale socket of that name.
-fn listen(path: &Path) -> Result<UnixListener, String> {
-    let at = |e: std::io::Error| format!("{}: {e}", path.display());
-    if std::fs::symlink_metadata(path).is_ok_and(|m| {
-        use std::os::unix::fs::FileTypeExt as _;
-        m.file_type().is_socket()
-    }) {
-        std::fs::remove_file(path).map_err(at)?;
-    }
-    let listener = UnixListener::bind(path).map_err(at)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(at)?;
-    Ok(listener)
-}
-
-fn accept(listener: &UnixListener, ext: &Arc<Extension>, stop: &Arc<AtomicBool>) {
-    for stream in listener.incoming() {
+fn accept(listener: &Listener, ext: &Arc<Extension>, stop: &Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(stream) = listener.accept() else {
+            // Out of descriptors or handles, for a while: not a busy loop.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(stream) = stream else { continue };
         let (ext, stop) = (ext.clone(), stop.clone());
         let _ = std::thread::Builder::new()
             .name("extension-conn".into())
@@ -480,7 +470,7 @@ impl ExtensionSyncHandler for Handler {
 }
 
 /// One connection: requests in order until the peer closes it or sends what cannot be read.
-fn serve(stream: std::os::unix::net::UnixStream, ext: Arc<Extension>, stop: Arc<AtomicBool>) {
+fn serve(stream: Stream, ext: Arc<Extension>, stop: Arc<AtomicBool>) {
     let Ok(reader) = stream.try_clone() else {
         return;
     };

@@ -11,6 +11,7 @@
 //! - `bench`  the measurements behind the performance goals (`bench/RESULTS.md`).
 
 mod bench;
+mod cross;
 mod fuzz;
 mod generated;
 mod layers;
@@ -40,6 +41,9 @@ commands:
                    clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
   bench --guests   rerun only section 7 (hook strategies in QEMU guests)
+  cross-check      clippy -D warnings of the portable crates for Windows, macOS arm64
+                   and Linux arm64
+  wine-test        the SDK's unit tests as a Windows program under wine
   fuzz [TARGET] [SECONDS]
                    libFuzzer on a target of fuzz/ (default manager_request, 600 s)
 ";
@@ -88,6 +92,14 @@ fn dispatch(args: &[String]) -> Result<()> {
             setup::setup()?;
             build_bench()?;
             bench::bench(&rest)
+        }
+        "cross-check" => {
+            setup::setup()?;
+            cross::cross_check()
+        }
+        "wine-test" => {
+            setup::setup()?;
+            cross::wine_test()
         }
         "fuzz" => {
             setup::setup()?;
@@ -168,6 +180,9 @@ fn test() -> Result<()> {
     // Default members: agent-ebpf only builds for the BPF target.
     cmd.args(["test", "--no-fail-fast", "--features", "agent/bench"]);
     let host = run_checked(&mut cmd);
+    // Other platforms: the portable crates checked for each target, the SDK's tests under
+    // wine.
+    let host = host.and(cross::cross_check()).and(cross::wine_test());
     // The same kernel-source tests on other kernels, in QEMU; run even when the host tests
     // failed, so one run reports both.
     let vm = vm::vm_test(&[]);

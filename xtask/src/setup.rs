@@ -49,6 +49,10 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     // The extension manager's generated Thrift code is checked against this generator.
     "thrift-compiler",
+    // `cargo xtask cross-check` and `wine-test`: the Windows linker, and wine to run the
+    // Windows tests.
+    "gcc-mingw-w64-x86-64",
+    "wine64",
 ];
 
 /// The osquery Python SDK the extension tests run unchanged, in a venv of its own.
@@ -88,6 +92,7 @@ pub fn setup() -> Result<()> {
     nightly(&toolchain)?;
     bpf_linker(&toolchain)?;
     python_sdk()?;
+    crate::cross::setup()?;
     eprintln!(
         "xtask setup: ready in {:.1}s (eBPF toolchain {toolchain}, bpf-linker {BPF_LINKER_VERSION})",
         started.elapsed().as_secs_f64()
