@@ -156,11 +156,10 @@ fn extension_command(flags: &Flags, positional: &[String]) -> Result<ExitCode> {
         .filter(|p| p.exists())
         .map(|p| crate::extensions::uninstall(&p, timeout, name))
     {
-        Some(Ok(removed)) => removed,
-        Some(Err(e)) if !e.starts_with(&format!("{}:", flags.get("extensions_socket"))) => {
-            bail!("{e}")
-        }
-        _ => {
+        Some(Ok(Some(removed))) => removed,
+        Some(Err(e)) => bail!("{e}"),
+        // No manager answers: the daemon is stopped, the store can be opened.
+        Some(Ok(None)) | None => {
             let path = flags
                 .database_path()
                 .context("--database_path must not be empty")?;

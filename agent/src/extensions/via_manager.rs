@@ -182,15 +182,18 @@ impl DynamicTables for ViaManager {
     }
 }
 
-/// `osprey extension uninstall NAME` while a daemon runs: its manager drops the data.
-/// Err when no manager answers at `socket` (the caller then opens the store itself).
-pub fn uninstall(socket: &Path, timeout: Duration, name: &str) -> Result<bool, String> {
+/// `osprey extension uninstall NAME` while a daemon runs: its manager drops the data
+/// (Some(whether there was any)). None: no manager answers at `socket` (the caller then
+/// opens the store itself). Err: the manager answered with an error.
+pub fn uninstall(socket: &Path, timeout: Duration, name: &str) -> Result<Option<bool>, String> {
     let m = Manager {
         socket: socket.to_owned(),
         timeout,
     };
-    let r = m
-        .client()?
+    let Ok(mut client) = m.client() else {
+        return Ok(None);
+    };
+    let r = client
         .call(
             "storage".to_owned(),
             "uninstall".to_owned(),
@@ -201,9 +204,11 @@ pub fn uninstall(socket: &Path, timeout: Duration, name: &str) -> Result<bool, S
     if st.code.unwrap_or(0) != 0 {
         return Err(st.message.unwrap_or_default());
     }
-    Ok(r.response
-        .unwrap_or_default()
-        .first()
-        .and_then(|row| row.get("removed"))
-        .is_some_and(|v| v == "1"))
+    Ok(Some(
+        r.response
+            .unwrap_or_default()
+            .first()
+            .and_then(|row| row.get("removed"))
+            .is_some_and(|v| v == "1"),
+    ))
 }
