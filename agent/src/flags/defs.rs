@@ -13,6 +13,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "vuln_db_path",
+        ty: Path,
+        default: "/var/lib/osprey/osv",
+        description: "Folder of OSV records for Debian (JSON) that the vulnerabilities table matches installed packages against",
+        shell_only: false,
+    },
+    FlagDef {
         name: "events_expiry",
         ty: Int,
         default: "3600",

@@ -30,6 +30,7 @@ mod system_info;
 mod time;
 mod uptime;
 mod users;
+mod vulnerabilities;
 
 pub use system_info::host_uuid;
 
@@ -67,6 +68,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(users::Users),
         Arc::new(groups::Groups),
         Arc::new(mounts::Mounts),
+        Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
 
