@@ -53,6 +53,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // Windows tests.
     "gcc-mingw-w64-x86-64",
     "wine64",
+    // extended_attributes' test compares with getfattr and getcap, and sets with their pairs.
+    "attr",
+    "libcap2-bin",
 ];
 
 /// The osquery Python SDK the extension tests run unchanged, in a venv of its own.

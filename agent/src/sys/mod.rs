@@ -10,6 +10,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod procfs;
 pub mod rpmdb;
+pub mod xattr;
 
 mod clock;
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod deb_packages;
 mod disk_encryption;
 mod event_drops;
 pub mod event_scan;
+mod extended_attributes;
 mod groups;
 mod kernel_info;
 mod mounts;
@@ -68,6 +69,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(users::Users),
         Arc::new(groups::Groups),
         Arc::new(mounts::Mounts),
+        Arc::new(extended_attributes::ExtendedAttributes),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
