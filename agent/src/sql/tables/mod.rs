@@ -5,13 +5,19 @@
 #![forbid(unsafe_code)]
 
 mod carves;
+mod cpu_time;
 mod deb_packages;
 mod disk_encryption;
+mod etc_hosts;
+mod etc_protocols;
+mod etc_services;
 mod event_drops;
 pub mod event_scan;
 mod extended_attributes;
 mod groups;
 mod kernel_info;
+mod load_average;
+mod memory_info;
 mod mounts;
 mod network;
 mod npm_packages;
@@ -70,6 +76,12 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(groups::Groups),
         Arc::new(mounts::Mounts),
         Arc::new(extended_attributes::ExtendedAttributes),
+        Arc::new(etc_hosts::EtcHosts),
+        Arc::new(etc_services::EtcServices),
+        Arc::new(etc_protocols::EtcProtocols),
+        Arc::new(load_average::LoadAverage),
+        Arc::new(memory_info::MemoryInfo),
+        Arc::new(cpu_time::CpuTime),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
@@ -84,6 +96,48 @@ pub mod util {
 
     pub fn int(i: impl Into<i64>) -> Value {
         Value::Integer(i.into())
+    }
+
+    /// A line of a whitespace-separated /etc file: its fields before any `#`, and the
+    /// comment after it (trimmed; None when there is none). None for a line of no fields.
+    pub fn etc_fields(line: &str) -> Option<(Vec<&str>, Option<&str>)> {
+        let (body, comment) = match line.split_once('#') {
+            Some((b, c)) => (b, Some(c.trim())),
+            None => (line, None),
+        };
+        let fields: Vec<&str> = body.split_whitespace().collect();
+        (!fields.is_empty()).then_some((fields, comment))
+    }
+
+    /// The rows of `sql` on an engine without a store, as text (tests of live tables).
+    #[cfg(test)]
+    pub fn rows_of(sql: &str) -> Vec<Vec<String>> {
+        let env =
+            crate::sql::TableEnv::new(None, std::sync::Arc::new(crate::flags::Flags::default()));
+        crate::sql::Engine::new(env)
+            .expect("engine")
+            .query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .rows
+            .iter()
+            .map(|r| r.iter().map(crate::sql::text_of).collect())
+            .collect()
+    }
+
+    /// Standard output of a system tool the tests compare with; panics (naming it) when it
+    /// cannot run or fails.
+    #[cfg(test)]
+    pub fn tool(cmd: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn uint(u: u64) -> Value {
