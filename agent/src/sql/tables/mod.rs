@@ -29,6 +29,9 @@ mod osquery_flags;
 mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
+mod process_envs;
+mod process_namespaces;
+mod process_open_files;
 pub mod processes;
 mod python_packages;
 mod rpm_packages;
@@ -82,6 +85,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(load_average::LoadAverage),
         Arc::new(memory_info::MemoryInfo),
         Arc::new(cpu_time::CpuTime),
+        Arc::new(process_envs::ProcessEnvs),
+        Arc::new(process_open_files::ProcessOpenFiles),
+        Arc::new(process_namespaces::ProcessNamespaces),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }

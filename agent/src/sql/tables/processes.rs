@@ -17,7 +17,7 @@ use rusqlite::types::Value;
 use crate::{
     sql::{
         tables::{
-            ns::value_i64,
+            ns::{all_pids, wanted_pids},
             util::{int, text},
         },
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
@@ -392,34 +392,6 @@ fn read_process(
     Some(row)
 }
 
-/// The pids a query asks for with `pid = N`; `None` means every process.
-fn wanted_pids(ctx: &QueryContext) -> Option<Vec<i64>> {
-    let asked = ctx.equals(PID);
-    if asked.is_empty() {
-        return None;
-    }
-    // A value that is no integer matches no pid; SQLite re-checks the rest.
-    let mut pids: Vec<i64> = asked
-        .into_iter()
-        .filter_map(value_i64)
-        .filter(|p| *p > 0)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    Some(pids)
-}
-
-fn all_pids(proc_root: &Path) -> Result<Vec<i64>, String> {
-    let dir = std::fs::read_dir(proc_root)
-        .map_err(|e| format!("cannot list {}: {e}", proc_root.display()))?;
-    let mut pids: Vec<i64> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
-        .filter(|p| *p > 0)
-        .collect();
-    pids.sort_unstable();
-    Ok(pids)
-}
-
 impl Table for Processes {
     fn name(&self) -> &'static str {
         "processes"
@@ -438,7 +410,7 @@ impl Table for Processes {
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let pids = match wanted_pids(ctx) {
+        let pids = match wanted_pids(ctx, PID) {
             Some(p) => p,
             None => all_pids(&self.proc_root)?,
         };
