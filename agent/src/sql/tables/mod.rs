@@ -36,6 +36,7 @@ pub mod processes;
 mod python_packages;
 mod rpm_packages;
 pub mod schema;
+mod shadow;
 mod system_info;
 mod time;
 mod uptime;
@@ -88,6 +89,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(process_envs::ProcessEnvs),
         Arc::new(process_open_files::ProcessOpenFiles),
         Arc::new(process_namespaces::ProcessNamespaces),
+        Arc::new(shadow::Shadow),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
