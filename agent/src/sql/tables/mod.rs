@@ -14,6 +14,7 @@ mod etc_services;
 mod event_drops;
 pub mod event_scan;
 mod extended_attributes;
+mod file;
 mod groups;
 mod kernel_info;
 mod load_average;
@@ -90,6 +91,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(process_open_files::ProcessOpenFiles),
         Arc::new(process_namespaces::ProcessNamespaces),
         Arc::new(shadow::Shadow),
+        Arc::new(file::File),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
