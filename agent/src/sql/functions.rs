@@ -22,6 +22,8 @@ use rusqlite::{
     types::{Value, ValueRef},
 };
 
+use crate::sys::hash::hex;
+
 fn flags() -> FunctionFlags {
     FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC
 }
@@ -60,10 +62,6 @@ fn real(ctx: &Context<'_>, i: usize) -> Option<f64> {
         ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
         _ => None,
     }
-}
-
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `index`-th non-empty piece of `s` split at any of the characters of `tokens`.

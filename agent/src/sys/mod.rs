@@ -6,6 +6,7 @@
 #[cfg(target_os = "linux")]
 pub mod ebpf;
 pub mod fsguard;
+pub mod hash;
 pub mod mountinfo;
 pub mod net;
 pub mod procfs;

@@ -206,37 +206,7 @@ impl Table for File {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let texts = |column: usize, op: Op| -> Vec<String> {
-            ctx.constraints
-                .iter()
-                .filter(|c| c.column == column && c.op == op)
-                .filter_map(|c| match &c.value {
-                    Value::Text(t) => Some(t.clone()),
-                    _ => None,
-                })
-                .collect()
-        };
-        let mut paths: Vec<PathBuf> = texts(PATH, Op::Eq).into_iter().map(PathBuf::from).collect();
-        paths.extend(texts(PATH, Op::Like).iter().flat_map(|p| expand(p)));
-        let mut dirs: Vec<PathBuf> = texts(DIRECTORY, Op::Eq)
-            .into_iter()
-            .map(PathBuf::from)
-            .collect();
-        dirs.extend(texts(DIRECTORY, Op::Like).iter().flat_map(|p| expand(p)));
-        if paths.is_empty()
-            && dirs.is_empty()
-            && !ctx
-                .constraints
-                .iter()
-                .any(|c| c.column == PATH || c.column == DIRECTORY)
-        {
-            return Err("file needs a path or directory constraint: path = '…', path LIKE '/etc/%', directory = '…'".to_owned());
-        }
-        for d in dirs {
-            paths.extend(entries(&d));
-        }
-        paths.sort();
-        paths.dedup();
+        let paths = named(ctx, "file")?;
         Ok(Box::new(
             paths
                 .into_iter()
@@ -246,6 +216,43 @@ impl Table for File {
                 .into_iter(),
         ))
     }
+}
+
+/// The paths the `path` (column 0) and `directory` (column 1) constraints of `ctx` name, for
+/// table `table` (`file`, `hash`), sorted. Err: neither is constrained.
+pub fn named(ctx: &QueryContext, table: &str) -> Result<Vec<PathBuf>, String> {
+    let texts = |column: usize, op: Op| -> Vec<String> {
+        ctx.constraints
+            .iter()
+            .filter(|c| c.column == column && c.op == op)
+            .filter_map(|c| match &c.value {
+                Value::Text(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    if !ctx
+        .constraints
+        .iter()
+        .any(|c| c.column == PATH || c.column == DIRECTORY)
+    {
+        return Err(format!(
+            "{table} needs a path or directory constraint: path = '…', path LIKE '/etc/%', directory = '…'"
+        ));
+    }
+    let mut paths: Vec<PathBuf> = texts(PATH, Op::Eq).into_iter().map(PathBuf::from).collect();
+    paths.extend(texts(PATH, Op::Like).iter().flat_map(|p| expand(p)));
+    let mut dirs: Vec<PathBuf> = texts(DIRECTORY, Op::Eq)
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    dirs.extend(texts(DIRECTORY, Op::Like).iter().flat_map(|p| expand(p)));
+    for d in dirs {
+        paths.extend(entries(&d));
+    }
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
 }
 
 #[cfg(test)]

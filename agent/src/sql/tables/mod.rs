@@ -16,6 +16,7 @@ pub mod event_scan;
 mod extended_attributes;
 mod file;
 mod groups;
+mod hash;
 mod kernel_info;
 mod load_average;
 mod memory_info;
@@ -92,6 +93,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(process_namespaces::ProcessNamespaces),
         Arc::new(shadow::Shadow),
         Arc::new(file::File),
+        Arc::new(hash::Hash::new(env.clone())),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
