@@ -71,6 +71,36 @@ pub fn raise_memlock_limit() {
     }
 }
 
+/// This process's resource limits: (osquery's name, soft, hard), None meaning unlimited; a
+/// limit the kernel does not answer for is left out.
+pub fn rlimits() -> Vec<(&'static str, Option<u64>, Option<u64>)> {
+    use rustix::process::Resource as R;
+    [
+        ("as", R::As),
+        ("core", R::Core),
+        ("cpu", R::Cpu),
+        ("data", R::Data),
+        ("fsize", R::Fsize),
+        ("locks", R::Locks),
+        ("memlock", R::Memlock),
+        ("msgqueue", R::Msgqueue),
+        ("nice", R::Nice),
+        ("nofile", R::Nofile),
+        ("nproc", R::Nproc),
+        ("rss", R::Rss),
+        ("rtprio", R::Rtprio),
+        ("rttime", R::Rttime),
+        ("sigpending", R::Sigpending),
+        ("stack", R::Stack),
+    ]
+    .into_iter()
+    .map(|(name, r)| {
+        let l = rustix::process::getrlimit(r);
+        (name, l.current, l.maximum)
+    })
+    .collect()
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }

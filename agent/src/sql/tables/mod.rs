@@ -39,8 +39,10 @@ mod python_packages;
 mod rpm_packages;
 pub mod schema;
 mod shadow;
+mod suid_bin;
 mod system_info;
 mod time;
+mod ulimit_info;
 mod uptime;
 mod users;
 mod vulnerabilities;
@@ -94,6 +96,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(shadow::Shadow),
         Arc::new(file::File),
         Arc::new(hash::Hash::new(env.clone())),
+        Arc::new(suid_bin::SuidBin),
+        Arc::new(ulimit_info::UlimitInfo),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
