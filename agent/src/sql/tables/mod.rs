@@ -40,6 +40,7 @@ mod rpm_packages;
 pub mod schema;
 mod shadow;
 mod suid_bin;
+mod system_controls;
 mod system_info;
 mod time;
 mod ulimit_info;
@@ -98,6 +99,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(hash::Hash::new(env.clone())),
         Arc::new(suid_bin::SuidBin),
         Arc::new(ulimit_info::UlimitInfo),
+        Arc::new(system_controls::SystemControls),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
