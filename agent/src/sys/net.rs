@@ -231,3 +231,161 @@ mod tests {
         assert_eq!(r[1].netmask, 64);
     }
 }
+
+/// One socket of a network namespace, from `/proc/<pid>/net/{tcp,tcp6,udp,udp6,unix}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub inode: u64,
+    /// AF_INET 2, AF_INET6 10, AF_UNIX 1.
+    pub family: i64,
+    /// IPPROTO_TCP 6, IPPROTO_UDP 17; 0 for UNIX sockets.
+    pub protocol: i64,
+    pub local: Option<(IpAddr, u16)>,
+    pub remote: Option<(IpAddr, u16)>,
+    /// The TCP state's name (`LISTEN`, `ESTABLISHED`, …); empty for UDP and UNIX sockets.
+    pub state: &'static str,
+    /// A UNIX socket's path (empty when it has none).
+    pub path: String,
+    /// A UNIX socket that accepts connections (`__SO_ACCEPTCON`).
+    pub accepting: bool,
+}
+
+const TCP_STATES: [&str; 12] = [
+    "",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+];
+
+/// `0100007F:0016` (IPv4) or 32 hex digits and a port (IPv6): the kernel's byte order, a
+/// 32-bit word at a time in host (little-endian) order.
+fn hex_endpoint(s: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words
+        .iter()
+        .flat_map(|w| w.swap_bytes().to_be_bytes())
+        .collect();
+    let ip = match bytes.len() {
+        4 => IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]]),
+        16 => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&bytes);
+            IpAddr::from(b)
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// The sockets of a `/proc/net/{tcp,udp}{,6}` file (`family`, `protocol` as above).
+pub fn parse_inet_sockets(s: &str, family: i64, protocol: i64) -> Vec<Socket> {
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let state = usize::from_str_radix(f.get(3)?, 16).ok()?;
+            Some(Socket {
+                inode: f.get(9)?.parse().ok()?,
+                family,
+                protocol,
+                local: hex_endpoint(f.get(1)?),
+                remote: hex_endpoint(f.get(2)?),
+                state: if protocol == 6 {
+                    TCP_STATES.get(state).copied().unwrap_or("")
+                } else {
+                    ""
+                },
+                path: String::new(),
+                accepting: false,
+            })
+        })
+        .collect()
+}
+
+/// The sockets of a `/proc/net/unix` file.
+pub fn parse_unix_sockets(s: &str) -> Vec<Socket> {
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            // Num RefCount Protocol Flags Type St Inode [Path]
+            let f: Vec<&str> = l
+                .splitn(8, char::is_whitespace)
+                .filter(|x| !x.is_empty())
+                .collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            Some(Socket {
+                inode: f.get(6)?.parse().ok()?,
+                family: 1,
+                protocol: 0,
+                local: None,
+                remote: None,
+                state: "",
+                path: f.get(7).map_or("", |p| p.trim()).to_owned(),
+                accepting: flags & 0x0001_0000 != 0,
+            })
+        })
+        .collect()
+}
+
+/// Every socket of the network namespace that process `pid` is in.
+pub fn sockets_of(pid: i64) -> Vec<Socket> {
+    let read = |f: &str| read_text(Path::new(&format!("/proc/{pid}/net/{f}")));
+    let mut out = Vec::new();
+    for (file, family, protocol) in [
+        ("tcp", 2, 6),
+        ("tcp6", 10, 6),
+        ("udp", 2, 17),
+        ("udp6", 10, 17),
+    ] {
+        if let Some(s) = read(file) {
+            out.extend(parse_inet_sockets(&s, family, protocol));
+        }
+    }
+    if let Some(s) = read("unix") {
+        out.extend(parse_unix_sockets(&s));
+    }
+    out
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_socket_lines_read_as_addresses_and_states() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0 100 0 0 10 0\n";
+        let s = parse_inet_sockets(tcp, 2, 6);
+        assert_eq!(s[0].local, Some(("127.0.0.1".parse().unwrap(), 8080)));
+        assert_eq!(s[0].remote, Some(("0.0.0.0".parse().unwrap(), 0)));
+        assert_eq!((s[0].state, s[0].inode), ("LISTEN", 12345));
+        let tcp6 = "header\n 0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 01 0 0 0 0 0 777\n";
+        let s = parse_inet_sockets(tcp6, 10, 6);
+        assert_eq!(s[0].local, Some(("::1".parse().unwrap(), 22)));
+        assert_eq!(s[0].state, "ESTABLISHED");
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/a b.sock\n0000000000000000: 00000002 00000000 00000000 0001 03 4243\n";
+        let u = parse_unix_sockets(unix);
+        assert_eq!(
+            (u[0].inode, u[0].path.as_str(), u[0].accepting),
+            (4242, "/run/a b.sock", true)
+        );
+        assert_eq!(
+            (u[1].inode, u[1].path.as_str(), u[1].accepting),
+            (4243, "", false)
+        );
+        for cut in 0..tcp.len() {
+            let _ = parse_inet_sockets(&tcp[..cut], 2, 6);
+        }
+    }
+}

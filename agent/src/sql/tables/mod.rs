@@ -18,6 +18,7 @@ mod file;
 mod groups;
 mod hash;
 mod kernel_info;
+mod listening_ports;
 mod load_average;
 mod memory_info;
 mod mounts;
@@ -34,6 +35,7 @@ mod osquery_schedule;
 mod process_envs;
 mod process_namespaces;
 mod process_open_files;
+mod process_open_sockets;
 pub mod processes;
 mod python_packages;
 mod rpm_packages;
@@ -100,6 +102,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(suid_bin::SuidBin),
         Arc::new(ulimit_info::UlimitInfo),
         Arc::new(system_controls::SystemControls),
+        Arc::new(process_open_sockets::ProcessOpenSockets),
+        Arc::new(listening_ports::ListeningPorts),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
