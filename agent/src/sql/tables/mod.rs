@@ -6,6 +6,7 @@
 
 mod carves;
 mod cpu_time;
+mod crontab;
 mod deb_packages;
 mod disk_encryption;
 mod etc_hosts;
@@ -17,7 +18,9 @@ mod extended_attributes;
 mod file;
 mod groups;
 mod hash;
+mod interface_ipv6;
 mod kernel_info;
+mod kernel_modules;
 mod listening_ports;
 mod load_average;
 mod memory_info;
@@ -104,6 +107,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(system_controls::SystemControls),
         Arc::new(process_open_sockets::ProcessOpenSockets),
         Arc::new(listening_ports::ListeningPorts),
+        Arc::new(interface_ipv6::InterfaceIpv6),
+        Arc::new(crontab::Crontab),
+        Arc::new(kernel_modules::KernelModules),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
