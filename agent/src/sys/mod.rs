@@ -11,6 +11,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod procfs;
 pub mod rpmdb;
+pub mod utmp;
 pub mod xattr;
 
 mod clock;

@@ -21,8 +21,10 @@ mod hash;
 mod interface_ipv6;
 mod kernel_info;
 mod kernel_modules;
+mod last;
 mod listening_ports;
 mod load_average;
+mod logged_in_users;
 mod memory_info;
 mod mounts;
 mod network;
@@ -110,6 +112,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(interface_ipv6::InterfaceIpv6),
         Arc::new(crontab::Crontab),
         Arc::new(kernel_modules::KernelModules),
+        Arc::new(logged_in_users::LoggedInUsers),
+        Arc::new(last::Last),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }

@@ -42,6 +42,36 @@ pub fn ns_roots(ctx: &QueryContext, column: usize) -> Vec<NsRoot> {
         .collect()
 }
 
+/// The pids a query asks for with `= N` on the pid column `column`; `None` means every
+/// process.
+pub fn wanted_pids(ctx: &QueryContext, column: usize) -> Option<Vec<i64>> {
+    let asked = ctx.equals(column);
+    if asked.is_empty() {
+        return None;
+    }
+    // A value that is no integer matches no pid; SQLite re-checks the rest.
+    let mut pids: Vec<i64> = asked
+        .into_iter()
+        .filter_map(value_i64)
+        .filter(|p| *p > 0)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Some(pids)
+}
+
+/// Every pid under `proc_root`, in order.
+pub fn all_pids(proc_root: &std::path::Path) -> Result<Vec<i64>, String> {
+    let dir = std::fs::read_dir(proc_root)
+        .map_err(|e| format!("cannot list {}: {e}", proc_root.display()))?;
+    let mut pids: Vec<i64> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|p| *p > 0)
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -83,34 +113,4 @@ mod tests {
             Path::new("/proc/42/root/etc/passwd")
         );
     }
-}
-
-/// The pids a query asks for with `= N` on the pid column `column`; `None` means every
-/// process.
-pub fn wanted_pids(ctx: &QueryContext, column: usize) -> Option<Vec<i64>> {
-    let asked = ctx.equals(column);
-    if asked.is_empty() {
-        return None;
-    }
-    // A value that is no integer matches no pid; SQLite re-checks the rest.
-    let mut pids: Vec<i64> = asked
-        .into_iter()
-        .filter_map(value_i64)
-        .filter(|p| *p > 0)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    Some(pids)
-}
-
-/// Every pid under `proc_root`, in order.
-pub fn all_pids(proc_root: &std::path::Path) -> Result<Vec<i64>, String> {
-    let dir = std::fs::read_dir(proc_root)
-        .map_err(|e| format!("cannot list {}: {e}", proc_root.display()))?;
-    let mut pids: Vec<i64> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
-        .filter(|p| *p > 0)
-        .collect();
-    pids.sort_unstable();
-    Ok(pids)
 }
