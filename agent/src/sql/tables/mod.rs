@@ -4,6 +4,7 @@
 // Architecture invariant: no table contains `unsafe`; SQL's unsafe code is in `sql/vtab.rs`.
 #![forbid(unsafe_code)]
 
+mod arp_cache;
 mod carves;
 mod cpu_time;
 mod crontab;
@@ -38,6 +39,7 @@ mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
 mod process_envs;
+mod process_memory_map;
 mod process_namespaces;
 mod process_open_files;
 mod process_open_sockets;
@@ -52,6 +54,7 @@ mod system_info;
 mod time;
 mod ulimit_info;
 mod uptime;
+mod user_groups;
 mod users;
 mod vulnerabilities;
 
@@ -114,6 +117,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(kernel_modules::KernelModules),
         Arc::new(logged_in_users::LoggedInUsers),
         Arc::new(last::Last),
+        Arc::new(arp_cache::ArpCache),
+        Arc::new(process_memory_map::ProcessMemoryMap),
+        Arc::new(user_groups::UserGroups),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
