@@ -30,8 +30,11 @@ const PID: usize = 0;
 #[derive(Debug)]
 pub struct ProcessMemoryMap;
 
-/// (start, end, permissions, offset, device, inode, path, pseudo) of each maps line.
-pub fn parse(s: &str) -> Vec<(String, String, String, i64, String, i64, String, bool)> {
+/// One mapping: (start, end, permissions, offset, device, inode, path, pseudo).
+pub type Mapping = (String, String, String, i64, String, i64, String, bool);
+
+/// The mappings of a maps file.
+pub fn parse(s: &str) -> Vec<Mapping> {
     s.lines()
         .filter_map(|l| {
             let mut f = l.splitn(6, ' ');
