@@ -12,7 +12,7 @@ use base64::Engine as _;
 use crate::{
     sql::{
         tables::util::{int, text},
-        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+        vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
     },
     sys::xattr::{attributes, capability_text},
 };
@@ -54,6 +54,10 @@ impl Table for ExtendedAttributes {
 
     fn columns(&self) -> &'static [Column] {
         COLUMNS
+    }
+
+    fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
+        crate::sql::tables::file::named_cost(constrained)
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {

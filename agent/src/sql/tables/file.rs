@@ -205,6 +205,9 @@ impl Table for File {
     fn columns(&self) -> &'static [Column] {
         COLUMNS
     }
+    fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
+        named_cost(constrained)
+    }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         let paths = named(ctx, "file")?;
         Ok(Box::new(
@@ -215,6 +218,22 @@ impl Table for File {
                 .collect::<Vec<_>>()
                 .into_iter(),
         ))
+    }
+}
+
+/// The planner's cost of a scan of `file` or `hash` under `constrained`: cheap with a path,
+/// dearer with a directory or a pattern, prohibitive with neither (so that in a join SQLite
+/// gives this table the other table's paths, as Fleet's `deb_package_files JOIN file` needs).
+pub fn named_cost(constrained: &[(usize, Op)]) -> f64 {
+    let has = |column: usize, op: Op| constrained.iter().any(|(c, o)| *c == column && *o == op);
+    if has(PATH, Op::Eq) {
+        10.0
+    } else if has(DIRECTORY, Op::Eq) {
+        1_000.0
+    } else if has(PATH, Op::Like) || has(DIRECTORY, Op::Like) {
+        100_000.0
+    } else {
+        1e15
     }
 }
 

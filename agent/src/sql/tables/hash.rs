@@ -9,8 +9,11 @@
 use crate::{
     sql::{
         TableEnv,
-        tables::{file::named, util::text},
-        vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
+        tables::{
+            file::{named, named_cost},
+            util::text,
+        },
+        vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
     },
     sys::hash::{Hashed, hash_file},
 };
@@ -39,6 +42,9 @@ impl Table for Hash {
     }
     fn columns(&self) -> &'static [Column] {
         COLUMNS
+    }
+    fn cost(&self, constrained: &[(usize, Op)]) -> f64 {
+        named_cost(constrained)
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
         let given = ctx.equal_texts(0);

@@ -8,6 +8,7 @@ mod arp_cache;
 mod carves;
 mod cpu_time;
 mod crontab;
+mod deb_package_files;
 mod deb_packages;
 mod disk_encryption;
 mod etc_hosts;
@@ -120,6 +121,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(arp_cache::ArpCache),
         Arc::new(process_memory_map::ProcessMemoryMap),
         Arc::new(user_groups::UserGroups),
+        Arc::new(deb_package_files::DebPackageFiles),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
