@@ -11,6 +11,7 @@ mod crontab;
 mod deb_package_files;
 mod deb_packages;
 mod disk_encryption;
+mod dns_resolvers;
 mod etc_hosts;
 mod etc_protocols;
 mod etc_services;
@@ -122,6 +123,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(process_memory_map::ProcessMemoryMap),
         Arc::new(user_groups::UserGroups),
         Arc::new(deb_package_files::DebPackageFiles),
+        Arc::new(dns_resolvers::DnsResolvers),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
     ]
 }
