@@ -201,6 +201,21 @@ fn status(code: i32, message: impl Into<String>) -> ExtensionStatus {
     }
 }
 
+/// A table's column routes, as registration and `columns` give them.
+fn routes(t: &dyn Table) -> Vec<Row> {
+    t.columns()
+        .into_iter()
+        .map(|c| {
+            Row::from([
+                ("id".to_owned(), "column".to_owned()),
+                ("name".to_owned(), c.name),
+                ("type".to_owned(), c.ty.name().to_owned()),
+                ("op".to_owned(), "0".to_owned()),
+            ])
+        })
+        .collect()
+}
+
 fn response(result: Result<Vec<Row>, String>) -> ExtensionResponse {
     match result {
         Ok(rows) => ExtensionResponse {
@@ -252,21 +267,7 @@ impl Extension {
         let tables = self
             .tables
             .iter()
-            .map(|t| {
-                let routes = t
-                    .columns()
-                    .into_iter()
-                    .map(|c| {
-                        Row::from([
-                            ("id".to_owned(), "column".to_owned()),
-                            ("name".to_owned(), c.name),
-                            ("type".to_owned(), c.ty.name().to_owned()),
-                            ("op".to_owned(), "0".to_owned()),
-                        ])
-                    })
-                    .collect();
-                (t.name(), routes)
-            })
+            .map(|t| (t.name(), routes(t.as_ref())))
             .collect();
         reg.insert("table".to_owned(), tables);
         if !self.loggers.is_empty() {
@@ -309,7 +310,7 @@ impl Extension {
                     return response(Err(format!("no table {item:?} in {}", self.name)));
                 };
                 match request.get("action").map(String::as_str) {
-                    Some("columns") => response(Ok(self.registry()["table"][item].clone())),
+                    Some("columns") => response(Ok(routes(t.as_ref()))),
                     Some("generate") => {
                         let ctx = request.get("context").map_or("", String::as_str);
                         response(Context::parse(ctx).and_then(|ctx| t.generate(&ctx)))

@@ -5,7 +5,8 @@
 
 use crate::sql::{
     tables::{
-        process_open_sockets::{open_sockets, pids_for},
+        ns::pids_for,
+        process_open_sockets::open_sockets,
         util::{int, text, uint},
     },
     vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
@@ -35,7 +36,7 @@ impl Table for ListeningPorts {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let (pids, all) = pids_for(ctx, PID)?;
+        let (pids, all) = pids_for(ctx, PID, std::path::Path::new("/proc"))?;
         Ok(Box::new(open_sockets(&pids, all).into_iter().filter_map(
             |(pid, fd, ns, s)| {
                 let listening = match s.protocol {

@@ -20,20 +20,12 @@ pub fn value_i64(v: &Value) -> Option<i64> {
 /// The roots a query asks for through `= ` constraints on the `pid_with_namespace` column
 /// `column`; `/` when there is none. A value that is not a positive pid selects nothing.
 pub fn ns_roots(ctx: &QueryContext, column: usize) -> Vec<NsRoot> {
-    let asked = ctx.equals(column);
-    if asked.is_empty() {
+    let Some(pids) = wanted_pids(ctx, column) else {
         return vec![NsRoot {
             pid: 0,
             root: PathBuf::from("/"),
         }];
-    }
-    let mut pids: Vec<i64> = asked
-        .into_iter()
-        .filter_map(value_i64)
-        .filter(|p| *p > 0)
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
+    };
     pids.into_iter()
         .map(|pid| NsRoot {
             pid,
@@ -70,6 +62,19 @@ pub fn all_pids(proc_root: &std::path::Path) -> Result<Vec<i64>, String> {
         .collect();
     pids.sort_unstable();
     Ok(pids)
+}
+
+/// The pids `ctx` asks for on the pid column `column` (and false), or every process under
+/// `proc_root` (and true).
+pub fn pids_for(
+    ctx: &QueryContext,
+    column: usize,
+    proc_root: &std::path::Path,
+) -> Result<(Vec<i64>, bool), String> {
+    match wanted_pids(ctx, column) {
+        Some(p) => Ok((p, false)),
+        None => Ok((all_pids(proc_root)?, true)),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::sql::{
     tables::{
-        ns::{all_pids, wanted_pids},
+        ns::pids_for,
         util::{int, text},
     },
     vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
@@ -41,10 +41,7 @@ impl Table for ProcessEnvs {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let pids = match wanted_pids(ctx, PID) {
-            Some(p) => p,
-            None => all_pids(Path::new("/proc"))?,
-        };
+        let (pids, _) = pids_for(ctx, PID, Path::new("/proc"))?;
         let mut rows = Vec::new();
         for pid in pids {
             let Ok(b) = std::fs::read(format!("/proc/{pid}/environ")) else {

@@ -6,7 +6,7 @@
 use crate::{
     sql::{
         tables::{
-            process_open_sockets::pids_for,
+            ns::pids_for,
             util::{int, text},
         },
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
@@ -66,7 +66,7 @@ impl Table for ProcessMemoryMap {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let (pids, _) = pids_for(ctx, PID)?;
+        let (pids, _) = pids_for(ctx, PID, std::path::Path::new("/proc"))?;
         let mut rows = Vec::new();
         for pid in pids {
             let Some(s) = read_text(std::path::Path::new(&format!("/proc/{pid}/maps"))) else {

@@ -9,7 +9,7 @@ use rusqlite::types::Value;
 use crate::{
     sql::{
         tables::{
-            ns::{all_pids, wanted_pids},
+            ns::pids_for,
             util::{int, text},
         },
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
@@ -47,10 +47,7 @@ impl Table for ProcessNamespaces {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let pids = match wanted_pids(ctx, PID) {
-            Some(p) => p,
-            None => all_pids(Path::new("/proc"))?,
-        };
+        let (pids, _) = pids_for(ctx, PID, Path::new("/proc"))?;
         let mut rows = Vec::new();
         for pid in pids {
             let ns: Vec<Option<String>> = KINDS

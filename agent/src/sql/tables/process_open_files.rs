@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::{
     sql::{
         tables::{
-            ns::{all_pids, wanted_pids},
+            ns::pids_for,
             util::{int, text},
         },
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col},
@@ -29,10 +29,7 @@ impl Table for ProcessOpenFiles {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let pids = match wanted_pids(ctx, PID) {
-            Some(p) => p,
-            None => all_pids(Path::new("/proc"))?,
-        };
+        let (pids, _) = pids_for(ctx, PID, Path::new("/proc"))?;
         let mut rows = Vec::new();
         for pid in pids {
             let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

@@ -13,7 +13,7 @@ use rusqlite::types::Value;
 use crate::{
     sql::{
         tables::{
-            ns::{all_pids, wanted_pids},
+            ns::pids_for,
             process_namespaces::inode,
             util::{int, text, uint},
         },
@@ -103,14 +103,6 @@ pub fn open_sockets(pids: &[i64], orphans: bool) -> Vec<Open> {
     out
 }
 
-/// The pids `ctx` asks for on column `column` (false), or every process (true).
-pub fn pids_for(ctx: &QueryContext, column: usize) -> Result<(Vec<i64>, bool), String> {
-    match wanted_pids(ctx, column) {
-        Some(p) => Ok((p, false)),
-        None => Ok((all_pids(Path::new("/proc"))?, true)),
-    }
-}
-
 fn addr(e: Option<(std::net::IpAddr, u16)>) -> (Value, Value) {
     match e {
         Some((ip, port)) => (text(ip.to_string()), int(i64::from(port))),
@@ -126,7 +118,7 @@ impl Table for ProcessOpenSockets {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let (pids, all) = pids_for(ctx, PID)?;
+        let (pids, all) = pids_for(ctx, PID, Path::new("/proc"))?;
         Ok(Box::new(open_sockets(&pids, all).into_iter().map(
             |(pid, fd, ns, s)| {
                 let (la, lp) = addr(s.local);

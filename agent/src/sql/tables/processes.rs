@@ -17,7 +17,7 @@ use rusqlite::types::Value;
 use crate::{
     sql::{
         tables::{
-            ns::{all_pids, wanted_pids},
+            ns::pids_for,
             util::{int, text},
         },
         vtab::{Column, ColumnType::*, Op, QueryContext, Rows, Table, col},
@@ -410,10 +410,7 @@ impl Table for Processes {
     }
 
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let pids = match wanted_pids(ctx, PID) {
-            Some(p) => p,
-            None => all_pids(&self.proc_root)?,
-        };
+        let (pids, _) = pids_for(ctx, PID, &self.proc_root)?;
         let clock = Clock {
             ticks_per_sec: rustix::param::clock_ticks_per_second(),
             boot_time: boot_time(&self.proc_root),
