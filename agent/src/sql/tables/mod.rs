@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod arp_cache;
+mod authorized_keys;
 mod carves;
 mod cpu_time;
 mod crontab;
@@ -24,6 +25,7 @@ mod hash;
 mod interface_ipv6;
 mod kernel_info;
 mod kernel_modules;
+mod known_hosts;
 mod last;
 mod listening_ports;
 mod load_average;
@@ -50,12 +52,14 @@ mod python_packages;
 mod rpm_packages;
 pub mod schema;
 mod shadow;
+mod sudoers;
 mod suid_bin;
 mod system_controls;
 mod system_info;
 mod time;
 mod ulimit_info;
 mod uptime;
+mod user_files;
 mod user_groups;
 mod users;
 mod vulnerabilities;
@@ -125,6 +129,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(deb_package_files::DebPackageFiles),
         Arc::new(dns_resolvers::DnsResolvers),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
+        Arc::new(sudoers::Sudoers),
+        Arc::new(authorized_keys::AuthorizedKeys),
+        Arc::new(known_hosts::KnownHosts),
     ]
 }
 
