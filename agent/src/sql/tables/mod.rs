@@ -6,7 +6,9 @@
 
 mod arp_cache;
 mod authorized_keys;
+mod block_devices;
 mod carves;
+mod cpu_info;
 mod cpu_time;
 mod crontab;
 mod deb_package_files;
@@ -46,6 +48,7 @@ mod process_envs;
 mod process_memory_map;
 mod process_namespaces;
 mod process_open_files;
+mod process_open_pipes;
 mod process_open_sockets;
 pub mod processes;
 mod python_packages;
@@ -132,6 +135,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(sudoers::Sudoers),
         Arc::new(authorized_keys::AuthorizedKeys),
         Arc::new(known_hosts::KnownHosts),
+        Arc::new(process_open_pipes::ProcessOpenPipes),
+        Arc::new(cpu_info::CpuInfo),
+        Arc::new(block_devices::BlockDevices),
     ]
 }
 
