@@ -12,6 +12,7 @@ use std::{
 
 use serde_json::{Map, Value};
 
+pub mod container;
 pub mod fleet;
 
 /// `d` times `OSPREY_TEST_TIME_SCALE` (default 1): slack for the waits below on slow machines,

@@ -56,6 +56,12 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // extended_attributes' test compares with getfattr and getcap, and sets with their pairs.
     "attr",
     "libcap2-bin",
+    // pci_devices' test compares with lspci (pciutils brings the pci.ids names too).
+    "pciutils",
+    // systemd_units' test boots a real systemd in a container: the tree is bootstrapped with
+    // debootstrap and booted with systemd-nspawn.
+    "debootstrap",
+    "systemd-container",
 ];
 
 /// The osquery Python SDK the extension tests run unchanged, in a venv of its own.
@@ -96,6 +102,7 @@ pub fn setup() -> Result<()> {
     bpf_linker(&toolchain)?;
     python_sdk()?;
     crate::cross::setup()?;
+    container_tree()?;
     eprintln!(
         "xtask setup: ready in {:.1}s (eBPF toolchain {toolchain}, bpf-linker {BPF_LINKER_VERSION})",
         started.elapsed().as_secs_f64()
@@ -253,4 +260,75 @@ fn bpf_linker(toolchain: &str) -> Result<()> {
     )?;
     fs::write(&stamp_path, stamp)?;
     Ok(())
+}
+
+/// The Debian release of the container tree, and what it holds beyond minbase.
+const CONTAINER_SUITE: &str = "bookworm";
+const CONTAINER_PACKAGES: &str = "systemd,systemd-sysv,dbus";
+
+/// `.tools/nspawn/<suite>`: a Debian minbase tree with systemd and D-Bus, which the systemd
+/// tests boot with systemd-nspawn (on an overlay: the tree itself is never changed). Built
+/// once, from the mirror this machine's apt already uses; a stamp records what it holds.
+pub fn container_tree() -> Result<()> {
+    let dir = tools_dir().join("nspawn");
+    let tree = dir.join(CONTAINER_SUITE);
+    let stamp = dir.join(format!("{CONTAINER_SUITE}.stamp"));
+    if fs::read_to_string(&stamp).is_ok_and(|s| s == CONTAINER_PACKAGES) && tree.exists() {
+        return Ok(());
+    }
+    let mirror = apt_mirror()?;
+    let part = dir.join(format!("{CONTAINER_SUITE}.part"));
+    let _ = fs::remove_dir_all(&part);
+    let _ = fs::remove_dir_all(&tree);
+    fs::create_dir_all(&dir)?;
+    eprintln!(
+        "xtask setup: bootstrapping the container tree {}",
+        tree.display()
+    );
+    run_checked(
+        Command::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                &format!("--include={CONTAINER_PACKAGES}"),
+            ])
+            .arg(CONTAINER_SUITE)
+            .arg(&part)
+            .arg(&mirror)
+            .stdout(Stdio::null()),
+    )?;
+    fs::rename(&part, &tree)?;
+    fs::write(&stamp, CONTAINER_PACKAGES)?;
+    Ok(())
+}
+
+/// The first Debian archive URI of this machine's apt sources (deb822 `.sources` or
+/// one-line `.list` files): the tree comes from where the host's packages come from.
+fn apt_mirror() -> Result<String> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(rd) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        v.sort();
+        files.extend(v);
+    }
+    for f in files {
+        let Ok(text) = fs::read_to_string(&f) else {
+            continue;
+        };
+        let name = f.to_string_lossy();
+        for line in text.lines().map(str::trim) {
+            let uri = if name.ends_with(".sources") {
+                line.strip_prefix("URIs:")
+                    .and_then(|r| r.split_whitespace().next())
+            } else if name.ends_with(".list") {
+                line.strip_prefix("deb ")
+                    .and_then(|r| r.split_whitespace().find(|w| !w.starts_with('[')))
+            } else {
+                None
+            };
+            if let Some(u) = uri.filter(|u| u.ends_with("/debian") || u.ends_with("/debian/")) {
+                return Ok(u.to_owned());
+            }
+        }
+    }
+    bail!("no Debian archive in /etc/apt/sources.list(.d): cannot bootstrap the container tree")
 }

@@ -20,6 +20,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "dbus_system_bus_address",
+        ty: Str,
+        default: "",
+        description: "D-Bus address of the system bus that systemd_units and startup_items ask systemd's manager on (empty: $DBUS_SYSTEM_BUS_ADDRESS, else unix:path=/run/dbus/system_bus_socket)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "events_expiry",
         ty: Int,
         default: "3600",

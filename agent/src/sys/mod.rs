@@ -4,6 +4,7 @@
 //! to another OS fills in this folder and nothing above it.
 
 #[cfg(target_os = "linux")]
+pub mod dbus;
 pub mod ebpf;
 pub mod fsguard;
 pub mod hash;

@@ -13,3 +13,4 @@ mod process;
 mod schedule;
 mod socket;
 mod storage;
+mod systemd;

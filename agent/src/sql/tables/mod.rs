@@ -55,10 +55,12 @@ mod python_packages;
 mod rpm_packages;
 pub mod schema;
 mod shadow;
+mod startup_items;
 mod sudoers;
 mod suid_bin;
 mod system_controls;
 mod system_info;
+mod systemd_units;
 mod time;
 mod ulimit_info;
 mod uptime;
@@ -132,6 +134,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(deb_package_files::DebPackageFiles),
         Arc::new(dns_resolvers::DnsResolvers),
         Arc::new(vulnerabilities::Vulnerabilities::new(env.clone())),
+        Arc::new(systemd_units::SystemdUnits::new(env.clone())),
+        Arc::new(startup_items::StartupItems::new(env.clone())),
         Arc::new(sudoers::Sudoers),
         Arc::new(authorized_keys::AuthorizedKeys),
         Arc::new(known_hosts::KnownHosts),
