@@ -44,6 +44,7 @@ mod osquery_flags;
 mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
+mod pci_devices;
 mod process_envs;
 mod process_memory_map;
 mod process_namespaces;
@@ -64,6 +65,7 @@ mod systemd_units;
 mod time;
 mod ulimit_info;
 mod uptime;
+mod usb_devices;
 mod user_files;
 mod user_groups;
 mod users;
@@ -142,6 +144,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(process_open_pipes::ProcessOpenPipes),
         Arc::new(cpu_info::CpuInfo),
         Arc::new(block_devices::BlockDevices),
+        Arc::new(pci_devices::PciDevices),
+        Arc::new(usb_devices::UsbDevices),
     ]
 }
 
