@@ -56,6 +56,8 @@ mod python_packages;
 mod rpm_packages;
 pub mod schema;
 mod shadow;
+mod shell_history;
+mod ssh_configs;
 mod startup_items;
 mod sudoers;
 mod suid_bin;
@@ -68,6 +70,7 @@ mod uptime;
 mod usb_devices;
 mod user_files;
 mod user_groups;
+mod user_ssh_keys;
 mod users;
 mod vulnerabilities;
 
@@ -146,6 +149,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(block_devices::BlockDevices),
         Arc::new(pci_devices::PciDevices),
         Arc::new(usb_devices::UsbDevices),
+        Arc::new(user_ssh_keys::UserSshKeys),
+        Arc::new(shell_history::ShellHistory),
+        Arc::new(ssh_configs::SshConfigs),
     ]
 }
 

@@ -102,8 +102,9 @@ pub fn read_inside(home: &Path, file: &Path, max: u64, tail: bool) -> Option<Vec
     let len = f.metadata().ok()?.len();
     let mut buf = Vec::new();
     if tail && len > max {
-        f.seek(SeekFrom::Start(len - max)).ok()?;
-        f.take(max).read_to_end(&mut buf).ok()?;
+        // One byte more, before the window: a line that starts the window is kept whole.
+        f.seek(SeekFrom::Start(len - max - 1)).ok()?;
+        f.take(max + 1).read_to_end(&mut buf).ok()?;
         let start = buf
             .iter()
             .position(|b| *b == b'\n')
@@ -186,6 +187,8 @@ pub mod tests {
         assert_eq!(read("ok", 100, false).unwrap(), b"0123456789\nabc\n");
         assert_eq!(read("ok", 4, false).unwrap(), b"0123");
         assert_eq!(read("ok", 6, true).unwrap(), b"abc\n");
+        assert_eq!(read("ok", 4, true).unwrap(), b"abc\n");
+        assert_eq!(read("ok", 3, true).unwrap(), b"");
         assert_eq!(read("in", 100, false).unwrap(), b"0123456789\nabc\n");
         assert_eq!(read("out", 100, false), None);
         assert_eq!(read("d", 100, false), None);
