@@ -45,6 +45,68 @@ fn schema_matches_expectation() {
     }
 }
 
+/// osquery's Linux tables and columns (`sql/tables/osquery_columns.txt`, from osquery's
+/// specs): every table Osprey has under an osquery name has each of osquery's visible
+/// columns, with osquery's type (UNSIGNED_BIGINT as BIGINT; DATETIME and BLOB as TEXT), and
+/// shows it in `SELECT *`. Prints the tables that are complete; at least 80 must be.
+#[test]
+fn osquery_columns_match() {
+    let spec = include_str!("../sql/tables/osquery_columns.txt");
+    let mut osquery: Vec<(&str, Vec<(&str, &str, bool)>)> = Vec::new();
+    for line in spec
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Some(col) = line.strip_prefix("  ") {
+            let f: Vec<&str> = col.split_whitespace().collect();
+            let last = osquery.last_mut().expect("a table before its columns");
+            last.1.push((f[0], f[1], f.get(2) == Some(&"HIDDEN")));
+        } else {
+            osquery.push((line, Vec::new()));
+        }
+    }
+    assert!(osquery.len() > 150, "{} osquery tables", osquery.len());
+    let env = TableEnv::new(None, Arc::new(Flags::default())).with_tables(super::tables());
+    let engine = Engine::new(env).expect("engine");
+    let mut complete = Vec::new();
+    let mut wrong = Vec::new();
+    for (name, cols) in &osquery {
+        let Some(t) = engine.table(name) else {
+            continue;
+        };
+        for (col, ty, hidden) in cols.iter().filter(|c| !c.2) {
+            let _ = hidden;
+            let want = match *ty {
+                "UNSIGNED_BIGINT" => "BIGINT",
+                "DATETIME" | "BLOB" => "TEXT",
+                t => t,
+            };
+            match t.columns().iter().find(|c| c.name == *col) {
+                None => wrong.push(format!("{name}.{col}: missing")),
+                Some(c) if c.ty.sql_name() != want => wrong.push(format!(
+                    "{name}.{col}: {} (osquery: {want})",
+                    c.ty.sql_name()
+                )),
+                Some(c) if c.hidden => wrong.push(format!("{name}.{col}: hidden")),
+                Some(_) => {}
+            }
+        }
+        complete.push(*name);
+    }
+    assert!(
+        wrong.is_empty(),
+        "columns unlike osquery's:\n{}",
+        wrong.join("\n")
+    );
+    println!(
+        "{} of osquery's {} Linux tables, with all their columns: {}",
+        complete.len(),
+        osquery.len(),
+        complete.join(", ")
+    );
+    assert!(complete.len() >= 80, "only {} tables", complete.len());
+}
+
 /// A short listing of lines only in one side (`-` expected, `+` actual), with the table
 /// each is in; enough to see what changed without a diff tool.
 fn diff_lines(expected: &str, actual: &str) -> Vec<String> {

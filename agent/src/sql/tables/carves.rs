@@ -17,7 +17,7 @@ use crate::sql::{
 const COLUMNS: &[Column] = &[
     col("time", BigInt),
     col("sha256", Text),
-    col("size", Integer),
+    col("size", BigInt),
     col("path", Text),
     col("status", Text),
     col("carve_guid", Text),

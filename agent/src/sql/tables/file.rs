@@ -37,6 +37,7 @@ const COLUMNS: &[Column] = &[
     col("hard_links", Integer),
     col("symlink", Integer),
     col("type", Text),
+    col("symlink_target_path", Text),
 ];
 const PATH: usize = 0;
 const DIRECTORY: usize = 1;
@@ -195,6 +196,14 @@ pub fn row(path: &Path) -> Option<Vec<Value>> {
         uint(m.nlink()),
         int(i64::from(is_link)),
         text(kind),
+        // Where a named symlink leads, every link on the way resolved ("" when it dangles).
+        text(if is_link {
+            std::fs::canonicalize(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        }),
     ])
 }
 
@@ -326,13 +335,14 @@ mod tests {
         );
         assert_eq!(
             rows_of(&format!(
-                "SELECT symlink, type, filename, directory FROM file WHERE path = '{l}'"
+                "SELECT symlink, type, filename, directory, symlink_target_path FROM file WHERE path = '{l}'"
             )),
             [vec![
                 "1".to_owned(),
                 "directory".to_owned(),
                 "link".to_owned(),
-                ds.clone()
+                ds.clone(),
+                tool("readlink", &["-f", &l]).trim().to_owned(),
             ]]
         );
         // One level: find's view without dot names; recursive: find's view (which, like the

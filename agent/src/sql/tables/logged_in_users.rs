@@ -17,7 +17,7 @@ const COLUMNS: &[Column] = &[
     col("user", Text),
     col("tty", Text),
     col("host", Text),
-    col("time", Integer),
+    col("time", BigInt),
     col("pid", Integer),
 ];
 

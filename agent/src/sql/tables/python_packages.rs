@@ -18,6 +18,7 @@ use crate::{
 
 const COLUMNS: &[Column] = &[
     col("name", Text),
+    col("uid", BigInt),
     col("version", Text),
     col("summary", Text),
     col("author", Text),
@@ -26,7 +27,7 @@ const COLUMNS: &[Column] = &[
     col("directory", Text),
     hidden("pid_with_namespace", Integer),
 ];
-const DIRECTORY: usize = 6;
+const DIRECTORY: usize = 7;
 
 #[derive(Debug)]
 pub struct PythonPackages;
@@ -56,20 +57,44 @@ fn get<'a>(f: &'a [(String, String)], key: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-/// The site-packages folders that exist.
-fn default_dirs() -> Vec<PathBuf> {
+/// The `python*` folders of `base`, sorted.
+fn pythons(base: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    let mut pys: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
+        .map(|e| e.path())
+        .collect();
+    pys.sort();
+    pys
+}
+
+/// The site-packages folders that exist, each with the uid whose packages it holds: the
+/// system's (0), then each account's `~/.local/lib/python*/site-packages`.
+fn default_dirs() -> Vec<(PathBuf, i64)> {
+    let mut out: Vec<(PathBuf, i64)> = system_dirs().into_iter().map(|d| (d, 0)).collect();
+    let passwd = read_text(Path::new("/etc/passwd")).unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    for u in super::users::parse_passwd(&passwd) {
+        if u.dir.is_empty() || u.dir == "/" || !seen.insert(u.dir.clone()) {
+            continue;
+        }
+        for p in pythons(&Path::new(&u.dir).join(".local/lib")) {
+            let site = p.join("site-packages");
+            if site.is_dir() {
+                out.push((site, i64::from(u.uid)));
+            }
+        }
+    }
+    out
+}
+
+fn system_dirs() -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from("/usr/lib/python3/dist-packages")];
     for base in ["/usr/lib", "/usr/local/lib"] {
-        let Ok(rd) = std::fs::read_dir(base) else {
-            continue;
-        };
-        let mut pys: Vec<PathBuf> = rd
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
-            .map(|e| e.path())
-            .collect();
-        pys.sort();
-        for p in pys {
+        for p in pythons(Path::new(base)) {
             for sub in ["site-packages", "dist-packages"] {
                 out.push(p.join(sub));
             }
@@ -80,8 +105,8 @@ fn default_dirs() -> Vec<PathBuf> {
     out
 }
 
-/// The rows of the distributions in `dir`.
-fn scan(dir: &Path, rows: &mut Vec<Vec<Value>>) {
+/// The rows of the distributions in `dir`, installed for `uid`.
+fn scan(dir: &Path, uid: i64, rows: &mut Vec<Vec<Value>>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -112,6 +137,7 @@ fn scan(dir: &Path, rows: &mut Vec<Vec<Value>>) {
         }
         rows.push(vec![
             text(get(&f, "Name")),
+            Value::Integer(uid),
             text(get(&f, "Version")),
             text(get(&f, "Summary")),
             text(get(&f, "Author")),
@@ -131,10 +157,14 @@ impl Table for PythonPackages {
         COLUMNS
     }
     fn generate(&self, ctx: &QueryContext) -> Result<Rows, String> {
-        let asked: Vec<PathBuf> = ctx
+        let asked: Vec<(PathBuf, i64)> = ctx
             .equal_texts(DIRECTORY)
             .into_iter()
-            .map(PathBuf::from)
+            .map(|d| {
+                use std::os::unix::fs::MetadataExt;
+                let uid = std::fs::metadata(&d).map_or(0, |m| i64::from(m.uid()));
+                (PathBuf::from(d), uid)
+            })
             .collect();
         let dirs = if asked.is_empty() {
             default_dirs()
@@ -142,8 +172,8 @@ impl Table for PythonPackages {
             asked
         };
         let mut rows = Vec::new();
-        for d in &dirs {
-            scan(d, &mut rows);
+        for (d, uid) in &dirs {
+            scan(d, *uid, &mut rows);
         }
         Ok(Box::new(rows.into_iter().map(Ok)))
     }
@@ -170,14 +200,19 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(d.join("broken.dist-info")).unwrap();
         let mut rows = Vec::new();
-        scan(d, &mut rows);
+        scan(d, 1000, &mut rows);
         let got: Vec<String> = rows
             .iter()
-            .map(|r| match (&r[0], &r[1], &r[4]) {
-                (Value::Text(a), Value::Text(b), Value::Text(c)) => format!("{a} {b} {c}"),
+            .map(|r| match (&r[0], &r[2], &r[5], &r[1]) {
+                (Value::Text(a), Value::Text(b), Value::Text(c), Value::Integer(u)) => {
+                    format!("{a} {b} {c} {u}")
+                }
                 _ => String::new(),
             })
             .collect();
-        assert_eq!(got, ["requests 2.28.1 Apache 2.0", "six 1.16.0 MIT"]);
+        assert_eq!(
+            got,
+            ["requests 2.28.1 Apache 2.0 1000", "six 1.16.0 MIT 1000"]
+        );
     }
 }
