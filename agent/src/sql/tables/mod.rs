@@ -4,6 +4,7 @@
 // Architecture invariant: no table contains `unsafe`; SQL's unsafe code is in `sql/vtab.rs`.
 #![forbid(unsafe_code)]
 
+mod apt_sources;
 mod arp_cache;
 mod authorized_keys;
 mod block_devices;
@@ -73,6 +74,7 @@ mod user_groups;
 mod user_ssh_keys;
 mod users;
 mod vulnerabilities;
+mod yum_sources;
 
 pub use system_info::host_uuid;
 
@@ -152,6 +154,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(user_ssh_keys::UserSshKeys),
         Arc::new(shell_history::ShellHistory),
         Arc::new(ssh_configs::SshConfigs),
+        Arc::new(apt_sources::AptSources),
+        Arc::new(yum_sources::YumSources),
     ]
 }
 
