@@ -54,6 +54,7 @@ mod process_open_pipes;
 mod process_open_sockets;
 pub mod processes;
 mod python_packages;
+mod rpm_package_files;
 mod rpm_packages;
 pub mod schema;
 mod shadow;
@@ -156,6 +157,7 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(ssh_configs::SshConfigs),
         Arc::new(apt_sources::AptSources),
         Arc::new(yum_sources::YumSources),
+        Arc::new(rpm_package_files::RpmPackageFiles),
     ]
 }
 

@@ -11,7 +11,7 @@ use crate::{
         tables::util::{int, text},
         vtab::{Column, ColumnType::*, QueryContext, Rows, Table, col, hidden},
     },
-    sys::rpmdb,
+    sys::rpmdb::{self, T_I18NSTRING, T_INT32, T_INT64, T_STRING},
 };
 
 const COLUMNS: &[Column] = &[
@@ -44,10 +44,6 @@ const GROUP: u32 = 1016;
 const ARCH: u32 = 1022;
 const SOURCERPM: u32 = 1044;
 const LONGSIZE: u32 = 5009;
-const T_INT32: u32 = 4;
-const T_INT64: u32 = 5;
-const T_STRING: u32 = 6;
-const T_I18NSTRING: u32 = 9;
 
 #[derive(Debug)]
 pub struct RpmPackages;
@@ -59,22 +55,13 @@ pub enum Tag {
     Int(i64),
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
 /// The tags of a header blob this table uses; None when the blob is not a header.
 pub fn parse_header(b: &[u8]) -> Option<Vec<(u32, Tag)>> {
-    let il = be32(b, 0)? as usize;
-    let dl = be32(b, 4)? as usize;
-    let data_at = 8usize.checked_add(il.checked_mul(16)?)?;
-    let data = b.get(data_at..data_at.checked_add(dl)?)?;
+    let h = rpmdb::Header::parse(b)?;
     let mut out = Vec::new();
-    for i in 0..il {
-        let e = 8 + i * 16;
-        let (tag, ty, off) = (be32(b, e)?, be32(b, e + 4)?, be32(b, e + 8)? as usize);
+    for e in h.entries.iter().copied() {
         let wanted = matches!(
-            tag,
+            e.tag,
             SHA1HEADER
                 | NAME
                 | VERSION
@@ -91,17 +78,12 @@ pub fn parse_header(b: &[u8]) -> Option<Vec<(u32, Tag)>> {
         if !wanted {
             continue;
         }
-        let v = match ty {
-            T_STRING | T_I18NSTRING => {
-                let s = data.get(off..)?;
-                let end = s.iter().position(|c| *c == 0)?;
-                Tag::Text(String::from_utf8_lossy(&s[..end]).into_owned())
-            }
-            T_INT32 => Tag::Int(i64::from(be32(data, off)?)),
-            T_INT64 => Tag::Int(i64::from_be_bytes(data.get(off..off + 8)?.try_into().ok()?)),
+        let v = match e.ty {
+            T_STRING | T_I18NSTRING => Tag::Text(h.strings_of(e)?.into_iter().next()?),
+            T_INT32 | T_INT64 => Tag::Int(*h.ints_of(rpmdb::Entry { count: 1, ..e })?.first()?),
             _ => continue,
         };
-        out.push((tag, v));
+        out.push((e.tag, v));
     }
     Some(out)
 }
