@@ -46,6 +46,9 @@ mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
 mod pci_devices;
+mod portage_keywords;
+mod portage_packages;
+mod portage_use;
 mod process_envs;
 mod process_memory_map;
 mod process_namespaces;
@@ -158,6 +161,9 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(apt_sources::AptSources),
         Arc::new(yum_sources::YumSources),
         Arc::new(rpm_package_files::RpmPackageFiles),
+        Arc::new(portage_packages::PortagePackages),
+        Arc::new(portage_keywords::PortageKeywords),
+        Arc::new(portage_use::PortageUse),
     ]
 }
 
