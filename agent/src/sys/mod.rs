@@ -3,6 +3,7 @@
 //! ring buffers). Architecture invariant: `sys` imports nothing else of the crate, so a port
 //! to another OS fills in this folder and nothing above it.
 
+pub mod cpuid;
 #[cfg(target_os = "linux")]
 pub mod dbus;
 pub mod ebpf;

@@ -277,7 +277,7 @@ impl Table for CpuInfo {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::sql::tables::util::{rows_of, tool};
 

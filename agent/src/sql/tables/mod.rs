@@ -4,6 +4,7 @@
 // Architecture invariant: no table contains `unsafe`; SQL's unsafe code is in `sql/vtab.rs`.
 #![forbid(unsafe_code)]
 
+mod apparmor_profiles;
 mod apt_sources;
 mod arp_cache;
 mod authorized_keys;
@@ -11,6 +12,7 @@ mod block_devices;
 mod carves;
 mod cpu_info;
 mod cpu_time;
+mod cpuid;
 mod crontab;
 mod deb_package_files;
 mod deb_packages;
@@ -33,7 +35,9 @@ mod last;
 mod listening_ports;
 mod load_average;
 mod logged_in_users;
+mod md_personalities;
 mod memory_info;
+mod memory_map;
 mod mounts;
 mod network;
 mod npm_packages;
@@ -46,6 +50,7 @@ mod osquery_info;
 mod osquery_registry;
 mod osquery_schedule;
 mod pci_devices;
+mod platform_info;
 mod portage_keywords;
 mod portage_packages;
 mod portage_use;
@@ -60,7 +65,10 @@ mod python_packages;
 mod rpm_package_files;
 mod rpm_packages;
 pub mod schema;
+mod secureboot;
+mod selinux_settings;
 mod shadow;
+mod shared_memory;
 mod shell_history;
 mod ssh_configs;
 mod startup_items;
@@ -164,6 +172,14 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(portage_packages::PortagePackages),
         Arc::new(portage_keywords::PortageKeywords),
         Arc::new(portage_use::PortageUse),
+        Arc::new(selinux_settings::SelinuxSettings),
+        Arc::new(apparmor_profiles::ApparmorProfiles),
+        Arc::new(shared_memory::SharedMemory),
+        Arc::new(memory_map::MemoryMap),
+        Arc::new(secureboot::Secureboot),
+        Arc::new(platform_info::PlatformInfo),
+        Arc::new(md_personalities::MdPersonalities),
+        Arc::new(cpuid::Cpuid),
     ]
 }
 

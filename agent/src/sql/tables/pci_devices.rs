@@ -166,7 +166,10 @@ fn id_pair(s: &str) -> Option<(String, String)> {
 pub fn row_of(uevent: &str, db: &IdsDb) -> Vec<String> {
     let kv: HashMap<&str, &str> = uevent.lines().filter_map(|l| l.split_once('=')).collect();
     let get = |k: &str| kv.get(k).copied().unwrap_or("").to_owned();
-    let class_attr = get("PCI_CLASS").to_ascii_lowercase();
+    let mut class_attr = get("PCI_CLASS").to_ascii_lowercase();
+    if !class_attr.bytes().all(|b| b.is_ascii_hexdigit()) {
+        class_attr.clear();
+    }
     let (class_id, subclass_id) = match class_attr.len() {
         5 => (
             format!("0{}", &class_attr[..1]),
@@ -292,6 +295,7 @@ mod tests {
         );
         assert_eq!(r[13], "");
         // Odd values never panic; an unreadable id is "0".
+        assert_eq!(row_of("PCI_CLASS=\u{fffd}00\n", &db)[7], "");
         let r = row_of("PCI_ID=zz\nPCI_CLASS=1\n", &db);
         assert_eq!(
             (r[4].as_str(), r[6].as_str(), r[7].as_str()),
