@@ -7,6 +7,7 @@
 mod apparmor_profiles;
 mod apt_sources;
 mod arp_cache;
+mod atom_packages;
 mod authorized_keys;
 mod block_devices;
 mod carves;
@@ -85,6 +86,7 @@ mod user_files;
 mod user_groups;
 mod user_ssh_keys;
 mod users;
+mod vscode_extensions;
 mod vulnerabilities;
 mod yum_sources;
 
@@ -180,6 +182,8 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(platform_info::PlatformInfo),
         Arc::new(md_personalities::MdPersonalities),
         Arc::new(cpuid::Cpuid),
+        Arc::new(vscode_extensions::VscodeExtensions),
+        Arc::new(atom_packages::AtomPackages),
     ]
 }
 

@@ -197,4 +197,37 @@ pub mod tests {
         assert_eq!(p, alice.join(".ssh/config"));
         assert_eq!(shown, "/home/alice/.ssh/config");
     }
+
+    /// On the host, through the engine: each table over users' files gives the same rows
+    /// alone and joined with `users` (Fleet's way to ask for every user's), and `uid = N`
+    /// keeps that account's.
+    #[test]
+    fn the_tables_join_users_on_the_host() {
+        use crate::sql::tables::util::rows_of;
+        for (t, cols) in [
+            ("authorized_keys", "uid, algorithm, key_file"),
+            ("known_hosts", "uid, key_file, key"),
+            ("user_ssh_keys", "uid, path, encrypted, key_type"),
+            ("shell_history", "uid, time, history_file"),
+            ("ssh_configs", "uid, block, option, ssh_config_file"),
+            ("vscode_extensions", "uid, name, path"),
+            ("atom_packages", "uid, name, path"),
+        ] {
+            let alone = rows_of(&format!("SELECT {cols} FROM {t} ORDER BY 1, 2, 3"));
+            let q = cols
+                .split(", ")
+                .map(|c| format!("{t}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let joined = rows_of(&format!(
+                "SELECT {q} FROM users JOIN {t} USING (uid) ORDER BY 1, 2, 3"
+            ));
+            assert_eq!(alone, joined, "{t}");
+            let root_only = rows_of(&format!(
+                "SELECT {cols} FROM {t} WHERE uid = 0 ORDER BY 1, 2, 3"
+            ));
+            let want: Vec<Vec<String>> = alone.iter().filter(|r| r[0] == "0").cloned().collect();
+            assert_eq!(root_only, want, "{t}");
+        }
+    }
 }
