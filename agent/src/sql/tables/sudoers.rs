@@ -38,7 +38,7 @@ pub struct Rule {
 
 /// What an include line asks for.
 #[derive(Debug, PartialEq, Eq)]
-enum Include {
+pub enum Include {
     File(String),
     Dir(String),
 }
@@ -47,7 +47,7 @@ const WS: [char; 3] = [' ', '\t', '\x0b'];
 
 /// The rules of one file's text, and the includes in the order they appear (each after the
 /// index of the rule it follows).
-fn parse(source: &str, s: &str) -> (Vec<Rule>, Vec<(usize, Include)>) {
+pub fn parse(source: &str, s: &str) -> (Vec<Rule>, Vec<(usize, Include)>) {
     let mut rules: Vec<Rule> = Vec::new();
     let mut includes = Vec::new();
     let mut continued = false;
