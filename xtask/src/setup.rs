@@ -58,6 +58,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libcap2-bin",
     // pci_devices' test compares with lspci (pciutils brings the pci.ids names too).
     "pciutils",
+    // block_devices' test makes XFS and FAT file systems to compare our reading with blkid's.
+    "xfsprogs",
+    "dosfstools",
     // systemd_units' test boots a real systemd in a container: the tree is bootstrapped with
     // debootstrap and booted with systemd-nspawn.
     "debootstrap",

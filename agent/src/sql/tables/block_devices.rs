@@ -4,7 +4,8 @@
 //! `vendor`, `model`, `serial` from the device (`device/vendor`, `device/model`,
 //! `device/wwid` or `device/serial`), which partitions and mappings take from their parent.
 //! `uuid`, `type`, `label`: osquery asks libblkid; this build reads the superblock itself
-//! (root only) and knows ext2/ext3/ext4, swap and XFS; other contents leave them empty.
+//! (root only) and knows LUKS (`crypto_LUKS`), ext2/ext3/ext4, XFS, FAT (`vfat`) and swap;
+//! other contents (LVM, btrfs, …) leave them empty.
 //! `WHERE name = '/dev/…'` reads only those devices (and their parents).
 
 use std::{
@@ -167,8 +168,17 @@ fn le32(b: &[u8], at: usize) -> u32 {
 }
 
 /// (uuid, type, label) from the first 64 KiB of a device, when its content is one this
-/// build knows: ext2/3/4, swap, XFS.
+/// build knows: LUKS, ext2/3/4, XFS, FAT, swap.
 pub fn probe(head: &[u8]) -> Option<(String, String, String)> {
+    // LUKS 1 and 2: magic and a big-endian version; the UUID is text at 168, LUKS2 has a
+    // label at 24.
+    if head.get(..6) == Some(b"LUKS\xba\xbe") && head.len() >= 208 {
+        let label = match head[6..8] {
+            [0, 2] => c_text(&head[24..72]),
+            _ => String::new(),
+        };
+        return Some((c_text(&head[168..208]), "crypto_LUKS".into(), label));
+    }
     // ext2/3/4: the superblock at 1024, magic 0xEF53 at 0x38.
     if let Some(sb) = head.get(1024..2048)
         && sb[0x38..0x3a] == [0x53, 0xef]
@@ -195,6 +205,33 @@ pub fn probe(head: &[u8]) -> Option<(String, String, String)> {
             "xfs".into(),
             c_text(&head[108..120]),
         ));
+    }
+    // FAT: the boot sector's signature and type string; the volume serial as `XXXX-XXXX`,
+    // the boot sector's label (blkid prefers the root folder's, which is the same unless
+    // another system relabelled the volume).
+    if head.get(510..512) == Some(&[0x55, 0xaa]) {
+        let at = if head.get(0x52..0x57) == Some(b"FAT32") {
+            Some((0x43, 0x47))
+        } else if matches!(head.get(0x36..0x3b), Some(b"FAT12" | b"FAT16")) {
+            Some((0x27, 0x2b))
+        } else {
+            None
+        };
+        if let Some((serial, label)) = at {
+            let id = &head[serial..serial + 4];
+            let label = String::from_utf8_lossy(&head[label..label + 11])
+                .trim_end()
+                .to_owned();
+            return Some((
+                format!("{:02X}{:02X}-{:02X}{:02X}", id[3], id[2], id[1], id[0]),
+                "vfat".into(),
+                if label == "NO NAME" {
+                    String::new()
+                } else {
+                    label
+                },
+            ));
+        }
     }
     // Swap: the signature ends the first page (of whatever page size made it).
     for page in [4096usize, 8192, 16384, 65536] {
@@ -326,7 +363,7 @@ mod tests {
     #[test]
     fn superblocks_match_blkid() {
         let t = tempfile::tempdir().unwrap();
-        let cases: [(&str, &[&str]); 3] = [
+        let cases: [(&str, &[&str]); 6] = [
             ("ext4", &["mkfs.ext4", "-q", "-F", "-L", "osprey-l"]),
             (
                 "ext2",
@@ -341,33 +378,59 @@ mod tests {
                 ],
             ),
             ("swap", &["mkswap", "-L", "sw"]),
+            ("xfs", &["mkfs.xfs", "-q", "-f", "-L", "xlab"]),
+            ("vfat", &["mkfs.vfat", "-F", "32", "-n", "MYESP"]),
+            ("vfat", &["mkfs.vfat", "-F", "16"]),
         ];
-        for (kind, cmd) in cases {
-            let img = t.path().join(kind);
+        for (i, (kind, cmd)) in cases.into_iter().enumerate() {
+            let img = t.path().join(format!("{i}.img"));
+            // Sparse; XFS wants 300 MiB at least.
             std::fs::File::create(&img)
                 .unwrap()
-                .set_len(8 << 20)
+                .set_len(if kind == "xfs" { 320 << 20 } else { 64 << 20 })
                 .unwrap();
             let mut args: Vec<&str> = cmd[1..].to_vec();
             let p = img.to_str().unwrap();
             args.push(p);
             tool(cmd[0], &args);
-            let out = tool("blkid", &["-p", "-o", "export", p]);
-            let field = |k: &str| {
-                out.lines()
-                    .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            assert_eq!(
-                probe_path(&img),
-                Some((field("UUID"), field("TYPE"), field("LABEL"))),
-                "{kind}: {out}"
-            );
-            assert_eq!(field("TYPE"), kind);
+            check(&img, kind);
+        }
+        // LUKS headers (no cryptsetup here): magic, version, UUID text, a LUKS2 label.
+        for version in [1u8, 2] {
+            let mut h = vec![0u8; 1 << 20];
+            h[..6].copy_from_slice(b"LUKS\xba\xbe");
+            h[7] = version;
+            h[8..11].copy_from_slice(b"aes");
+            if version == 2 {
+                h[8..16].copy_from_slice(&16384u64.to_be_bytes());
+                h[24..29].copy_from_slice(b"vault");
+            }
+            let u = b"0f3a7f6e-2b1c-4d5e-9f00-112233445566";
+            h[168..168 + u.len()].copy_from_slice(u);
+            let img = t.path().join(format!("luks{version}.img"));
+            std::fs::write(&img, &h).unwrap();
+            check(&img, "crypto_LUKS");
         }
         assert_eq!(probe(&[0u8; 70000]), None);
         assert_eq!(probe(&[]), None);
+    }
+
+    /// [`probe_path`] of `img` equals what `blkid -p` says, and its type is `kind`.
+    fn check(img: &Path, kind: &str) {
+        let p = img.to_str().unwrap();
+        let out = tool("blkid", &["-p", "-o", "export", p]);
+        let field = |k: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert_eq!(
+            probe_path(img),
+            Some((field("UUID"), field("TYPE"), field("LABEL"))),
+            "{kind}: {out}"
+        );
+        assert_eq!(field("TYPE"), kind);
     }
 
     /// Every device lsblk lists, with its parent, size and logical block size.
