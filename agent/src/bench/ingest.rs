@@ -129,6 +129,7 @@ fn event(i: u64, base_ns: u64) -> ProcessEvent {
         }),
         result: 0,
         fileless: false,
+        partial: false,
     }
 }
 

@@ -162,6 +162,7 @@ impl Reporter {
             for (reason, c) in [
                 ("tracking_evicted", &c.tracking_evicted),
                 ("tracking_stale", &c.tracking_stale),
+                ("queue_overflow", &c.source_overflow),
             ] {
                 out.push(DropCount {
                     publisher: (*name).into(),

@@ -103,7 +103,9 @@ impl Wiring {
     }
 
     /// Loads the kernel programs for the enabled sources that need them, then starts each
-    /// enabled source's publisher.
+    /// enabled source's publisher. `--event_source`: `ebpf` (a load failure stops the
+    /// daemon), `fallback` (no kernel programs: each source's fallback, or off), `auto` (the
+    /// kernel programs; where they cannot load, the fallbacks, logged once).
     pub fn start_sources(&mut self, ctx: Ctx<'_>, sup: &Supervisor) -> Result<()> {
         let kernel_sources: Vec<_> = self
             .active
@@ -111,26 +113,23 @@ impl Wiring {
             .copied()
             .filter(|s| !s.kinds().is_empty())
             .collect();
+        let mode = ctx.flags.get("event_source").to_owned();
+        let mut fallback = mode == "fallback";
         if kernel_sources.is_empty() {
             if !self.active.is_empty() {
                 log::info!("no enabled source needs the kernel programs");
             }
-        } else {
-            let mut k = Kernel::load(&sources::load_options(&kernel_sources, ctx)?)?;
-            log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
-            self.kernel_drops = Some(k.take_drops()?);
-            if let Some(klog) = k.take_kernel_log() {
-                // Started before the sources, so the start-up snapshot's lines are read too.
-                let shutdown = sup.shutdown().clone();
-                self.publishers
-                    .push(sup.spawn("ebpf-log", move || klog.run(|| shutdown.is_set()))?);
-            }
-            for s in &kernel_sources {
-                if let Some(h) = s.kinds().first().and_then(|kind| k.strategy(*kind)) {
-                    self.hooks.push((s.publisher(), h.to_owned()));
+        } else if !fallback {
+            match self.load_kernel(&kernel_sources, ctx, sup) {
+                Ok(()) => {}
+                Err(e) if mode == "auto" => {
+                    log::warn!(
+                        "the kernel programs cannot load ({e:#}); --event_source=auto falls back"
+                    );
+                    fallback = true;
                 }
+                Err(e) => return Err(e),
             }
-            self.kernel = Some(k);
         }
         for s in self.active.clone() {
             let i = self.index(s);
@@ -140,6 +139,20 @@ impl Wiring {
                 counters: self.publisher_counters[i].clone(),
                 supervisor: sup,
             };
+            if fallback && !s.kinds().is_empty() {
+                match s.fallback() {
+                    Some(hook) => {
+                        self.publishers.push(s.start_fallback(ctx, w)?);
+                        log::info!("{}: fallback source {hook}", s.publisher());
+                        self.hooks.push((s.publisher(), hook.to_owned()));
+                    }
+                    None => log::warn!(
+                        "{}: no fallback without eBPF; its events are off",
+                        s.publisher()
+                    ),
+                }
+                continue;
+            }
             self.publishers.push(s.start(w)?);
         }
         if !self
@@ -149,6 +162,30 @@ impl Wiring {
         {
             log::warn!("process events are off (disable_events or enable_process_events=false)");
         }
+        Ok(())
+    }
+
+    fn load_kernel(
+        &mut self,
+        kernel_sources: &[&'static dyn Source],
+        ctx: Ctx<'_>,
+        sup: &Supervisor,
+    ) -> Result<()> {
+        let mut k = Kernel::load(&sources::load_options(kernel_sources, ctx)?)?;
+        log::debug!("kernel offsets resolved from BTF: {:?}", k.offsets);
+        self.kernel_drops = Some(k.take_drops()?);
+        if let Some(klog) = k.take_kernel_log() {
+            // Started before the sources, so the start-up snapshot's lines are read too.
+            let shutdown = sup.shutdown().clone();
+            self.publishers
+                .push(sup.spawn("ebpf-log", move || klog.run(|| shutdown.is_set()))?);
+        }
+        for s in kernel_sources {
+            if let Some(h) = s.kinds().first().and_then(|kind| k.strategy(*kind)) {
+                self.hooks.push((s.publisher(), h.to_owned()));
+            }
+        }
+        self.kernel = Some(k);
         Ok(())
     }
 

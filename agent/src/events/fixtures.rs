@@ -59,6 +59,7 @@ fn process_events_v1() -> Vec<ProcessEvent> {
             }),
             result: 0,
             fileless: false,
+            partial: false,
         },
         ProcessEvent {
             time_ns: 1_764_100_001_000_000_000,
@@ -85,6 +86,7 @@ fn process_events_v1() -> Vec<ProcessEvent> {
             file: None,
             result: 0,
             fileless: false,
+            partial: false,
         },
         ProcessEvent {
             time_ns: 1_764_100_002_000_000_000,
@@ -111,6 +113,7 @@ fn process_events_v1() -> Vec<ProcessEvent> {
             file: None,
             result: 0,
             fileless: false,
+            partial: false,
         },
         ProcessEvent::default(),
     ]

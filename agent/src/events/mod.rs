@@ -79,6 +79,9 @@ pub struct ProcessEvent {
     pub result: i64,
     /// The executable had no name on any file system (a memfd, or deleted).
     pub fileless: bool,
+    /// A source without eBPF could not read the process before it was gone: what `/proc`
+    /// would have told (path, command line, ids) is missing, not empty.
+    pub partial: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -94,9 +97,9 @@ pub struct FileMeta {
 
 impl ProcessEvent {
     /// The current format version written by [`Self::encode`].
-    /// Version 2 added cwd and env at the end, version 3 result and fileless; versions 1 and
-    /// 2 still decode.
-    pub const FORMAT: u8 = 3;
+    /// Version 2 added cwd and env at the end, version 3 result and fileless, version 4
+    /// partial; versions 1 to 3 still decode.
+    pub const FORMAT: u8 = 4;
 
     /// osquery's `cmdline`: argv joined by spaces.
     pub fn cmdline(&self) -> String {
@@ -158,7 +161,8 @@ impl ProcessEvent {
         }
         w.u64(self.env_truncated.into())
             .i64(self.result)
-            .u64(self.fileless.into());
+            .u64(self.fileless.into())
+            .u64(self.partial.into());
         w.finish()
     }
 
@@ -217,6 +221,9 @@ impl ProcessEvent {
             e.result = r.i64()?;
             e.fileless = r.u64()? != 0;
         }
+        if version >= 4 {
+            e.partial = r.u64()? != 0;
+        }
         Ok(e)
     }
 }
@@ -259,6 +266,7 @@ mod tests {
             }),
             result: -13,
             fileless: true,
+            partial: true,
         }
     }
 
@@ -266,15 +274,25 @@ mod tests {
     fn round_trip() {
         let e = sample();
         assert_eq!(ProcessEvent::decode(&e.encode()).unwrap(), e);
-        // Version 2 (without result and fileless) still decodes.
+        // Version 3 (without partial) and 2 (without result and fileless) still decode.
         let buf = e.encode();
-        let mut v2 = buf[..buf.len() - 2].to_vec();
+        let mut v3 = buf[..buf.len() - 1].to_vec();
+        v3[0] = 3;
+        assert_eq!(
+            ProcessEvent::decode(&v3).unwrap(),
+            ProcessEvent {
+                partial: false,
+                ..e.clone()
+            }
+        );
+        let mut v2 = buf[..buf.len() - 3].to_vec();
         v2[0] = 2;
         assert_eq!(
             ProcessEvent::decode(&v2).unwrap(),
             ProcessEvent {
                 result: 0,
                 fileless: false,
+                partial: false,
                 ..e.clone()
             }
         );

@@ -153,6 +153,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "event_source",
+        ty: Choice(&["auto", "ebpf", "fallback"]),
+        default: "auto",
+        description: "Where events come from: ebpf (the kernel programs; failing to load them stops the daemon), fallback (no eBPF: fanotify for file events, the proc connector for process events; socket events are off), auto (eBPF where the kernel allows it, else the fallbacks)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "ebpf_hooks",
         ty: Choice(&["auto", "tracepoint"]),
         default: "auto",

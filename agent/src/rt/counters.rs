@@ -37,6 +37,10 @@ pub struct PublisherCounters {
     /// Writes not reported because their tracked file was stale (the `struct file` address
     /// belonged to another file by then).
     pub tracking_stale: Counter,
+    /// Notifications the operating system lost before the source read them (a fanotify
+    /// queue overflow, a proc connector that ran out of buffer), reported as
+    /// `queue_overflow`.
+    pub source_overflow: Counter,
 }
 
 /// Live counters of one subscriber.

@@ -87,6 +87,15 @@ pub trait Source: TableProvider + Sync {
     fn start(&self, w: Wiring<'_>) -> Result<Supervised>;
     /// Its subscriber, counting into `counters`.
     fn subscriber(&self, ctx: Ctx<'_>, counters: Arc<SubscriberCounters>) -> Box<dyn Subscriber>;
+    /// The hook its fallback shows in `osquery_events` when the kernel programs are not used
+    /// (`--event_source`); None: it has no fallback and stays off then.
+    fn fallback(&self) -> Option<&'static str> {
+        None
+    }
+    /// Starts its fallback publisher (no kernel programs).
+    fn start_fallback(&self, _ctx: Ctx<'_>, _w: Wiring<'_>) -> Result<Supervised> {
+        anyhow::bail!("{} has no fallback", self.publisher())
+    }
     /// After a config reload: re-programs its kernel filter.
     fn reconfigure(&self, _kernel: &mut Kernel, _ctx: Ctx<'_>) -> Result<()> {
         Ok(())

@@ -52,7 +52,8 @@ fn schema_matches_expectation() {
 #[test]
 fn osquery_columns_match() {
     let spec = include_str!("../sql/tables/osquery_columns.txt");
-    let mut osquery: Vec<(&str, Vec<(&str, &str, bool)>)> = Vec::new();
+    type Columns<'a> = Vec<(&'a str, &'a str, bool)>;
+    let mut osquery: Vec<(&str, Columns<'_>)> = Vec::new();
     for line in spec
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

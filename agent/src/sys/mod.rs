@@ -7,10 +7,12 @@ pub mod cpuid;
 #[cfg(target_os = "linux")]
 pub mod dbus;
 pub mod ebpf;
+pub mod fanotify;
 pub mod fsguard;
 pub mod hash;
 pub mod mountinfo;
 pub mod net;
+pub mod proc_connector;
 pub mod procfs;
 pub mod rpmdb;
 pub mod utmp;

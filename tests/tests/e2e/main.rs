@@ -6,6 +6,7 @@ mod config;
 mod enrichment;
 mod evasion;
 mod extensions;
+mod fallback;
 mod file;
 mod fleet;
 mod parity;

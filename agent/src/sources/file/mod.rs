@@ -27,6 +27,7 @@ use crate::{
     },
 };
 
+mod fallback;
 mod table;
 pub mod watch;
 pub use table::FileEventsTable;
@@ -639,6 +640,23 @@ impl super::Source for FileSource {
         let dirs = Arc::clone(&self.dirs);
         Ok(w.supervisor
             .spawn("pub-file", move || run_publisher(ring, q, c, dirs, s))?)
+    }
+    fn fallback(&self) -> Option<&'static str> {
+        Some(fallback::HOOK)
+    }
+    fn start_fallback(
+        &self,
+        ctx: super::Ctx<'_>,
+        w: super::Wiring<'_>,
+    ) -> anyhow::Result<Supervised> {
+        let fan = crate::sys::fanotify::Fanotify::new()
+            .map_err(|e| anyhow::anyhow!("the fanotify file source: {e}"))?;
+        let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        let _ = self.counters.set(c.clone());
+        let fim = ctx.fim.clone();
+        Ok(w.supervisor.spawn("pub-file-fanotify", move || {
+            fallback::run(fan, q, c, fim, s)
+        })?)
     }
     fn subscriber(
         &self,

@@ -96,8 +96,9 @@ pub fn row(e: &FileEvent, seq: u64) -> Vec<Value> {
         int(i64::from(e.success())),
         int(e.pid),
         int(e.tid),
-        int(e.process_uid),
-        int(e.process_gid),
+        // Unknown (the fallback source, for a process gone before it was read): NULL.
+        opt(e.process_uid),
+        opt(e.process_gid),
         int(e.fd),
         int(e.flags),
         if e.arg_mode == u32::MAX {

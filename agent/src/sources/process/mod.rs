@@ -23,6 +23,7 @@ use crate::{
     },
 };
 
+mod fallback;
 mod table;
 pub use table::ProcessEventsTable;
 
@@ -112,6 +113,7 @@ pub fn to_event(raw: RawRecord, clock: &Clock) -> Option<ProcessEvent> {
                 file: None,
                 result: 0,
                 fileless,
+                partial: false,
             }
         }
         RawRecord::Exit(r) => ProcessEvent {
@@ -364,6 +366,21 @@ impl super::Source for ProcessSource {
         Ok(w.supervisor.spawn("pub-process", move || {
             run_publisher(ring, q, c, s, snapshot)
         })?)
+    }
+    fn fallback(&self) -> Option<&'static str> {
+        Some(fallback::HOOK)
+    }
+    fn start_fallback(
+        &self,
+        _ctx: super::Ctx<'_>,
+        w: super::Wiring<'_>,
+    ) -> anyhow::Result<Supervised> {
+        // Subscribed before the snapshot is read: every process is in one or both.
+        let conn = crate::sys::proc_connector::ProcConnector::new()
+            .map_err(|e| anyhow::anyhow!("the proc connector process source: {e}"))?;
+        let (q, c, s) = (w.queue, w.counters, w.supervisor.shutdown().clone());
+        Ok(w.supervisor
+            .spawn("pub-process-cn", move || fallback::run(conn, q, c, s))?)
     }
     fn subscriber(
         &self,

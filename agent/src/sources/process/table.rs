@@ -54,6 +54,7 @@ pub const COLUMNS: &[Column] = &[
     col("ntime", BigInt),
     col("result", BigInt),
     col("fileless", Integer),
+    col("partial", Integer),
 ];
 
 const TIME: usize = column_index(COLUMNS, "time");
@@ -128,6 +129,7 @@ pub fn row(e: &ProcessEvent, seq: u64) -> Vec<Value> {
         uint(e.time_ns),
         int(e.result),
         int(i64::from(e.fileless)),
+        int(i64::from(e.partial)),
     ]
 }
 
