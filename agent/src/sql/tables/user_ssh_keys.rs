@@ -1,11 +1,13 @@
 //! `user_ssh_keys`: the private keys among the files of each account's `~/.ssh` folder
 //! (accounts and file guards: [`super::user_files`]; `WHERE uid = N` reads one account,
-//! `pid_with_namespace` a process's root), whether each is encrypted and its type as
-//! osquery names OpenSSL's: `rsa`, `dsa`, `ec`, `dh`, or empty (an OpenSSH-format key, an
-//! encrypted PEM key, Ed25519). Recognised: PEM keys (`RSA`/`DSA`/`EC PRIVATE KEY`, with
-//! `Proc-Type: 4,ENCRYPTED` when encrypted; PKCS#8 `PRIVATE KEY`, its algorithm read from
-//! the DER; `ENCRYPTED PRIVATE KEY`) and OpenSSH keys (`openssh-key-v1`, encrypted unless
-//! the cipher is `none`). Nothing of a key is shown but the file's path.
+//! `pid_with_namespace` a process's root), whether each is encrypted and what OpenSSL would
+//! say of it, as osquery reports: `key_type` (`rsa`, `dsa`, `ec`, `dh`, or empty: an
+//! OpenSSH-format key, an encrypted PEM key, Ed25519), `key_group_name` (the EC curve, e.g.
+//! `prime256v1`), `key_length` in bits and `key_security_bits` (OpenSSL's estimate; both -1
+//! when OpenSSL could not read the key). Recognised: PEM keys (`RSA`/`DSA`/`EC PRIVATE KEY`,
+//! with `Proc-Type: 4,ENCRYPTED` when encrypted; PKCS#8 `PRIVATE KEY`, read from its DER;
+//! `ENCRYPTED PRIVATE KEY`) and OpenSSH keys (`openssh-key-v1`, encrypted unless the cipher
+//! is `none`). Nothing of a key is shown but the file's path.
 
 use std::path::Path;
 
@@ -26,21 +28,41 @@ const COLUMNS: &[Column] = &[
     col("path", Text),
     col("encrypted", Integer),
     col("key_type", Text),
+    col("key_group_name", Text),
+    col("key_length", Integer),
+    col("key_security_bits", Integer),
     hidden("pid_with_namespace", Integer),
 ];
 const UID: usize = 0;
-const PID_WITH_NAMESPACE: usize = 4;
+const PID_WITH_NAMESPACE: usize = 7;
 /// Keys are small: a bigger file is read up to this, and then is no key.
 const MAX_BYTES: u64 = 256 << 10;
 
 #[derive(Debug)]
 pub struct UserSshKeys;
 
-/// A private key's (encrypted, key type).
+/// What a private key file is: encrypted, and what OpenSSL reads of it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     pub encrypted: bool,
     pub key_type: &'static str,
+    pub group: &'static str,
+    /// -1 when unknown (OpenSSL cannot read the key), as the two below.
+    pub bits: i64,
+    pub security_bits: i64,
+}
+
+impl KeyInfo {
+    /// A key OpenSSL cannot read without more (a passphrase, or the OpenSSH format).
+    fn opaque(encrypted: bool) -> Self {
+        Self {
+            encrypted,
+            key_type: "",
+            group: "",
+            bits: -1,
+            security_bits: -1,
+        }
+    }
 }
 
 /// One DER element at the start of `b`: (tag, contents, rest).
@@ -64,26 +86,184 @@ fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, body, &b[at + len..]))
 }
 
-/// The key type of a PKCS#8 PrivateKeyInfo, from its algorithm identifier.
-fn pkcs8_type(b: &[u8]) -> Option<&'static str> {
-    let (0x30, seq, _) = der(b)? else { return None };
-    let (0x02, _, rest) = der(seq)? else {
-        return None;
+/// The element at the start of `b` if it has tag `tag`: (contents, rest).
+fn expect(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (t, body, rest) = der(b)?;
+    (t == tag).then_some((body, rest))
+}
+
+/// The bit length of a DER INTEGER's contents (a positive number).
+fn int_bits(v: &[u8]) -> i64 {
+    let v = &v[v.iter().position(|b| *b != 0).unwrap_or(v.len())..];
+    match v.first() {
+        None => 0,
+        Some(top) => (v.len() as i64 - 1) * 8 + i64::from(8 - top.leading_zeros()),
+    }
+}
+
+/// OpenSSL's security estimate for an RSA modulus or a finite-field prime of `n` bits (the
+/// standards' values, else the SP 800-56B formula rounded up to a multiple of 8).
+pub fn ffc_security_bits(n: i64) -> i64 {
+    match n {
+        1024 => 80,
+        2048 => 112,
+        3072 => 128,
+        7680 => 192,
+        15360 => 256,
+        n if n >= 687_737 => 1200,
+        n if n < 8 => 0,
+        n => {
+            let x = n as f64 * std::f64::consts::LN_2;
+            let y = (1.923 * (x * x.ln() * x.ln()).cbrt() - 4.69) / std::f64::consts::LN_2;
+            ((y as i64) + 4) & !7
+        }
+    }
+}
+
+/// OpenSSL's DSA/DH estimate: the prime's strength, capped at half the subgroup's bits.
+fn dsa_security_bits(p_bits: i64, q_bits: i64) -> i64 {
+    let sec = match p_bits {
+        b if b >= 15360 => 256,
+        b if b >= 7680 => 192,
+        b if b >= 3072 => 128,
+        b if b >= 2048 => 112,
+        b if b >= 1024 => 80,
+        _ => 0,
     };
-    let (0x30, alg, _) = der(rest)? else {
-        return None;
+    let half = q_bits / 2;
+    if half < 80 { 0 } else { sec.min(half) }
+}
+
+/// The named curves OpenSSL knows best: (DER OID contents, name, order bits).
+const CURVES: &[(&[u8], &str, i64)] = &[
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+        "prime256v1",
+        256,
+    ),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x22], "secp384r1", 384),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x23], "secp521r1", 521),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x0a], "secp256k1", 256),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x21], "secp224r1", 224),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01],
+        "prime192v1",
+        192,
+    ),
+    (
+        &[0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07],
+        "brainpoolP256r1",
+        256,
+    ),
+    (
+        &[0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b],
+        "brainpoolP384r1",
+        384,
+    ),
+    (
+        &[0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d],
+        "brainpoolP512r1",
+        512,
+    ),
+];
+
+/// An EC key on the curve of OID `oid`.
+fn ec_key(oid: Option<&[u8]>) -> KeyInfo {
+    let (group, bits) = oid
+        .and_then(|o| CURVES.iter().find(|(c, ..)| *c == o))
+        .map_or(("", -1), |(_, n, b)| (*n, *b));
+    let security_bits = match bits {
+        -1 => -1,
+        b if b >= 512 => 256,
+        b if b >= 384 => 192,
+        b if b >= 256 => 128,
+        b if b >= 224 => 112,
+        b if b >= 160 => 80,
+        b => b / 2,
     };
-    let (0x06, oid, _) = der(alg)? else {
-        return None;
-    };
+    KeyInfo {
+        encrypted: false,
+        key_type: "ec",
+        group,
+        bits,
+        security_bits,
+    }
+}
+
+fn plain(key_type: &'static str, bits: i64, security_bits: i64) -> KeyInfo {
+    KeyInfo {
+        encrypted: false,
+        key_type,
+        group: "",
+        bits,
+        security_bits,
+    }
+}
+
+/// A PKCS#1 RSAPrivateKey: SEQUENCE { version, n, e, … }.
+fn rsa_key(b: &[u8]) -> Option<KeyInfo> {
+    let (seq, _) = expect(b, 0x30)?;
+    let (_, rest) = expect(seq, 0x02)?;
+    let (n, _) = expect(rest, 0x02)?;
+    let bits = int_bits(n);
+    Some(plain("rsa", bits, ffc_security_bits(bits)))
+}
+
+/// A traditional DSA key: SEQUENCE { version, p, q, g, y, x }.
+fn dsa_key(b: &[u8]) -> Option<KeyInfo> {
+    let (seq, _) = expect(b, 0x30)?;
+    let (_, rest) = expect(seq, 0x02)?;
+    let (p, rest) = expect(rest, 0x02)?;
+    let (q, _) = expect(rest, 0x02)?;
+    let (pb, qb) = (int_bits(p), int_bits(q));
+    Some(plain("dsa", pb, dsa_security_bits(pb, qb)))
+}
+
+/// A SEC1 ECPrivateKey: SEQUENCE { version, key, [0] curve OID, … }.
+fn sec1_key(b: &[u8]) -> Option<KeyInfo> {
+    let (seq, _) = expect(b, 0x30)?;
+    let (_, rest) = expect(seq, 0x02)?;
+    let (_, mut rest) = expect(rest, 0x04)?;
+    let mut oid = None;
+    while let Some((tag, body, r)) = der(rest) {
+        if tag == 0xa0 {
+            oid = expect(body, 0x06).map(|(o, _)| o);
+        }
+        rest = r;
+    }
+    Some(ec_key(oid))
+}
+
+/// A PKCS#8 PrivateKeyInfo: SEQUENCE { version, AlgorithmIdentifier, OCTET STRING key }.
+fn pkcs8_key(b: &[u8]) -> Option<KeyInfo> {
+    let (seq, _) = expect(b, 0x30)?;
+    let (_, rest) = expect(seq, 0x02)?;
+    let (alg, rest) = expect(rest, 0x30)?;
+    let (oid, params) = expect(alg, 0x06)?;
+    let key = expect(rest, 0x04).map(|(k, _)| k);
     Some(match oid {
-        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => "rsa",
-        [0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01] => "dsa",
-        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => "ec",
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01] => rsa_key(key?)?,
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01] => ec_key(expect(params, 0x06).map(|(o, _)| o)),
+        [0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01] => {
+            // Dss-Parms: SEQUENCE { p, q, g }.
+            let (dp, _) = expect(params, 0x30)?;
+            let (p, r) = expect(dp, 0x02)?;
+            let (q, _) = expect(r, 0x02)?;
+            let (pb, qb) = (int_bits(p), int_bits(q));
+            plain("dsa", pb, dsa_security_bits(pb, qb))
+        }
         [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x03, 0x01]
-        | [0x2a, 0x86, 0x48, 0xce, 0x3e, 0x02, 0x01] => "dh",
-        // Ed25519, X25519, RSA-PSS, …: OpenSSL types osquery has no name for.
-        _ => "",
+        | [0x2a, 0x86, 0x48, 0xce, 0x3e, 0x02, 0x01] => {
+            let (dp, _) = expect(params, 0x30)?;
+            let (p, _) = expect(dp, 0x02)?;
+            let pb = int_bits(p);
+            plain("dh", pb, ffc_security_bits(pb))
+        }
+        // Ed25519, X25519, Ed448, X448: types osquery has no name for.
+        [0x2b, 0x65, 0x70] | [0x2b, 0x65, 0x6e] => plain("", 253, 128),
+        [0x2b, 0x65, 0x71] => plain("", 456, 224),
+        [0x2b, 0x65, 0x6f] => plain("", 448, 224),
+        _ => plain("", -1, -1),
     })
 }
 
@@ -109,41 +289,31 @@ fn pem(s: &str) -> Option<(&str, Vec<&str>, Vec<u8>)> {
 /// What a file's text is as a private key; None when it is none.
 pub fn classify(s: &str) -> Option<KeyInfo> {
     let (label, headers, body) = pem(s)?;
-    let info = |encrypted, key_type| {
-        Some(KeyInfo {
-            encrypted,
-            key_type,
-        })
-    };
     match label {
         "OPENSSH PRIVATE KEY" => {
             let rest = body.strip_prefix(b"openssh-key-v1\0")?;
             let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
             let cipher = rest.get(4..4usize.checked_add(n)?)?;
-            info(cipher != b"none", "")
+            Some(KeyInfo::opaque(cipher != b"none"))
         }
         "ENCRYPTED PRIVATE KEY" => {
-            der(&body).filter(|(t, _, _)| *t == 0x30)?;
-            info(true, "")
+            expect(&body, 0x30)?;
+            Some(KeyInfo::opaque(true))
         }
-        "PRIVATE KEY" => info(false, pkcs8_type(&body)?),
+        "PRIVATE KEY" => pkcs8_key(&body),
         "RSA PRIVATE KEY" | "DSA PRIVATE KEY" | "EC PRIVATE KEY" => {
             if headers.iter().any(|h| {
                 h.strip_prefix("Proc-Type:")
                     .is_some_and(|v| v.trim().ends_with("ENCRYPTED"))
             }) {
                 // OpenSSL cannot tell the type without the passphrase.
-                return info(true, "");
+                return Some(KeyInfo::opaque(true));
             }
-            der(&body).filter(|(t, _, _)| *t == 0x30)?;
-            info(
-                false,
-                match label {
-                    "RSA PRIVATE KEY" => "rsa",
-                    "DSA PRIVATE KEY" => "dsa",
-                    _ => "ec",
-                },
-            )
+            match label {
+                "RSA PRIVATE KEY" => rsa_key(&body),
+                "DSA PRIVATE KEY" => dsa_key(&body),
+                _ => sec1_key(&body),
+            }
         }
         _ => None,
     }
@@ -174,6 +344,9 @@ fn rows_under(root: &Path, pid: i64, ctx: &QueryContext) -> Vec<Vec<Value>> {
                 text(shown),
                 int(i64::from(k.encrypted)),
                 text(k.key_type),
+                text(k.group),
+                int(k.bits),
+                int(k.security_bits),
                 int(pid),
             ]);
         }
@@ -210,79 +383,184 @@ mod tests {
         util::tool,
     };
 
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        match body.len() {
+            n if n < 0x80 => v.push(n as u8),
+            n if n < 0x100 => v.extend([0x81, n as u8]),
+            n => v.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        v.extend(body);
+        v
+    }
+
+    fn armor(label: &str, der: &[u8]) -> String {
+        let b = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN {label}-----\n{b}\n-----END {label}-----\n")
+    }
+
+    /// A positive INTEGER of `bits` bits (top bit set, so a leading zero byte).
+    fn big(bits: usize) -> Vec<u8> {
+        let mut v = vec![0u8; bits / 8 + 1];
+        v[1] = 0x80;
+        tlv(0x02, &v)
+    }
+
+    fn k(
+        key_type: &'static str,
+        group: &'static str,
+        bits: i64,
+        security_bits: i64,
+    ) -> Option<KeyInfo> {
+        Some(KeyInfo {
+            encrypted: false,
+            key_type,
+            group,
+            bits,
+            security_bits,
+        })
+    }
+
     #[test]
     fn pem_and_openssh_texts_are_classified() {
-        let k = |encrypted, key_type| {
-            Some(KeyInfo {
-                encrypted,
-                key_type,
-            })
-        };
         // "openssh-key-v1\0", cipher "none" / "aes256-ctr".
         let openssh = |cipher: &str| {
             let mut b = b"openssh-key-v1\0".to_vec();
             b.extend((cipher.len() as u32).to_be_bytes());
             b.extend(cipher.as_bytes());
-            let body = base64::engine::general_purpose::STANDARD.encode(b);
-            format!(
-                "-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n-----END OPENSSH PRIVATE KEY-----\n"
+            armor("OPENSSH PRIVATE KEY", &b)
+        };
+        assert_eq!(classify(&openssh("none")), Some(KeyInfo::opaque(false)));
+        assert_eq!(
+            classify(&openssh("aes256-ctr")),
+            Some(KeyInfo::opaque(true))
+        );
+        let zero = tlv(0x02, &[0]);
+        let rsa1 = tlv(
+            0x30,
+            &[zero.clone(), big(2048), tlv(0x02, &[1, 0, 1])].concat(),
+        );
+        assert_eq!(
+            classify(&armor("RSA PRIVATE KEY", &rsa1)),
+            k("rsa", "", 2048, 112)
+        );
+        let p8 = |alg: Vec<u8>, key: &[u8]| {
+            tlv(
+                0x30,
+                &[zero.clone(), tlv(0x30, &alg), tlv(0x04, key)].concat(),
             )
         };
-        assert_eq!(classify(&openssh("none")), k(false, ""));
-        assert_eq!(classify(&openssh("aes256-ctr")), k(true, ""));
-        // PKCS#8 of an EC key: SEQUENCE { INTEGER 0, SEQUENCE { OID id-ecPublicKey } }.
-        let p8 = |oid: &[u8]| {
-            let mut alg = vec![0x06, oid.len() as u8];
-            alg.extend(oid);
-            let mut inner = vec![0x02, 0x01, 0x00, 0x30, alg.len() as u8];
-            inner.extend(alg);
-            let mut b = vec![0x30, inner.len() as u8];
-            b.extend(inner);
-            let body = base64::engine::general_purpose::STANDARD.encode(b);
-            format!("junk before\n-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
-        };
+        let rsa_oid = tlv(
+            0x06,
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+        );
+        let rsa4096 = tlv(0x30, &[zero.clone(), big(4096), tlv(0x02, &[3])].concat());
         assert_eq!(
-            classify(&p8(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01])),
-            k(false, "ec")
+            classify(&format!(
+                "junk first\n{}",
+                armor(
+                    "PRIVATE KEY",
+                    &p8([rsa_oid, tlv(0x05, &[])].concat(), &rsa4096)
+                )
+            )),
+            k("rsa", "", 4096, 152)
+        );
+        let ec_oid = tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+        let p384 = tlv(0x06, &[0x2b, 0x81, 0x04, 0x00, 0x22]);
+        assert_eq!(
+            classify(&armor(
+                "PRIVATE KEY",
+                &p8([ec_oid, p384.clone()].concat(), &[])
+            )),
+            k("ec", "secp384r1", 384, 192)
+        );
+        let sec1 = tlv(
+            0x30,
+            &[
+                tlv(0x02, &[1]),
+                tlv(0x04, &[7; 66]),
+                tlv(0xa0, &tlv(0x06, &[0x2b, 0x81, 0x04, 0x00, 0x23])),
+            ]
+            .concat(),
         );
         assert_eq!(
-            classify(&p8(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01])),
-            k(false, "rsa")
+            classify(&armor("EC PRIVATE KEY", &sec1)),
+            k("ec", "secp521r1", 521, 256)
         );
-        assert_eq!(classify(&p8(&[0x2b, 0x65, 0x70])), k(false, ""));
-        let enc = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMAA=\n-----END RSA PRIVATE KEY-----\n";
-        assert_eq!(classify(enc), k(true, ""));
-        let plain = "-----BEGIN DSA PRIVATE KEY-----\nMAA=\n-----END DSA PRIVATE KEY-----\n";
-        assert_eq!(classify(plain), k(false, "dsa"));
+        let dsa = tlv(
+            0x30,
+            &[zero.clone(), big(1024), big(160), big(1024)].concat(),
+        );
+        assert_eq!(
+            classify(&armor("DSA PRIVATE KEY", &dsa)),
+            k("dsa", "", 1024, 80)
+        );
+        assert_eq!(
+            classify(&armor(
+                "PRIVATE KEY",
+                &p8(tlv(0x06, &[0x2b, 0x65, 0x70]), &[])
+            )),
+            k("", "", 253, 128)
+        );
+        let enc = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nq83vEjRWeJA=\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(classify(enc), Some(KeyInfo::opaque(true)));
+        assert_eq!(
+            classify(&armor("ENCRYPTED PRIVATE KEY", &tlv(0x30, &[]))),
+            Some(KeyInfo::opaque(true))
+        );
         for junk in [
-            "ssh-ed25519 AAAA me",
-            "-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----",
-            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----",
-            "-----BEGIN EC PRIVATE KEY-----\nMAA=\n",
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----",
+            "ssh-ed25519 AAAA me".to_owned(),
+            "-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----".to_owned(),
+            armor("CERTIFICATE", &tlv(0x30, &[])),
+            armor("RSA PRIVATE KEY", &tlv(0x30, &[])),
+            "-----BEGIN EC PRIVATE KEY-----\nMAA=\n".to_owned(),
+            armor("OPENSSH PRIVATE KEY", b"other"),
         ] {
-            assert_eq!(classify(junk), None, "{junk}");
+            assert_eq!(classify(&junk), None, "{junk}");
         }
+        // OpenSSL's figures for common sizes, and its formula between them.
+        let sec: Vec<i64> = [1024, 2048, 3072, 4096, 8192, 15360]
+            .map(ffc_security_bits)
+            .to_vec();
+        assert_eq!(sec, [80, 112, 128, 152, 200, 256]);
     }
 
-    /// The OpenSSL type name osquery would give a key file: openssl's name of the public
-    /// key's algorithm, empty when openssl cannot read the key without a passphrase.
-    fn openssl_type(f: &Path, dir: &Path) -> String {
+    /// What openssl reads of a key file: (type name as osquery gives it, curve, bits), or
+    /// ("", "", -1) when it cannot read it without a passphrase.
+    fn openssl_view(f: &Path, dir: &Path) -> (String, String, i64) {
+        let out = Command::new("openssl")
+            .args(["pkey", "-passin", "pass:", "-noout", "-text", "-in"])
+            .arg(f)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return (String::new(), String::new(), -1);
+        }
+        let text_ = String::from_utf8_lossy(&out.stdout).into_owned();
+        let bits: i64 = text_
+            .lines()
+            .find_map(|l| l.split_once("Private-Key: (").map(|(_, r)| r))
+            .and_then(|r| r.split(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let curve = text_
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ASN1 OID: "))
+            .unwrap_or("")
+            .to_owned();
         let der = dir.join("pub.der");
-        let ok = Command::new("openssl")
+        let pub_ok = Command::new("openssl")
             .args([
                 "pkey", "-passin", "pass:", "-pubout", "-outform", "DER", "-in",
             ])
             .arg(f)
             .arg("-out")
             .arg(&der)
-            .output()
+            .status()
             .unwrap()
-            .status
             .success();
-        if !ok {
-            return String::new();
-        }
+        assert!(pub_ok);
         let parsed = tool(
             "openssl",
             &["asn1parse", "-inform", "DER", "-in", der.to_str().unwrap()],
@@ -295,17 +573,17 @@ mod tests {
             })
             .unwrap()
             .to_owned();
-        match name.as_str() {
+        let ty = match name.as_str() {
             "rsaEncryption" => "rsa",
             "id-ecPublicKey" => "ec",
             "dsaEncryption" => "dsa",
             _ => "",
-        }
-        .to_owned()
+        };
+        (ty.to_owned(), curve, bits)
     }
 
     /// Keys written by ssh-keygen in every format it has: `encrypted` is whether
-    /// `ssh-keygen -y` needs a passphrase, `key_type` what openssl reads (see above).
+    /// `ssh-keygen -y` needs a passphrase; type, curve and length what openssl reads.
     #[test]
     fn keys_made_by_ssh_keygen_match_it_and_openssl() {
         let root = fake_root(&[("dave", 1003, "/home/dave"), ("erin", 1004, "/home/erin")]);
@@ -320,7 +598,7 @@ mod tests {
             ("c_ec_pem", &["-t", "ecdsa", "-m", "PEM", "-N", ""]),
             (
                 "d_rsa_pkcs8",
-                &["-t", "rsa", "-b", "2048", "-m", "PKCS8", "-N", ""],
+                &["-t", "rsa", "-b", "3072", "-m", "PKCS8", "-N", ""],
             ),
             ("e_ed25519_enc", &["-t", "ed25519", "-N", "secret"]),
             (
@@ -330,6 +608,10 @@ mod tests {
             (
                 "g_ec_pkcs8_enc",
                 &["-t", "ecdsa", "-m", "PKCS8", "-N", "secret"],
+            ),
+            (
+                "h_ec384_pkcs8",
+                &["-t", "ecdsa", "-b", "384", "-m", "PKCS8", "-N", ""],
             ),
         ];
         for (name, args) in keys {
@@ -356,29 +638,43 @@ mod tests {
                 .unwrap()
                 .status
                 .success();
+            let (ty, curve, bits) = openssl_view(&f, root.path());
+            // Security bits: OpenSSL's for these sizes (it prints none).
+            let security = match (ty.as_str(), bits) {
+                (_, -1) => -1,
+                ("rsa", b) => ffc_security_bits(b),
+                ("ec", b) => b / 2,
+                _ => panic!("{ty} {bits}"),
+            };
             want.push(vec![
                 int(1003),
                 text(format!("/home/dave/.ssh/{name}")),
                 int(i64::from(encrypted)),
-                text(openssl_type(&f, root.path())),
+                text(ty),
+                text(curve),
+                int(bits),
+                int(security),
                 int(0),
             ]);
         }
         // The `.pub` files, config and known_hosts are no private keys.
         assert_eq!(rows, want);
-        let types: Vec<&Value> = rows.iter().map(|r| &r[3]).collect();
+        let summary: Vec<(&Value, &Value, &Value)> =
+            rows.iter().map(|r| (&r[3], &r[5], &r[6])).collect();
         assert_eq!(
-            types,
+            summary,
             [
-                &text(""),
-                &text("rsa"),
-                &text("ec"),
-                &text("rsa"),
-                &text(""),
-                &text(""),
-                &text("")
+                (&text(""), &int(-1), &int(-1)),
+                (&text("rsa"), &int(2048), &int(112)),
+                (&text("ec"), &int(256), &int(128)),
+                (&text("rsa"), &int(3072), &int(128)),
+                (&text(""), &int(-1), &int(-1)),
+                (&text(""), &int(-1), &int(-1)),
+                (&text(""), &int(-1), &int(-1)),
+                (&text("ec"), &int(384), &int(192)),
             ]
         );
+        assert_eq!(rows[2][4], text("prime256v1"));
         assert!(rows_under(root.path(), 0, &uid_eq(UID, 1004)).is_empty());
     }
 }

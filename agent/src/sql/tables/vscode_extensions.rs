@@ -1,11 +1,12 @@
-//! `vscode_extensions`: the Visual Studio Code extensions of each account, from
-//! `~/.vscode/extensions/extensions.json` and `~/.vscode-server/extensions/extensions.json`
-//! (the remote server's) (accounts and file guards: [`super::user_files`]; `WHERE uid = N`
+//! `vscode_extensions`: the extensions of Visual Studio Code and its forks in each account's
+//! `~/<folder>/extensions/extensions.json`, the folders osquery reads (`.vscode`,
+//! `.vscode-server`, the insiders', VSCodium's, Cursor's, Windsurf's and Trae's), each with
+//! its `vscode_edition` (accounts and file guards: [`super::user_files`]; `WHERE uid = N`
 //! reads one account). Each entry with `identifier`, `metadata` and `location` objects is a
-//! row: `identifier.id` and `.uuid`, `version`, `location.path`, the metadata's
-//! `publisherDisplayName`, `publisherId`, `installedTimestamp` (ms) and
-//! `isPreReleaseVersion`; a value that is missing or of another JSON type is NULL. No VS
-//! Code, no rows.
+//! row: `identifier.id`, `uuid` (`metadata.id`, else `identifier.uuid`), `version`,
+//! `location.path`, the metadata's `publisherDisplayName`, `publisherId`,
+//! `installedTimestamp` (ms) and `isPreReleaseVersion`; a value that is missing or of
+//! another JSON type is NULL. No VS Code, no rows.
 
 use std::path::Path;
 
@@ -29,11 +30,26 @@ const COLUMNS: &[Column] = &[
     col("installed_at", BigInt),
     col("prerelease", Integer),
     col("uid", BigInt),
+    col("vscode_edition", Text),
 ];
 const UID: usize = 8;
-const FILES: [&str; 2] = [
-    ".vscode/extensions/extensions.json",
-    ".vscode-server/extensions/extensions.json",
+/// The folders in a home with an `extensions/extensions.json`, and their edition.
+const FOLDERS: [(&str, &str); 15] = [
+    (".vscode-server", "vscode"),
+    (".vscode", "vscode"),
+    (".vscode-server-insiders", "vscode_insiders"),
+    (".vscode-insiders", "vscode_insiders"),
+    (".vscode-oss", "vscodium"),
+    (".vscodium-server", "vscodium"),
+    (".vscodium-insiders", "vscodium_insiders"),
+    (".vscodium-server-insiders", "vscodium_insiders"),
+    (".cursor", "cursor"),
+    (".cursor-server", "cursor"),
+    (".windsurf", "windsurf"),
+    (".windsurf-server", "windsurf"),
+    (".devin", "windsurf"),
+    (".trae", "trae"),
+    (".trae-server", "trae"),
 ];
 const MAX_BYTES: u64 = 16 << 20;
 
@@ -57,9 +73,13 @@ pub fn parse(s: &str) -> Vec<Vec<Value>> {
             let s = |v: &serde_json::Value, k: &str| {
                 v.get(k).and_then(|x| x.as_str()).map_or(Value::Null, text)
             };
+            let uuid = match s(meta, "id") {
+                Value::Null => s(id, "uuid"),
+                v => v,
+            };
             Some(vec![
                 s(id, "id"),
-                s(id, "uuid"),
+                uuid,
                 s(e, "version"),
                 s(loc, "path"),
                 s(meta, "publisherDisplayName"),
@@ -78,13 +98,14 @@ pub fn parse(s: &str) -> Vec<Vec<Value>> {
 fn rows_under(root: &Path, ctx: &QueryContext) -> Vec<Vec<Value>> {
     let mut rows = Vec::new();
     for a in accounts(root, ctx, UID) {
-        for rel in FILES {
-            let (path, _) = in_home(&a, rel);
+        for (folder, edition) in FOLDERS {
+            let (path, _) = in_home(&a, &format!("{folder}/extensions/extensions.json"));
             let Some(s) = read_text_inside(&a.path, &path, MAX_BYTES) else {
                 continue;
             };
             for mut r in parse(&s) {
                 r.push(int(a.uid));
+                r.push(text(edition));
                 rows.push(r);
             }
         }
@@ -163,7 +184,11 @@ mod tests {
     fn both_folders_of_a_fake_home_are_read() {
         let root = fake_root(&[("ivy", 1008, "/home/ivy"), ("jo", 1009, "/home/jo")]);
         let home = root.path().join("home/ivy");
-        for (d, id) in [(".vscode", "a.local"), (".vscode-server", "b.remote")] {
+        for (d, id) in [
+            (".vscode", "a.local"),
+            (".vscode-server", "b.remote"),
+            (".cursor", "c.cursor"),
+        ] {
             std::fs::create_dir_all(home.join(d).join("extensions")).unwrap();
             std::fs::write(
                 home.join(d).join("extensions/extensions.json"),
@@ -173,7 +198,7 @@ mod tests {
             )
             .unwrap();
         }
-        let r = |id: &str| {
+        let r = |id: &str, edition: &str| {
             vec![
                 text(id),
                 Value::Null,
@@ -184,11 +209,16 @@ mod tests {
                 Value::Null,
                 int(0),
                 int(1008),
+                text(edition),
             ]
         };
         assert_eq!(
             rows_under(root.path(), &QueryContext::default()),
-            [r("a.local"), r("b.remote")]
+            [
+                r("b.remote", "vscode"),
+                r("a.local", "vscode"),
+                r("c.cursor", "cursor")
+            ]
         );
         assert!(rows_under(root.path(), &uid_eq(UID, 1009)).is_empty());
     }

@@ -1,10 +1,11 @@
 //! `yum_sources`: the repositories of `/etc/yum.conf` and of the `*.repo` files in its
 //! `reposdir` (default `/etc/yum.repos.d`), INI files: every section but `[main]` is a row
-//! with its `name`, `baseurl`, `mirrorlist`, `enabled`, `gpgcheck` and `gpgkey` as written
-//! (empty when absent; a value continued on indented lines is joined with spaces). No yum
+//! with its file (`source`) and its `name`, `baseurl`, `mirrorlist`, `metalink`, `enabled`,
+//! `gpgcheck` and `gpgkey` as written (empty when absent; a value continued on indented
+//! lines is joined with spaces). No yum
 //! configuration, no rows. `pid_with_namespace` reads a process's root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::types::Value;
 
@@ -21,18 +22,21 @@ use crate::{
 
 const COLUMNS: &[Column] = &[
     col("name", Text),
+    col("source", Text),
     col("baseurl", Text),
     col("mirrorlist", Text),
+    col("metalink", Text),
     col("enabled", Text),
     col("gpgcheck", Text),
     col("gpgkey", Text),
     hidden("pid_with_namespace", Integer),
 ];
-const PID_WITH_NAMESPACE: usize = 6;
-const KEYS: [&str; 6] = [
+const PID_WITH_NAMESPACE: usize = 8;
+const KEYS: [&str; 7] = [
     "name",
     "baseurl",
     "mirrorlist",
+    "metalink",
     "enabled",
     "gpgcheck",
     "gpgkey",
@@ -77,8 +81,8 @@ fn get<'a>(keys: &'a [(String, String)], k: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The repositories of one file's text: the six values of each section but `[main]`.
-pub fn repos(s: &str) -> Vec<[String; 6]> {
+/// The repositories of one file's text: the seven values of each section but `[main]`.
+pub fn repos(s: &str) -> Vec<[String; 7]> {
     parse_ini(s)
         .into_iter()
         .filter(|(sec, _)| sec != "main")
@@ -88,31 +92,37 @@ pub fn repos(s: &str) -> Vec<[String; 6]> {
 
 fn rows_under(root: &Path, pid: i64) -> Vec<Vec<Value>> {
     let conf = read_text(&root.join(YUM_CONF)).unwrap_or_default();
-    let mut found = repos(&conf);
+    let mut found: Vec<(String, [String; 7])> = repos(&conf)
+        .into_iter()
+        .map(|r| (format!("/{YUM_CONF}"), r))
+        .collect();
     let dirs = parse_ini(&conf)
         .into_iter()
         .find(|(s, _)| s == "main")
         .and_then(|(_, k)| get(&k, "reposdir").map(str::to_owned))
         .unwrap_or_else(|| REPOS_DIR.to_owned());
-    for dir in dirs.split([',', ' ']).filter(|d| d.starts_with('/')) {
-        let dir = root.join(dir.trim_start_matches('/'));
+    for shown in dirs.split([',', ' ']).filter(|d| d.starts_with('/')) {
+        let dir = root.join(shown.trim_start_matches('/'));
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = rd
+        let mut names: Vec<String> = rd
             .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "repo"))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".repo"))
             .collect();
-        files.sort();
-        for f in files {
-            found.extend(repos(&read_text(&f).unwrap_or_default()));
+        names.sort();
+        for n in names {
+            let source = format!("{}/{n}", shown.trim_end_matches('/'));
+            let text_ = read_text(&dir.join(&n)).unwrap_or_default();
+            found.extend(repos(&text_).into_iter().map(|r| (source.clone(), r)));
         }
     }
     found
         .into_iter()
-        .map(|r| {
+        .map(|(source, r)| {
             let mut row: Vec<Value> = r.into_iter().map(text).collect();
+            row.insert(1, text(source));
             row.push(int(pid));
             row
         })
@@ -139,11 +149,11 @@ impl Table for YumSources {
 mod tests {
     use super::*;
 
-    const REPO: &str = "# repos\n[baseos]\nname=Example BaseOS $releasever\nmirrorlist=https://mirror.example.org/?repo=BaseOS\ngpgcheck = 1\nenabled=1\ngpgkey=file:///etc/pki/a\n   file:///etc/pki/b\n\n; off\n[extras-source]\nname=Extras source\nbaseurl=https://mirror.example.org/extras/\nenabled=0\ncountme=1\n";
+    const REPO: &str = "# repos\n[baseos]\nname=Example BaseOS $releasever\nmirrorlist=https://mirror.example.org/?repo=BaseOS\ngpgcheck = 1\nenabled=1\ngpgkey=file:///etc/pki/a\n   file:///etc/pki/b\n\n; off\n[extras-source]\nname=Extras source\nbaseurl=https://mirror.example.org/extras/\nmetalink=https://mirror.example.org/metalink?repo=extras\nenabled=0\ncountme=1\n";
 
     #[test]
     fn repo_sections_become_rows() {
-        let r = |v: [&str; 6]| v.map(str::to_owned);
+        let r = |v: [&str; 7]| v.map(str::to_owned);
         assert_eq!(
             repos(REPO),
             [
@@ -151,6 +161,7 @@ mod tests {
                     "Example BaseOS $releasever",
                     "",
                     "https://mirror.example.org/?repo=BaseOS",
+                    "",
                     "1",
                     "1",
                     "file:///etc/pki/a file:///etc/pki/b"
@@ -159,6 +170,7 @@ mod tests {
                     "Extras source",
                     "https://mirror.example.org/extras/",
                     "",
+                    "https://mirror.example.org/metalink?repo=extras",
                     "0",
                     "",
                     ""
@@ -195,8 +207,22 @@ mod tests {
                 text("Extras source")
             ]
         );
-        assert_eq!(rows_under(r, 7)[0][6], int(7));
-        assert_eq!(rows_under(r, 7)[0][1], text("http://mirror.example.org/i"));
+        let first = &rows_under(r, 7)[0];
+        assert_eq!(first[1], text("/etc/yum.conf"));
+        assert_eq!(first[2], text("http://mirror.example.org/i"));
+        assert_eq!(first[8], int(7));
+        let sources: Vec<Value> = rows_under(r, 7)
+            .into_iter()
+            .map(|row| row[1].clone())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                text("/etc/yum.conf"),
+                text("/etc/other.d/a.repo"),
+                text("/etc/other.d/a.repo")
+            ]
+        );
         // Without yum.conf the default folder is read.
         std::fs::remove_file(r.join(YUM_CONF)).unwrap();
         let names: Vec<Value> = rows_under(r, 0)
