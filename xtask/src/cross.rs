@@ -1,6 +1,7 @@
 //! Other platforms from this machine: `cargo xtask cross-check` checks and lints the crates
-//! that build for Windows, macOS (Apple silicon) and Linux on arm64 (today the SDK and the
-//! Rust sample; the agent follows with the portability work), and `cargo xtask wine-test`
+//! that build for Windows, macOS (Apple silicon) and Linux on arm64 (the SDK and the Rust
+//! sample everywhere; the agent, with its kernel programs, for Linux on arm64: its C
+//! dependencies build with Debian's aarch64 cross compiler), and `cargo xtask wine-test`
 //! runs the SDK's unit tests, the named-pipe transport's among them, as a Windows program
 //! under wine. Both run in `cargo xtask test`.
 //!
@@ -24,6 +25,8 @@ pub const TARGETS: &[&str] = &[
 const WINDOWS: &str = "x86_64-pc-windows-gnu";
 /// The crates that build for every target now.
 const CRATES: &[&str] = &["osprey-sdk", "osprey-example-extension"];
+/// The crates that build for Linux targets only (the agent is Linux-only so far).
+const LINUX_CRATES: &[&str] = &["agent"];
 const WINE: &str = "/usr/lib/wine/wine64";
 
 const PRNG_STUB: &str = r#"#include <windows.h>
@@ -89,6 +92,11 @@ pub fn cross_check() -> Result<()> {
         cmd.args(["clippy", "--all-targets", "--target", target]);
         for c in CRATES {
             cmd.args(["--package", c]);
+        }
+        if target.contains("-linux-") {
+            for c in LINUX_CRATES {
+                cmd.args(["--package", c]);
+            }
         }
         run_checked(cmd.args(["--", "-D", "warnings"]))?;
     }

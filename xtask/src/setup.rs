@@ -53,6 +53,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // Windows tests.
     "gcc-mingw-w64-x86-64",
     "wine64",
+    // ... and the aarch64 Linux cross compiler for the agent's C dependencies (ring,
+    // librdkafka) when it is checked for Linux on arm64.
+    "gcc-aarch64-linux-gnu",
+    "g++-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
     // extended_attributes' test compares with getfattr and getcap, and sets with their pairs.
     "attr",
     "libcap2-bin",
@@ -65,6 +70,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     // debootstrap and booted with systemd-nspawn.
     "debootstrap",
     "systemd-container",
+    // The SSH tables' tests compare with ssh-keygen and ssh -G.
+    "openssh-client",
 ];
 
 /// The osquery Python SDK the extension tests run unchanged, in a venv of its own.

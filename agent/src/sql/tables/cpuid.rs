@@ -211,6 +211,7 @@ impl Table for Cpuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_arch = "x86_64")]
     use crate::sql::tables::util::rows_of;
 
     /// A made-up processor: "GenuineIntel", family 6, SSE2 and AVX2, under a hypervisor.

@@ -12,8 +12,16 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key},
 };
 
+/// fchmodat2 (Linux 6.6) has the same number on every architecture (new system calls are
+/// numbered once for all); libc names it only for some.
+const SYS_FCHMODAT2: libc::c_long = 452;
+
+// creat's implied flags (x86_64 has creat; newer architectures do not).
+#[cfg(target_arch = "x86_64")]
 const O_CREAT: u32 = libc::O_CREAT as u32;
+#[cfg(target_arch = "x86_64")]
 const O_WRONLY: u32 = libc::O_WRONLY as u32;
+#[cfg(target_arch = "x86_64")]
 const O_TRUNC: u32 = libc::O_TRUNC as u32;
 
 fn spec(op: FileOp) -> FileSpec {
@@ -27,6 +35,7 @@ fn spec(op: FileOp) -> FileSpec {
 pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
     use FileOp::*;
     let s = spec;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut v: Vec<(&'static str, (i64, FileSpec))> = vec![
         (
             "openat",
@@ -177,7 +186,7 @@ pub fn syscalls() -> Vec<(&'static str, (i64, FileSpec))> {
         (
             "fchmodat2",
             (
-                libc::SYS_fchmodat2,
+                SYS_FCHMODAT2,
                 FileSpec {
                     dfd: 0,
                     path: 1,
