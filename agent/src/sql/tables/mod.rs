@@ -11,6 +11,8 @@ mod atom_packages;
 mod authorized_keys;
 mod block_devices;
 mod carves;
+mod chrome_extension_content_scripts;
+mod chrome_extensions;
 mod cpu_info;
 mod cpu_time;
 mod cpuid;
@@ -26,9 +28,11 @@ mod event_drops;
 pub mod event_scan;
 mod extended_attributes;
 mod file;
+mod firefox_addons;
 mod groups;
 mod hash;
 mod interface_ipv6;
+mod jetbrains_plugins;
 mod kernel_info;
 mod kernel_modules;
 mod known_hosts;
@@ -184,6 +188,10 @@ pub fn all(env: &TableEnv) -> Vec<Arc<dyn Table>> {
         Arc::new(cpuid::Cpuid),
         Arc::new(vscode_extensions::VscodeExtensions),
         Arc::new(atom_packages::AtomPackages),
+        Arc::new(chrome_extensions::ChromeExtensions),
+        Arc::new(chrome_extension_content_scripts::ChromeExtensionContentScripts),
+        Arc::new(firefox_addons::FirefoxAddons),
+        Arc::new(jetbrains_plugins::JetbrainsPlugins),
     ]
 }
 
@@ -307,7 +315,7 @@ mod tests {
             .unwrap();
         assert_eq!(rs.rows.len(), 1);
         let rs = e
-            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'chrome_extensions'")
+            .query("SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'homebrew_packages'")
             .unwrap();
         assert_eq!(rs.rows.len(), 0);
     }
