@@ -125,14 +125,14 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
                 "fleet_detail_query_osquery_flags": "SELECT name, value FROM osquery_flags WHERE name IN ('distributed_interval', 'config_refresh', 'config_tls_refresh', 'logger_tls_period') ORDER BY name",
                 // Discovery through osquery_registry, as Fleet asks for optional tables.
                 "fleet_detail_query_root_mount": "SELECT path FROM mounts WHERE path = '/'",
-                "fleet_detail_query_software_chrome": "SELECT name FROM chrome_extensions",
+                "fleet_detail_query_software_homebrew": "SELECT name, version FROM homebrew_packages",
                 // osquery's SQL functions.
                 "fleet_label_query_9": "SELECT split('10.1.2.3/24', '/', 0) AS ip, inet_aton(split('10.1.2.3/24', '/', 0)) AS n, in_cidr_block('10.0.0.0/8', '10.1.2.3') AS inside",
             },
             "discovery": {
                 "fleet_detail_query_skipped": "SELECT 1 WHERE 0",
                 "fleet_detail_query_root_mount": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'mounts'",
-                "fleet_detail_query_software_chrome": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'chrome_extensions'",
+                "fleet_detail_query_software_homebrew": "SELECT 1 FROM osquery_registry WHERE active = true AND registry = 'table' AND name = 'homebrew_packages'",
             },
         }),
     );
@@ -434,7 +434,7 @@ fn a_carve_is_uploaded_in_blocks_and_reassembles_byte_identical() {
 
 /// Fleet's Linux detail queries, written from the tables and columns Fleet reads
 /// (docs/fleet.md): every one answers with status 0, and with rows where this machine has
-/// something to report (it has no RPM database).
+/// something to report (it has no RPM database, browser profiles or JetBrains IDEs).
 #[test]
 fn fleets_linux_detail_queries_all_answer() {
     if !privileged() {
@@ -512,9 +512,27 @@ fn fleets_linux_detail_queries_all_answer() {
             "software_npm",
             "SELECT name, version, path FROM npm_packages",
         ),
+        (
+            "software_chrome",
+            "WITH cached_users AS (SELECT * FROM users) SELECT name AS name, version AS version, identifier AS extension_id, browser_type AS browser, 'chrome_extensions' AS source, '' AS vendor, '' AS installed_path FROM cached_users CROSS JOIN chrome_extensions USING (uid)",
+        ),
+        (
+            "software_firefox",
+            "SELECT name AS name, version AS version, 'Browser plugin (Firefox)' AS type, 'firefox_addons' AS source, '' AS vendor, path AS installed_path FROM users CROSS JOIN firefox_addons USING (uid)",
+        ),
+        (
+            "software_jetbrains",
+            "SELECT name AS name, version AS version, 'IDE extension (JetBrains)' AS type, 'jetbrains_plugins' AS source, vendor AS vendor, path AS installed_path, product_type FROM users CROSS JOIN jetbrains_plugins USING (uid)",
+        ),
     ];
-    // No RPM database here: answered, with no rows.
-    let empty = ["software_linux_rpm"];
+    // No RPM database here, and no account with a browser profile or a JetBrains IDE:
+    // answered, with no rows.
+    let empty = [
+        "software_linux_rpm",
+        "software_chrome",
+        "software_firefox",
+        "software_jetbrains",
+    ];
     let mut queries = serde_json::Map::new();
     for (name, sql) in answer {
         queries.insert(format!("fleet_detail_query_{name}"), json!(sql));
