@@ -178,7 +178,7 @@ impl Running {
 pub fn expander() -> Expander {
     Arc::new(|config: &mut Config, flags: &Flags| {
         let engine = match Engine::new(table_env(None, flags.clone())) {
-            Ok(e) => e,
+            Ok(e) => e.with_limits(crate::sql::guard::Limits::unattended(flags)),
             Err(e) => return vec![format!("file_paths_query: no SQL engine: {e}")],
         };
         config.expand_file_paths_query(&mut |sql| {

@@ -770,7 +770,10 @@ fn serve_connection(
         .set_nonblocking(false)
         .map_err(|e| setup(e.to_string()))?;
     let store = env.store.clone();
-    let engine = Engine::new(env).map_err(|e| setup(e.to_string()))?;
+    let limits = crate::sql::guard::Limits::unattended(&env.flags);
+    let engine = Engine::new(env)
+        .map_err(|e| setup(e.to_string()))?
+        .with_limits(limits);
     let processor = ExtensionManagerSyncProcessor::new(Handler {
         engine,
         registry,

@@ -153,6 +153,20 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "sql_time_limit",
+        ty: Int,
+        default: "60",
+        description: "Seconds an unattended statement (scheduled, distributed, file_paths_query, an extension's query) may run before it is stopped with an error (0 = no limit)",
+        shell_only: false,
+    },
+    FlagDef {
+        name: "sql_result_max_bytes",
+        ty: Int,
+        default: "67108864",
+        description: "Most bytes of values an unattended statement may return; a larger result is an error (0 = no cap)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "event_source",
         ty: Choice(&["auto", "ebpf", "fallback"]),
         default: "auto",

@@ -350,6 +350,9 @@ pub async fn poll(
                 if has_queries {
                     let body = tokio::task::block_in_place(|| {
                         Engine::new(env.clone())
+                            .map(|e| {
+                                e.with_limits(crate::sql::guard::Limits::unattended(&env.flags))
+                            })
                             .map(|e| answer(&e, store, &reply, limits, now(), request.as_deref()))
                             .map_err(|e| e.to_string())
                     });

@@ -208,12 +208,13 @@ impl Scheduler {
         now: u64,
     ) -> rusqlite::Result<Self> {
         let cursor = Arc::new(EventsCursor::default());
+        let limits = crate::sql::guard::Limits::unattended(&env.flags);
         let instance_id = buffer.instance_id().unwrap_or_else(|e| {
             log::warn!("reading this database's instance id: {e}");
             String::new()
         });
         let mut s = Self {
-            engine: Engine::new(env.with_events_cursor(cursor.clone()))?,
+            engine: Engine::new(env.with_events_cursor(cursor.clone()))?.with_limits(limits),
             cursor,
             buffer,
             counters,

@@ -2,6 +2,7 @@
 //! virtual tables ([`vtab`]) backed by [`tables`].
 
 pub mod functions;
+pub mod guard;
 pub mod tables;
 pub mod vtab;
 
@@ -247,6 +248,8 @@ impl TableEnv {
 /// A connection with every table registered.
 pub struct Engine {
     conn: Connection,
+    guard: guard::Guard,
+    limits: guard::Limits,
     tables: Vec<Arc<dyn vtab::Table>>,
     env: TableEnv,
     /// The generation of `env.dynamic` last seen, and the dynamic tables registered on this
@@ -269,8 +272,9 @@ pub struct ResultSet {
 
 impl Engine {
     pub fn new(env: TableEnv) -> rusqlite::Result<Self> {
-        let conn = Connection::open_in_memory()?;
+        let mut conn = Connection::open_in_memory()?;
         functions::register(&conn)?;
+        let guard = guard::Guard::install(&mut conn)?;
         let mut tables = tables::all(&env);
         tables.extend(env.providers.iter().map(|p| p.make_table(&env)));
         for t in &tables {
@@ -278,6 +282,8 @@ impl Engine {
         }
         Ok(Self {
             conn,
+            guard,
+            limits: guard::Limits::default(),
             tables,
             env,
             dynamic: std::cell::RefCell::new((u64::MAX, std::collections::HashMap::new())),
@@ -309,6 +315,16 @@ impl Engine {
         }
         seen.0 = generation;
         Ok(())
+    }
+
+    /// This engine's statements run unattended: a time budget and a result cap.
+    pub fn with_limits(mut self, limits: guard::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn error(&self, e: rusqlite::Error) -> String {
+        self.guard.explain(sql_error(e), &self.limits)
     }
 
     /// Stops the statement running on this engine from another thread (it fails with
@@ -352,7 +368,7 @@ impl Engine {
         self.refresh_dynamic()?;
         let mut last = Vec::new();
         for stmt_sql in split_statements(sql) {
-            let stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
+            let stmt = self.conn.prepare(stmt_sql).map_err(|e| self.error(e))?;
             let cols: Vec<(String, String)> = stmt
                 .columns()
                 .map(|c| {
@@ -374,20 +390,46 @@ impl Engine {
             store.catch_up().map_err(|e| e.to_string())?;
         }
         self.refresh_dynamic()?;
+        self.guard.arm(self.limits.time);
+        let result = self.run(sql);
+        self.guard.arm(None);
+        result
+    }
+
+    fn run(&self, sql: &str) -> Result<ResultSet, String> {
         let mut last = ResultSet {
             columns: Vec::new(),
             rows: Vec::new(),
         };
+        let cap = self.limits.result_bytes.unwrap_or(u64::MAX);
         for stmt_sql in split_statements(sql) {
-            let mut stmt = self.conn.prepare(stmt_sql).map_err(sql_error)?;
+            if guard::is_vacuum(stmt_sql) {
+                return Err(
+                    "VACUUM is not allowed: Osprey's SQL reads tables and may write only temp tables"
+                        .into(),
+                );
+            }
+            let mut stmt = self.conn.prepare(stmt_sql).map_err(|e| self.error(e))?;
             let columns: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
             let n = columns.len();
             let mut rows = Vec::new();
+            let mut bytes = 0u64;
             let mut q = stmt.raw_query();
-            while let Some(r) = q.next().map_err(sql_error)? {
+            while let Some(r) = q.next().map_err(|e| self.error(e))? {
                 let mut row = Vec::with_capacity(n);
                 for i in 0..n {
-                    row.push(r.get::<_, Value>(i).map_err(sql_error)?);
+                    let v = r.get::<_, Value>(i).map_err(|e| self.error(e))?;
+                    bytes += match &v {
+                        Value::Text(t) => t.len() as u64,
+                        Value::Blob(b) => b.len() as u64,
+                        _ => 8,
+                    };
+                    row.push(v);
+                }
+                if bytes > cap {
+                    return Err(format!(
+                        "the result is larger than {cap} bytes (--sql_result_max_bytes); ask for fewer rows or columns"
+                    ));
                 }
                 rows.push(row);
             }

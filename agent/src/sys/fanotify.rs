@@ -34,6 +34,8 @@ pub const MASK: u64 = libc::FAN_CREATE
 pub struct Record {
     pub mask: u64,
     pub pid: i32,
+    /// The event's file descriptor: none (-1) in this reporting mode.
+    pub fd: i32,
     /// `fsid` + the folder's file handle (type and bytes): a key for the folder.
     pub dir: Vec<u8>,
     /// The entry's name in that folder (`.` or empty for the folder itself).
@@ -152,7 +154,16 @@ impl Fanotify {
                 Err(e)
             };
         }
-        parse(&buf[..got as usize]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        let records = parse(&buf[..got as usize])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        for r in &records {
+            if r.fd >= 0 {
+                // Not given in this reporting mode; if a kernel ever does, it is ours to close.
+                // SAFETY: the kernel opened this fd for us with the event; nothing else uses it.
+                unsafe { libc::close(r.fd) };
+            }
+        }
+        Ok(records)
     }
 
     /// The path of a record's folder (opened by its handle), or why not.
@@ -240,14 +251,10 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Record>, String> {
         let mask = u64_at(ev, 8).ok_or("no mask")?;
         let fd = u32_at(ev, 16).ok_or("no fd")? as i32;
         let pid = u32_at(ev, 20).ok_or("no pid")? as i32;
-        if fd >= 0 {
-            // Not expected in FID mode; never leak it.
-            // SAFETY: the kernel gave us this fd with the event; we own and close it.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
         let mut rec = Record {
             mask,
             pid,
+            fd,
             dir: Vec::new(),
             name: Vec::new(),
         };
