@@ -249,6 +249,29 @@ pub mod util {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `run` on every prefix of each seed and on each seed with one byte (at each
+    /// place, and appended) replaced by each of `specials`; returns how many mutated inputs
+    /// ran. The parsers' no-panic tests feed their parsers with it.
+    #[cfg(test)]
+    pub fn each_mutation(seeds: &[&[u8]], specials: &[u8], mut run: impl FnMut(&[u8])) -> usize {
+        let mut cases = 0;
+        for seed in seeds {
+            for i in 0..=seed.len() {
+                run(&seed[..i]);
+                for &c in specials {
+                    let mut m = seed.to_vec();
+                    match m.get_mut(i) {
+                        Some(x) => *x = c,
+                        None => m.push(c),
+                    }
+                    run(&m);
+                    cases += 1;
+                }
+            }
+        }
+        cases
+    }
+
     pub fn uint(u: u64) -> Value {
         Value::Integer(i64::try_from(u).unwrap_or(i64::MAX))
     }
@@ -354,23 +377,55 @@ mod tests {
             let _ = split_cmdline(t);
             let _ = version_parts(t);
         };
-        let mut cases = 0;
-        for seed in seeds {
-            let b = seed.as_bytes();
-            for i in 0..=b.len() {
-                run(&String::from_utf8_lossy(&b[..i]));
-                for &c in &specials {
-                    let mut m = b.to_vec();
-                    if let Some(x) = m.get_mut(i) {
-                        *x = c;
-                    } else {
-                        m.push(c);
-                    }
-                    run(&String::from_utf8_lossy(&m));
-                    cases += 1;
-                }
-            }
-        }
+        let seeds: Vec<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
+        let cases =
+            super::util::each_mutation(&seeds, &specials, |b| run(&String::from_utf8_lossy(b)));
         assert!(cases > 1000, "{cases}");
+    }
+
+    /// This batch's parsers of host and user files, fed truncated and byte-mutated versions
+    /// of real-looking input: none may panic (each table's tests check the results).
+    #[test]
+    fn user_file_parsers_never_panic_on_mutated_input() {
+        use super::{
+            apt_sources, atom_packages, authorized_keys, known_hosts, portage_keywords,
+            portage_packages, shell_history, ssh_configs, sudoers, user_ssh_keys,
+            vscode_extensions, yum_sources,
+        };
+        let seeds = [
+            "root ALL=(ALL) ALL \\\n #include x\n@includedir d\n",
+            "from=\"a b\",no-pty ssh-ed25519 AAAA c d\nzos-key-ring-label=\"K\"\n",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n",
+            "-----BEGIN PRIVATE KEY-----\nMA0CAQAwCAYGKoZIzj0CAQ==\n-----END PRIVATE KEY-----\n",
+            "#1700000000\nls\n: 1700000001:0;vim\n",
+            "Host a\n  User b\nMatch host c\n",
+            "deb [arch=amd64] http://mirror.example.org/d bookworm main\nTypes: deb\nURIs: http://mirror.example.org/d\nSuites: ./\n",
+            "[repo]\nname=R\nbaseurl=http://mirror.example.org/r\n  more\n",
+            ">=dev-lang/python-3.11.8-r2 ~amd64\n=a/b-1\n",
+            "[{\"identifier\":{\"id\":\"a\"},\"location\":{\"path\":\"/p\"},\"metadata\":{}}]",
+        ];
+        let specials = [
+            b'\n', b' ', b'\t', b'"', b'\\', b'-', b'=', b'/', b'[', b']', b'#', b':', 0, 0xff,
+        ];
+        let run = |t: &str| {
+            let _ = sudoers::parse("/s", t);
+            let _ = t.lines().map(authorized_keys::parse_line).count();
+            let _ = known_hosts::parse(t).count();
+            let _ = user_ssh_keys::classify(t);
+            let _ = shell_history::parse(t);
+            let _ = ssh_configs::parse(t);
+            let _ = t.lines().map(apt_sources::parse_line).count();
+            let _ = apt_sources::parse_deb822(t);
+            let _ = apt_sources::parse_release(t);
+            let _ = yum_sources::repos(t);
+            let _ = t.lines().map(portage_packages::split_atom).count();
+            let _ = portage_keywords::summary(t, t, t);
+            let _ = vscode_extensions::parse(t);
+            let _ = atom_packages::parse(t);
+        };
+        let seeds: Vec<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
+        let cases =
+            super::util::each_mutation(&seeds, &specials, |b| run(&String::from_utf8_lossy(b)));
+        assert!(cases > 5000, "{cases}");
     }
 }

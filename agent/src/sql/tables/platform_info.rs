@@ -151,21 +151,7 @@ mod tests {
             let _ = pci_devices::row_of(&t, &db);
             let _ = block_devices::probe(b);
         };
-        let mut cases = 0;
-        for seed in seeds {
-            for i in 0..=seed.len() {
-                run(&seed[..i]);
-                for &c in &specials {
-                    let mut m = seed.to_vec();
-                    match m.get_mut(i) {
-                        Some(x) => *x = c,
-                        None => m.push(c),
-                    }
-                    run(&m);
-                    cases += 1;
-                }
-            }
-        }
+        let cases = crate::sql::tables::util::each_mutation(&seeds, &specials, run);
         assert!(cases > 1000, "{cases}");
     }
 
