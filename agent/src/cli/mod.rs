@@ -244,6 +244,15 @@ pub fn table_env(store: Option<Arc<Store>>, flags: &Flags) -> TableEnv {
 /// live tables still work and event tables are empty, with a warning.
 fn engine(flags: &Flags) -> Result<Engine> {
     let store = match flags.database_path() {
+        Some(p)
+            if std::fs::metadata(p.join("CURRENT"))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            anyhow::bail!(
+                "permission denied: the event database at {} is readable by its owner only (the daemon keeps it private); run osprey as root",
+                p.display()
+            )
+        }
         Some(p) if p.join("CURRENT").exists() => Some(Arc::new(
             Store::open_secondary(&p).with_context(|| format!("opening {}", p.display()))?,
         )),

@@ -29,6 +29,7 @@ use reporter::Reporter;
 /// `osprey daemon` as the command line starts it: the control plane (which loads the config),
 /// the store it names, signal handlers, and every registered source.
 pub fn main(flags: &Flags) -> Result<()> {
+    crate::sys::private_umask();
     let runtime = crate::control::runtime()?;
     let (control, store, remote) = if crate::remote::wanted(flags) {
         // The remote API keeps its node key in the store and may be where the config comes
@@ -207,7 +208,7 @@ fn run_with(
     let pidfile = flags
         .path("pidfile")
         .unwrap_or_else(|| store.path().join("osprey.pid"));
-    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+    crate::sys::write_pidfile(&pidfile)
         .with_context(|| format!("writing the pidfile {}", pidfile.display()))?;
 
     let kernel = Arc::new(Mutex::new(w.kernel.take()));

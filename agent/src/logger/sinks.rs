@@ -64,13 +64,23 @@ impl Filesystem {
     }
 
     fn open(&self, name: &str) -> Result<File, String> {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.dir.join(name);
-        OpenOptions::new()
+        let f = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(self.mode)
             .open(&path)
-            .map_err(|e| format!("opening {}: {e}", path.display()))
+            .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        // The daemon's umask (077) narrows what `mode` asks for: a new file gets it exactly.
+        let want = self.mode & 0o7777;
+        if f.metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o7777 != want)
+        {
+            f.set_permissions(std::fs::Permissions::from_mode(want))
+                .map_err(|e| format!("setting the mode of {}: {e}", path.display()))?;
+        }
+        Ok(f)
     }
 }
 

@@ -184,6 +184,12 @@ impl Store {
             path: path.display().to_string(),
             source: e,
         })?;
+        // Command lines, paths and (when captured) environments are private: the folder is
+        // the owner's only, whatever it was created with (a folder made before is tightened).
+        crate::sys::make_private_dir(path).map_err(|e| StorageError::SecondaryDir {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

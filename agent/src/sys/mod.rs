@@ -106,6 +106,42 @@ pub fn rlimits() -> Vec<(&'static str, Option<u64>, Option<u64>)> {
     .collect()
 }
 
+/// Files this process creates from now on are its owner's only (umask 077): RocksDB's
+/// files 0600 and its folders 0700. Files that must be wider (the logs, 0640) set their mode
+/// explicitly.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Sets `dir`'s mode to 0700 when it allows group or others anything; says so when it did.
+pub fn make_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        log::info!(
+            "{}: mode {:04o} tightened to 0700 (the event store is private)",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// Writes this process's pid to `path`, never through a symlink (O_NOFOLLOW: a link planted
+/// there is an error, not a file overwritten elsewhere as root).
+pub fn write_pidfile(path: &std::path::Path) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    writeln!(f, "{}", std::process::id())
+}
+
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }

@@ -10,6 +10,7 @@ mod fallback;
 mod file;
 mod fleet;
 mod parity;
+mod private;
 mod process;
 mod schedule;
 mod socket;

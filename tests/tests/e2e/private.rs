@@ -1,0 +1,124 @@
+//! Private data: the event store is its owner's only (folder 0700, files 0600), the logs
+//! are 0640, the pidfile is never written through a symlink, and `osprey query` run by
+//! another user gets a clear permission error, not data.
+
+use std::{
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::Path,
+    process::Command,
+};
+
+use tests::{Daemon, privileged};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).expect("stat").mode() & 0o7777
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        }
+        out.push(p);
+    }
+}
+
+#[test]
+fn the_store_is_private_the_logs_are_0640_and_another_user_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logs = dir.path().join("logs");
+    let conf = dir.path().join("osprey.conf");
+    std::fs::write(
+        &conf,
+        r#"{"options": {"disable_events": true, "schedule_splay_percent": 0},
+            "schedule": {"one": {"query": "SELECT 1 AS one", "interval": 1}}}"#,
+    )
+    .expect("config");
+    // A folder made before, open to all: tightened.
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).expect("mkdir");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let d = Daemon::start_on(
+        &db,
+        &[
+            &format!("--config_path={}", conf.display()),
+            &format!("--logger_path={}", logs.display()),
+        ],
+    );
+    let results = logs.join("osqueryd.results.log");
+    let deadline = std::time::Instant::now() + tests::scaled(std::time::Duration::from_secs(20));
+    while !results.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(mode(&db), 0o700, "the store's folder");
+    let mut files = Vec::new();
+    walk(&db, &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    for f in &files {
+        let want = if f.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(f), want, "{}", f.display());
+    }
+    assert_eq!(mode(&results), 0o640, "{}", results.display());
+
+    // Another user: a clear error and exit 1, no rows. The binary is copied where that user
+    // can run it (the checkout may be in a folder only root can enter).
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let bin = bin_dir.path().join("osprey");
+    std::fs::copy(tests::osprey_bin(), &bin).expect("copy osprey");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .arg("query")
+        .arg(format!("--database_path={}", db.display()))
+        .arg("SELECT count(*) FROM process_events")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "permission denied: the event database at {} is readable by its owner only",
+            db.display()
+        )),
+        "{err}"
+    );
+    d.stop();
+}
+
+#[test]
+fn a_symlink_planted_at_the_pidfile_is_refused_and_its_target_untouched() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("precious");
+    std::fs::write(&target, "keep me\n").expect("write");
+    let link = dir.path().join("osprey.pid");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let out = Command::new(tests::osprey_bin())
+        .arg("daemon")
+        .arg(format!(
+            "--database_path={}",
+            dir.path().join("db").display()
+        ))
+        .arg(format!("--pidfile={}", link.display()))
+        .arg("--disable_events=true")
+        .arg("--disable_extensions=true")
+        .output()
+        .expect("osprey daemon");
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("writing the pidfile {}", link.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+}
