@@ -185,7 +185,28 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
             assert_eq!(r["authorization"], format!("NodeKey {key}"));
         }
     }
-    d.stop();
+    // Secrets never reach a log: neither the enroll secret nor the node key is in the
+    // daemon's log or in what it shipped as status and result lines.
+    let node_key = reqs
+        .iter()
+        .find_map(|r| r["body"]["node_key"].as_str().map(str::to_owned))
+        .expect("a node key");
+    let log = d.stop();
+    // (Each upload names its node key, as the protocol wants: only the lines count.)
+    let lines: Vec<Value> = server
+        .received("log.jsonl")
+        .iter()
+        .flat_map(|b| b["data"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!lines.is_empty());
+    let shipped = serde_json::to_string(&lines).expect("json");
+    for secret in ["osprey-test-secret", node_key.as_str()] {
+        assert!(
+            !log.contains(secret),
+            "{secret} in the daemon's log:\n{log}"
+        );
+        assert!(!shipped.contains(secret), "{secret} in the shipped logs");
+    }
 }
 
 #[test]

@@ -122,3 +122,31 @@ fn a_symlink_planted_at_the_pidfile_is_refused_and_its_target_untouched() {
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
 }
+
+#[test]
+fn a_captured_environment_is_stored_but_never_logged() {
+    if !privileged() {
+        return;
+    }
+    let m = tests::marker("envsecret");
+    let d = Daemon::start(&["--exec_env_max=4096"]);
+    let status = Command::new("/bin/true")
+        .arg(&m)
+        .env("OSPREY_TEST_SECRET", format!("hunter2-{m}"))
+        .status()
+        .expect("/bin/true");
+    assert!(status.success());
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT env FROM process_events WHERE syscall = 'execve' AND cmdline = '/bin/true {m}'"
+        ),
+        1,
+    );
+    assert_eq!(rows.len(), 1);
+    assert!(
+        tests::s(&rows[0], "env").contains(&format!("OSPREY_TEST_SECRET=hunter2-{m}")),
+        "{rows:?}"
+    );
+    let log = d.stop();
+    assert!(!log.contains(&format!("hunter2-{m}")), "{log}");
+}
