@@ -44,6 +44,11 @@ fn hierarchies() -> Vec<PathBuf> {
 
 impl Container {
     pub fn boot() -> Self {
+        Self::boot_with(&[])
+    }
+
+    /// Boots with more `systemd-nspawn` options (capabilities, system calls, binds).
+    pub fn boot_with(options: &[&str]) -> Self {
         let tree = tree();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -62,11 +67,12 @@ impl Container {
             script.push_str(&format!("echo $$ > '{}/cgroup.procs' && ", c.display()));
         }
         script.push_str(
-            "exec systemd-nspawn --register=no --keep-unit --volatile=overlay -q -D \"$1\" -b",
+            "tree=$1; shift; exec systemd-nspawn --register=no --keep-unit --volatile=overlay -q -D \"$tree\" \"$@\" -b",
         );
         let nspawn = Command::new("sh")
             .args(["-c", &script, "sh"])
             .arg(&tree)
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

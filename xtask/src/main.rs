@@ -15,6 +15,7 @@ mod cross;
 mod fuzz;
 mod generated;
 mod layers;
+mod package;
 mod run;
 mod setup;
 mod vm;
@@ -37,6 +38,9 @@ commands:
   vm-test [KERNEL...]
                    the kernel-source e2e tests in QEMU on Debian kernels
                    (5.10, 6.1, 6.12; default: all), logs in target/vm/logs/
+  package [--debug]
+                   the Debian package: target/package/osprey_<version>_amd64.deb
+                   (of the release build; --debug: of the debug build, as `test` does)
   lint             layering check (ARCHITECTURE.md rules), cargo fmt --check and
                    clippy -D warnings (userspace and eBPF target)
   bench [--quick]  run the benchmarks and write bench/RESULTS.md
@@ -92,6 +96,10 @@ fn dispatch(args: &[String]) -> Result<()> {
             setup::setup()?;
             build_bench()?;
             bench::bench(&rest)
+        }
+        "package" => {
+            setup::setup()?;
+            package::package(!rest.iter().any(|a| a == "--debug")).map(|_| ())
         }
         "cross-check" => {
             setup::setup()?;
@@ -174,8 +182,10 @@ fn build_bench() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    // The end-to-end tests run target/debug/osprey, so build it first.
+    // The end-to-end tests run target/debug/osprey, so build it first; the package test
+    // installs the Debian package.
     build(false)?;
+    package::package(false)?;
     let mut cmd = cargo();
     // Default members: agent-ebpf only builds for the BPF target.
     cmd.args(["test", "--no-fail-fast", "--features", "agent/bench"]);

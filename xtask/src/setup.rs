@@ -274,7 +274,9 @@ fn bpf_linker(toolchain: &str) -> Result<()> {
 
 /// The Debian release of the container tree, and what it holds beyond minbase.
 const CONTAINER_SUITE: &str = "bookworm";
-const CONTAINER_PACKAGES: &str = "systemd,systemd-sysv,dbus";
+// librocksdb7.8: what the agent links, so the package test's `dpkg -i` finds its
+// dependencies in the tree.
+const CONTAINER_PACKAGES: &str = "systemd,systemd-sysv,dbus,librocksdb7.8";
 
 /// `.tools/nspawn/<suite>`: a Debian minbase tree with systemd and D-Bus, which the systemd
 /// tests boot with systemd-nspawn (on an overlay: the tree itself is never changed). Built

@@ -210,6 +210,8 @@ fn run_with(
         .unwrap_or_else(|| store.path().join("osprey.pid"));
     crate::sys::write_pidfile(&pidfile)
         .with_context(|| format!("writing the pidfile {}", pidfile.display()))?;
+    // Events flow: a `Type=notify` unit is started now.
+    crate::sys::notify::notify("READY=1");
 
     let kernel = Arc::new(Mutex::new(w.kernel.take()));
     // The scheduler and the loggers follow the config in force.
@@ -317,9 +319,21 @@ fn run_with(
         let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
         async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // systemd's watchdog (WatchdogSec): pinged from the once-a-second report, so a
+            // control plane that stops turning is restarted by the service manager.
+            let watchdog = crate::sys::notify::watchdog_interval();
+            let mut pinged = std::time::Instant::now();
             while !shutdown.is_set() {
                 tokio::select! {
-                    _ = tick.tick() => lock(&reporter).tick(true),
+                    _ = tick.tick() => {
+                        lock(&reporter).tick(true);
+                        if let Some(every) = watchdog
+                            && pinged.elapsed() >= every.min(Duration::from_secs(1))
+                        {
+                            crate::sys::notify::notify("WATCHDOG=1");
+                            pinged = std::time::Instant::now();
+                        }
+                    }
                     _ = shutdown.wait() => {}
                 }
             }
@@ -337,6 +351,7 @@ fn run_with(
     drop(lock(&kernel).take());
     let mut failed = w.join_publishers();
     drop(w.queues.split_off(0));
+    crate::sys::notify::notify("STOPPING=1");
     failed |= writer.join().is_err() | retention.join().is_err();
     let config = running.stop();
     crate::rt::status::set_hook(None);

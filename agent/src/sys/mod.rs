@@ -12,6 +12,7 @@ pub mod fsguard;
 pub mod hash;
 pub mod mountinfo;
 pub mod net;
+pub mod notify;
 pub mod proc_connector;
 pub mod procfs;
 pub mod rpmdb;

@@ -9,6 +9,7 @@ mod extensions;
 mod fallback;
 mod file;
 mod fleet;
+mod package;
 mod parity;
 mod private;
 mod process;
