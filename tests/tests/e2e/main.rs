@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod deploy;
 mod enrichment;
 mod evasion;
 mod extensions;
