@@ -66,7 +66,7 @@ fn file_and_process_events_without_ebpf() {
     // /proc still has it when its exec is read.
     let m = tests::marker("fallback");
     let script = format!(
-        "set -e; cd '{w}'; echo kept > k; sleep 0.3; echo one > a; sleep 0.3; echo two >> a; sleep 0.3; mv a b; sleep 0.3; chmod 600 b; sleep 0.3; rm b; echo x > skip/s; echo y > '{out}/o'; sleep 0.3; mkdir dd; sleep 0.3; rmdir dd; sleep 1",
+        "set -e; cd '{w}'; echo kept > k; sleep 1; echo one > a; sleep 1; echo two >> a; sleep 1; mv a b; sleep 1; chmod 600 b; sleep 1; rm b; echo x > skip/s; echo y > '{out}/o'; sleep 1; mkdir dd; sleep 1; rmdir dd; sleep 1",
         w = w.display(),
         out = out.display()
     );
