@@ -190,6 +190,7 @@ fn run_with(
         w.stats = Arc::new(stats);
     }
     w.start_sources(ctx, &sup)?;
+    drop_capabilities(flags, &w.hooks);
     let writer = w.spawn_writer(ctx, &sup, store.clone())?;
     let retention = w.spawn_retention(flags, &sup, store.clone())?;
     let mut reporter = Reporter::new(
@@ -378,6 +379,44 @@ fn run_with(
             log::info!("stopped cleanly");
             Ok(())
         }
+    }
+}
+
+/// Once the kernel programs are attached: every thread keeps only what the daemon still
+/// needs (`--keep_capabilities` keeps all). BPF and PERFMON: its maps, and programs attached
+/// again after a config change; DAC_READ_SEARCH: reading every file it hashes and stats;
+/// SYS_PTRACE: other processes' /proc entries; SYS_RESOURCE: its memlock limit; SYS_ADMIN
+/// only when the fanotify fallback marks file systems as watched folders appear.
+fn drop_capabilities(flags: &Flags, hooks: &[(&'static str, String)]) {
+    use caps::Capability::*;
+    if !crate::sys::is_root() || flags.bool("keep_capabilities") {
+        return;
+    }
+    let mut keep = vec![
+        CAP_BPF,
+        CAP_PERFMON,
+        CAP_DAC_READ_SEARCH,
+        CAP_SYS_PTRACE,
+        CAP_SYS_RESOURCE,
+    ];
+    if hooks.iter().any(|(_, h)| h == "fanotify") {
+        keep.push(CAP_SYS_ADMIN);
+    }
+    let numbers: Vec<u32> = keep.iter().map(|c| u32::from(c.index())).collect();
+    match crate::sys::privileges::keep_only(&numbers) {
+        Ok(d) if d.unreached.is_empty() => log::info!(
+            "capabilities: {} threads keep only {}",
+            d.threads,
+            crate::sys::privileges::names(d.mask).join(", ")
+        ),
+        Ok(d) => log::warn!(
+            "capabilities: {} threads keep only {}; {} thread(s) block signals and keep theirs ({})",
+            d.threads - d.unreached.len(),
+            crate::sys::privileges::names(d.mask).join(", "),
+            d.unreached.len(),
+            d.unreached.join(", ")
+        ),
+        Err(e) => log::warn!("capabilities: not dropped: {e}"),
     }
 }
 

@@ -167,6 +167,13 @@ pub const FLAGS: &[FlagDef] = &[
         shell_only: false,
     },
     FlagDef {
+        name: "keep_capabilities",
+        ty: Bool,
+        default: "false",
+        description: "Keep every capability for the daemon's whole life (by default, once its kernel programs are attached, each thread keeps only BPF, PERFMON, DAC_READ_SEARCH, SYS_PTRACE and SYS_RESOURCE, plus SYS_ADMIN for the fanotify fallback)",
+        shell_only: false,
+    },
+    FlagDef {
         name: "event_source",
         ty: Choice(&["auto", "ebpf", "fallback"]),
         default: "auto",

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod mountinfo;
 pub mod net;
 pub mod notify;
+pub mod privileges;
 pub mod proc_connector;
 pub mod procfs;
 pub mod rpmdb;

