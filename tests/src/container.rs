@@ -25,6 +25,8 @@ pub struct Container {
     nspawn: Child,
     /// The container's PID 1 (its systemd), as the host sees it.
     pub pid1: u32,
+    /// Its start time (so a reused pid is never taken for it).
+    pid1_start: Option<u64>,
     cgroups: Vec<PathBuf>,
 }
 
@@ -80,6 +82,7 @@ impl Container {
             .expect("start systemd-nspawn (cargo xtask setup installs systemd-container)");
         let mut c = Container {
             pid1: 0,
+            pid1_start: None,
             nspawn,
             cgroups,
         };
@@ -94,6 +97,7 @@ impl Container {
             }
             if c.pid1 == 0 {
                 c.pid1 = child_of(c.nspawn.id()).unwrap_or(0);
+                c.pid1_start = start_of(c.pid1);
             }
             if c.pid1 != 0 && c.bus_socket().exists() {
                 let state = c.exec(&["systemctl", "is-system-running"]);
@@ -153,6 +157,17 @@ impl Container {
     }
 }
 
+/// A process's start time (field 22 of its stat), None when it is gone.
+fn start_of(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
 /// The first child of `pid` (nspawn's one child is the container's init).
 fn child_of(pid: u32) -> Option<u32> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
@@ -174,6 +189,17 @@ impl Drop for Container {
         if !matches!(self.nspawn.try_wait(), Ok(Some(_))) {
             let _ = self.nspawn.kill();
             let _ = self.nspawn.wait();
+        }
+        // A killed nspawn leaves its container running: end it by its init (SIGKILL to a
+        // PID namespace's init from outside ends every process in it).
+        if self.pid1 != 0 && start_of(self.pid1).is_some() && start_of(self.pid1) == self.pid1_start
+        {
+            // SAFETY: kill with the pid of the container's init, which this test started.
+            unsafe { libc::kill(self.pid1 as i32, libc::SIGKILL) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{}", self.pid1)).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         // The cgroups are empty once the container is gone; child cgroups first.
         for c in &self.cgroups {
