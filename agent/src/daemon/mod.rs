@@ -389,7 +389,9 @@ fn run_with(
 /// only when the fanotify fallback marks file systems as watched folders appear.
 fn drop_capabilities(flags: &Flags, hooks: &[(&'static str, String)]) {
     use caps::Capability::*;
-    if !crate::sys::is_root() || flags.bool("keep_capabilities") {
+    // The unit tests run the daemon inside the test process: its capabilities stay (the
+    // e2e tests run the real binary, which drops them).
+    if cfg!(test) || !crate::sys::is_root() || flags.bool("keep_capabilities") {
         return;
     }
     let mut keep = vec![
