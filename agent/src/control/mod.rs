@@ -120,6 +120,9 @@ impl Control {
                     let live = config.current();
                     follower.set(live.fim_state());
                     on_change(&live);
+                    // Said after the kernel filters and subscribers follow it: from here on,
+                    // events are judged by this config.
+                    log::info!("config generation {} in force", live.generation);
                 }
             }
             let _ = tx.send(config);

@@ -243,8 +243,9 @@ fn fim_categories_and_excludes_follow_the_config_across_a_reload() {
 
     write_conf(&format!(r#", "o": ["{r}/other/%"]"#));
     sighup(&d);
-    wait_for(&d, "the reload", || {
-        d.log().contains("config reloaded from")
+    // Logged once the kernel filters follow the new config.
+    wait_for(&d, "the reload in force", || {
+        d.log().contains("config generation 2 in force")
     });
     touch("other/now_watched");
     touch("watched/last2");
