@@ -71,6 +71,11 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if cmd == crate::schedule::worker::COMMAND {
+        // Hidden: the daemon's query worker (schedule::worker), flags and queries on stdin.
+        crate::schedule::worker::serve(|flags| env(flags).map_err(|e| format!("{e:#}")))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if cmd == "fs-worker" {
         // Hidden: the daemon's file-system helper (sys::fsguard), one request per line.
         crate::sys::fsguard::serve(crate::fim::fsops::handle)?;
@@ -243,6 +248,11 @@ pub fn table_env(store: Option<Arc<Store>>, flags: &Flags) -> TableEnv {
 /// An engine over the daemon's store (as a secondary) when the database exists. Without one,
 /// live tables still work and event tables are empty, with a warning.
 fn engine(flags: &Flags) -> Result<Engine> {
+    Engine::new(env(flags)?).context("setting up SQL tables")
+}
+
+/// The tables of [`engine`].
+fn env(flags: &Flags) -> Result<TableEnv> {
     let store = match flags.database_path() {
         Some(p)
             if std::fs::metadata(p.join("CURRENT"))
@@ -265,5 +275,5 @@ fn engine(flags: &Flags) -> Result<Engine> {
         }
         None => None,
     };
-    Engine::new(table_env(store, flags)).context("setting up SQL tables")
+    Ok(table_env(store, flags))
 }

@@ -229,6 +229,7 @@ fn run_with(
         w.stats.logger.clone(),
         remote.as_ref().map(|r| (r, settings.clone())),
         extensions.as_ref(),
+        sup.shutdown(),
     )?;
     let running = control.spawn_config_refresh(&sup, store.clone(), {
         let (kernel, active, flags) = (kernel.clone(), w.active.clone(), flags.clone());

@@ -336,12 +336,36 @@ pub fn scheduler(
     counters: Arc<crate::rt::counters::LoggerCounters>,
     remote: Option<(&Arc<Remote>, crate::remote::distributed::Settings)>,
     extensions: Option<&Arc<crate::extensions::Registry>>,
+    shutdown: &crate::rt::Shutdown,
 ) -> Result<(Scheduler, Forwarder)> {
     let buffer = Arc::new(LogBuffer::open(store.clone())?);
     let env = table_env(store, sources, live, extensions);
     let now = crate::sys::now_ns() / 1_000_000_000;
-    let sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
+    let mut sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
+    // Scheduled queries run in a watched worker process (schedule::worker); unit tests run
+    // the daemon in the test process, whose executable is no osprey, so they run in here.
+    match crate::schedule::worker::Limits::from_flags(&live.flags) {
+        Some(limits) if !cfg!(test) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("finding the osprey executable: {e}"))?;
+            log::info!(
+                "watchdog: scheduled queries run in a query worker; limits {} MB resident, {}% CPU for more than {} s, enforced after {} s",
+                limits.memory_bytes / (1024 * 1024),
+                limits.cpu_percent,
+                limits.latency_secs,
+                limits.delay.as_secs()
+            );
+            sched = sched.with_worker(crate::schedule::worker::Worker::new(
+                exe,
+                &live.flags,
+                limits,
+                shutdown.clone(),
+            ));
+        }
+        Some(_) => {}
+        None => log::info!("watchdog off: scheduled queries run in the daemon"),
+    }
     let (sinks, warnings) = crate::logger::sinks_from_flags(
         &live.flags,
         &live.config.kafka_topics,

@@ -905,14 +905,14 @@ mod tests {
         let w = f
             .apply_config_options(&[
                 ("events_maxx".into(), "5".into()),
-                ("watchdog_level".into(), "1".into()),
+                ("watchdog_levels".into(), "1".into()),
             ])
             .unwrap();
         assert_eq!(
             w,
             [
                 "options.events_maxx: unknown flag --events_maxx (did you mean --events_max?); ignored",
-                "options.watchdog_level: unknown flag --watchdog_level; ignored",
+                "options.watchdog_levels: unknown flag --watchdog_levels (did you mean --watchdog_level?); ignored",
             ]
         );
     }

@@ -9,12 +9,10 @@
 //! written to the store first, so a crash leaves its trace.
 
 use std::{
-    collections::BTreeMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Remote, text_values};
@@ -22,50 +20,16 @@ use crate::{
     flags::Flags,
     rt::Shutdown,
     sql::{Engine, TableEnv},
-    storage::Store,
+    storage::{Store, denylist::Denylist},
 };
 
 /// The query running now (store metadata): found at start-up, it crashed the agent.
 const RUNNING_META: &[u8] = b"remote.distributed.running";
 /// The denylist: SQL → unix second until which it is refused.
-const DENYLIST_META: &[u8] = b"remote.distributed.denylist";
+pub const DENYLIST_META: &[u8] = b"remote.distributed.denylist";
 
 /// Poll period while the server asks to accelerate.
 const ACCELERATED: Duration = Duration::from_secs(5);
-
-/// The persisted denylist.
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Denylist {
-    pub until: BTreeMap<String, u64>,
-}
-
-impl Denylist {
-    pub fn load(store: &Store) -> Self {
-        store
-            .get_meta(DENYLIST_META)
-            .ok()
-            .flatten()
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .unwrap_or_default()
-    }
-
-    fn save(&self, store: &Store) {
-        match serde_json::to_vec(self) {
-            Ok(v) => {
-                if let Err(e) = store.put_meta(DENYLIST_META, &v, true) {
-                    log::warn!("saving the distributed denylist: {e}");
-                }
-            }
-            Err(e) => log::warn!("saving the distributed denylist: {e}"),
-        }
-    }
-
-    /// Seconds `sql` stays refused after `now` (None: it may run).
-    fn refused(&mut self, sql: &str, now: u64) -> Option<u64> {
-        self.until.retain(|_, t| *t > now);
-        self.until.get(sql).map(|t| t - now)
-    }
-}
 
 /// Settings of the answering side.
 #[derive(Clone, Copy, Debug)]
@@ -146,7 +110,7 @@ pub fn answer(
         .get("discovery")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let mut deny = Denylist::load(store);
+    let mut deny = Denylist::load(store, DENYLIST_META);
     let (mut rows, mut statuses, mut messages, mut stats) =
         (Map::new(), Map::new(), Map::new(), Map::new());
     for (id, sql) in queries {
@@ -197,9 +161,7 @@ pub fn answer(
                 rows.insert(id.clone(), json!([]));
             }
             Err(e) => {
-                deny.until
-                    .insert(sql.to_owned(), now + limits.denylist_secs);
-                deny.save(store);
+                deny.add(store, sql, now + limits.denylist_secs);
                 log::warn!(
                     "distributed query {id}: {e}; denylisted for {} s",
                     limits.denylist_secs
@@ -227,9 +189,8 @@ pub fn denylist_crashed(store: &Store, denylist_secs: u64, now: u64) {
     log::warn!(
         "the distributed query {sql:?} was running when the agent stopped; denylisted for {denylist_secs} s"
     );
-    let mut deny = Denylist::load(store);
-    deny.until.insert(sql, now + denylist_secs);
-    deny.save(store);
+    let mut deny = Denylist::load(store, DENYLIST_META);
+    deny.add(store, &sql, now + denylist_secs);
     let _ = store.delete_meta(RUNNING_META, true);
 }
 

@@ -3,13 +3,14 @@ use std::{sync::Arc, time::Duration};
 use serde_json::{Value, json};
 
 use super::{
-    distributed::{Denylist, Limits, answer, denylist_crashed},
+    distributed::{DENYLIST_META, Limits, answer, denylist_crashed},
     logger::{Request, requests},
     *,
 };
 use crate::{
     flags::{Flags, Source},
     logger::{Kind, Line},
+    storage::denylist::Denylist,
 };
 
 fn flags(args: &[&str]) -> Flags {
@@ -198,7 +199,7 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
         )
     );
     assert_eq!(
-        Denylist::load(&store)
+        Denylist::load(&store, DENYLIST_META)
             .until
             .get(read["queries"]["slow"].as_str().unwrap()),
         Some(&1100)
@@ -226,7 +227,10 @@ fn a_query_running_when_the_agent_died_is_denylisted_at_the_next_start() {
         .unwrap();
     denylist_crashed(&store, 60, 500);
     assert_eq!(
-        Denylist::load(&store).until.into_iter().collect::<Vec<_>>(),
+        Denylist::load(&store, DENYLIST_META)
+            .until
+            .into_iter()
+            .collect::<Vec<_>>(),
         [("SELECT crash()".to_owned(), 560)]
     );
     assert_eq!(store.get_meta(b"remote.distributed.running").unwrap(), None);

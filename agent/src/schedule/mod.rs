@@ -20,6 +20,7 @@
 pub mod format;
 pub mod plan;
 pub mod results;
+pub mod worker;
 
 use std::{
     collections::BTreeMap,
@@ -35,7 +36,10 @@ use crate::{
     rt::counters::LoggerCounters,
     sql::{Engine, EventsCursor, ResultSet, TableEnv},
     stats::{PackStats, QueryStats, ScheduleStats},
-    storage::logbuf::{Limits, LogBuffer},
+    storage::{
+        denylist::Denylist,
+        logbuf::{Limits, LogBuffer},
+    },
 };
 use plan::{Job, PackPlan};
 use results::{Row, State};
@@ -69,6 +73,8 @@ struct Output {
     timeout: u64,
     /// `logger_min_status`: status lines below this severity are not logged.
     min_status: u64,
+    /// `watchdog_denylist_duration`.
+    denylist_secs: u64,
 }
 
 pub struct Scheduler {
@@ -90,7 +96,14 @@ pub struct Scheduler {
     interval_decorations: BTreeMap<u64, BTreeMap<String, String>>,
     /// Discovery answers by SQL: (when, whether it returned a row).
     discovery_cache: BTreeMap<String, (u64, bool)>,
+    /// Where scheduled queries run when there is a watchdog (None: on `engine`).
+    worker: Option<worker::Worker>,
+    /// Queries the watchdog stopped, by name, and until when they are skipped.
+    denylist: Denylist,
 }
+
+/// The scheduled queries' denylist (store metadata).
+pub const DENYLIST_META: &[u8] = b"schedule.denylist";
 
 /// The next multiple of `interval` strictly after `now`.
 fn next_multiple(now: u64, interval: u64) -> u64 {
@@ -166,6 +179,7 @@ fn output(live: &Live, instance_id: &str) -> Output {
         pack_refresh: f.u64("pack_refresh_interval").max(1),
         timeout: f.u64("schedule_timeout"),
         min_status: f.u64("logger_min_status"),
+        denylist_secs: f.u64("watchdog_denylist_duration"),
     }
 }
 
@@ -213,6 +227,7 @@ impl Scheduler {
             log::warn!("reading this database's instance id: {e}");
             String::new()
         });
+        let denylist = Denylist::load(buffer.store(), DENYLIST_META);
         let mut s = Self {
             engine: Engine::new(env.with_events_cursor(cursor.clone()))?.with_limits(limits),
             cursor,
@@ -229,9 +244,22 @@ impl Scheduler {
             always_decorations: BTreeMap::new(),
             interval_decorations: BTreeMap::new(),
             discovery_cache: BTreeMap::new(),
+            worker: None,
+            denylist,
         };
         s.update(live, now);
         Ok(s)
+    }
+
+    /// Scheduled queries run in `worker`, watched, from now on.
+    pub fn with_worker(mut self, worker: worker::Worker) -> Self {
+        self.worker = Some(worker);
+        self
+    }
+
+    /// The query worker's pid, while one runs.
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.worker.as_ref().and_then(worker::Worker::pid)
     }
 
     /// Follows a new config: re-plans, keeps the statistics of queries that stay, forgets
@@ -242,6 +270,9 @@ impl Scheduler {
         }
         self.generation = live.generation;
         self.out = output(live, &self.instance_id);
+        if let Some(w) = &mut self.worker {
+            w.follow(&live.flags);
+        }
         let (jobs, packs) = plan::plan(&live.config, &self.out.delimiter, self.out.timing);
         let mut old: BTreeMap<String, JobState> = std::mem::take(&mut self.jobs)
             .into_iter()
@@ -255,6 +286,7 @@ impl Scheduler {
                     name: job.name.clone(),
                     query: job.sql.clone(),
                     interval: job.interval,
+                    denylisted: self.denylist.refused(&job.name, now).is_some(),
                     ..stats
                 },
                 job,
@@ -474,6 +506,11 @@ impl Scheduler {
             if !self.pack_active(self.jobs[i].job.pack.as_deref()) {
                 continue;
             }
+            let refused = self.denylist.refused(&self.jobs[i].job.name, now);
+            self.jobs[i].stats.denylisted = refused.is_some();
+            if refused.is_some() {
+                continue;
+            }
             self.run(i, now);
             ran += 1;
         }
@@ -514,31 +551,24 @@ impl Scheduler {
             }
         };
         let started = Instant::now();
-        let (u0, s0) = crate::sys::procfs::thread_cpu_ms();
         // Event tables show this query only what it has not seen (events_optimize).
-        if !job.snapshot {
-            self.cursor
-                .begin(previous.as_ref().and_then(|p| p.events_after));
-        }
-        let result = self.engine.query(&job.sql);
-        let (used_events, mark) = self.cursor.end();
-        let (u1, s1) = crate::sys::procfs::thread_cpu_ms();
+        let events = (!job.snapshot).then(|| previous.as_ref().and_then(|p| p.events_after));
+        let outcome = match &mut self.worker {
+            Some(w) => w.run(&job.sql, events),
+            None => match worker::run_here(&self.engine, &self.cursor, &job.sql, events) {
+                Ok(r) => worker::Outcome::Ran(r),
+                Err(e) => worker::Outcome::Failed(e),
+            },
+        };
         let wall = started.elapsed();
         let st = &mut self.jobs[i].stats;
         st.executions += 1;
         st.last_executed = now;
         st.last_wall_time_ms = wall.as_millis() as u64;
         st.wall_time_ms += st.last_wall_time_ms;
-        st.last_user_time = u1.saturating_sub(u0);
-        st.user_time += st.last_user_time;
-        st.last_system_time = s1.saturating_sub(s0);
-        st.system_time += st.last_system_time;
-        st.last_memory = crate::sys::procfs::resident_bytes();
-        st.average_memory =
-            (st.average_memory * (st.executions - 1) + st.last_memory) / st.executions;
-        let rs = match result {
-            Ok(rs) => rs,
-            Err(e) => {
+        let ran = match outcome {
+            worker::Outcome::Ran(r) => r,
+            worker::Outcome::Failed(e) => {
                 self.counters.query_errors.add(1);
                 self.status(
                     2,
@@ -547,8 +577,39 @@ impl Scheduler {
                 );
                 return;
             }
+            worker::Outcome::Stopped { pid, stop } => {
+                self.counters.query_errors.add(1);
+                let what = if job.denylist {
+                    self.denylist
+                        .add(self.buffer.store(), &job.name, now + self.out.denylist_secs);
+                    self.jobs[i].stats.denylisted = true;
+                    format!(
+                        "{} is denylisted for {} s",
+                        job.name, self.out.denylist_secs
+                    )
+                } else {
+                    format!("{} is not denylisted (\"denylist\": false)", job.name)
+                };
+                self.status(
+                    1,
+                    line!(),
+                    &format!(
+                        "the query worker (pid {pid}) {stop} while running scheduled query {}; {what}; capture and storage went on",
+                        job.name
+                    ),
+                );
+                return;
+            }
         };
-        let rows = rows(&rs);
+        let st = &mut self.jobs[i].stats;
+        st.last_user_time = ran.user_ms;
+        st.user_time += st.last_user_time;
+        st.last_system_time = ran.system_ms;
+        st.system_time += st.last_system_time;
+        st.last_memory = ran.memory;
+        st.average_memory =
+            (st.average_memory * (st.executions - 1) + st.last_memory) / st.executions;
+        let (used_events, mark, rows) = (ran.used_events, ran.mark, ran.rows);
         let mut header = format::Header {
             name: job.name.clone(),
             host_identifier: self.out.host.clone(),

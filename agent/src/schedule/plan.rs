@@ -52,6 +52,8 @@ pub struct Job {
     pub snapshot: bool,
     /// Log removed rows (osquery's `removed`, default true).
     pub removed: bool,
+    /// The watchdog may denylist it (osquery's `denylist`, default true).
+    pub denylist: bool,
     /// The pack it belongs to (None: the top-level schedule).
     pub pack: Option<String>,
 }
@@ -134,6 +136,7 @@ fn job(name: String, q: &Query, pack: Option<&str>, t: Timing) -> Job {
         sql: q.query.clone(),
         snapshot: q.snapshot,
         removed: q.removed,
+        denylist: q.denylist,
         pack: pack.map(str::to_owned),
     }
 }
@@ -205,6 +208,7 @@ mod tests {
                 interval: 10,
                 snapshot: true,
                 removed: false,
+                denylist: true,
                 pack: Some("mine".into()),
             }
         );

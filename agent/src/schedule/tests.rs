@@ -375,3 +375,38 @@ fn packs_that_share_a_discovery_query_run_it_once_and_versions_gate_queries() {
     let names: Vec<String> = st.queries.into_iter().map(|q| q.name).collect();
     assert_eq!(names, ["old", "pack_a_q", "pack_b_q"]);
 }
+
+#[test]
+fn a_denylisted_query_is_skipped_until_its_time_is_up_and_shown_so() {
+    let f = Fixture::new();
+    let live = f.live(
+        r#"{"schedule": {"bad": {"query": "SELECT 1 AS n", "interval": 10},
+                          "good": {"query": "SELECT 2 AS n", "interval": 10}}}"#,
+        1,
+    );
+    // As the watchdog leaves it: `bad` refused until T0 + 25.
+    Denylist::load(&f.store, DENYLIST_META).add(&f.store, "bad", T0 + 25);
+    let mut s = f.scheduler(&live, T0);
+    let shown = |s: &Scheduler| -> Vec<(String, bool, u64)> {
+        s.stats()
+            .queries
+            .iter()
+            .map(|q| (q.name.clone(), q.denylisted, q.executions))
+            .collect()
+    };
+    assert_eq!(
+        shown(&s),
+        [("bad".into(), true, 0), ("good".into(), false, 0)],
+        "listed as denylisted before its first tick"
+    );
+    assert_eq!(s.tick(T0 + 10), 1);
+    assert_eq!(s.tick(T0 + 20), 1);
+    assert_eq!(events(&f.take()), [ev("good", "added", r#"{"n":"2"}"#, 0)]);
+    // Its time is up: it runs, and is no longer shown as denylisted.
+    assert_eq!(s.tick(T0 + 30), 2);
+    assert_eq!(
+        shown(&s),
+        [("bad".into(), false, 1), ("good".into(), false, 3)]
+    );
+    assert_eq!(events(&f.take()), [ev("bad", "added", r#"{"n":"1"}"#, 0)]);
+}

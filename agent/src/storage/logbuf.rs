@@ -60,6 +60,11 @@ fn key_seq(k: &[u8]) -> Option<u64> {
 
 impl LogBuffer {
     /// Opens the buffer, counting what an earlier run left in it.
+    /// The store the buffer lives in.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     pub fn open(store: Arc<Store>) -> Result<Self, StorageError> {
         let cf = store.cf(CF_LOG_BUFFER)?;
         let (mut lines, mut bytes, mut last) = (0u64, 0u64, None);

@@ -18,6 +18,7 @@
 //!   error; whether 7.8's recovery from it avoids the same assertion is unknown.
 
 pub mod codec;
+pub mod denylist;
 pub mod extensions;
 pub mod logbuf;
 pub mod optimize;

@@ -12,9 +12,7 @@
 //! business (`fim::fsops`), so this module stays free of the layers above it.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -24,6 +22,8 @@ use std::{
 
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
+
+use super::helper::{Helper, Reply};
 
 /// How long a mount that timed out is skipped.
 pub const HUNG_FOR: Duration = Duration::from_secs(30);
@@ -63,13 +63,6 @@ struct Inner {
     /// Mount points that timed out, and until when they are skipped.
     hung: Mutex<Vec<(PathBuf, Instant)>>,
     mounts: Mutex<(Option<Instant>, Vec<PathBuf>)>,
-}
-
-/// One helper process: requests go to its stdin, replies come from a reader thread.
-struct Helper {
-    child: Child,
-    stdin: ChildStdin,
-    replies: Receiver<Value>,
 }
 
 impl std::fmt::Debug for FsGuard {
@@ -213,22 +206,20 @@ impl FsGuard {
                 None => return Answer::Unavailable,
             },
         };
-        let mut line = request.to_string();
-        line.push('\n');
-        if helper.stdin.write_all(line.as_bytes()).is_err() || helper.stdin.flush().is_err() {
+        if helper.send(request).is_err() {
             self.discard(helper);
             return Answer::Unavailable;
         }
-        match helper.replies.recv_timeout(self.inner.timeout) {
-            Ok(v) => {
+        match helper.recv(self.inner.timeout) {
+            Reply::Value(v) => {
                 lock(&self.inner.idle).push(helper);
                 Answer::Reply(v)
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            Reply::Pending => {
                 self.discard(helper);
                 Answer::TimedOut
             }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+            Reply::Gone => {
                 self.discard(helper);
                 Answer::Unavailable
             }
@@ -239,43 +230,16 @@ impl FsGuard {
         let Backend::Process { exe, args } = &self.inner.backend else {
             return None;
         };
-        let mut child = match Command::new(exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-        {
-            Ok(c) => c,
+        match Helper::start(exe, args, "fs-helper-reply") {
+            Ok(h) => {
+                lock(&self.inner.helper_pids).push(h.pid());
+                Some(h)
+            }
             Err(e) => {
                 log::warn!("cannot start a file-system helper ({}): {e}", exe.display());
-                return None;
+                None
             }
-        };
-        lock(&self.inner.helper_pids).push(child.id());
-        let (stdin, stdout) = (child.stdin.take()?, child.stdout.take()?);
-        let (tx, replies) = crossbeam_channel::bounded(1);
-        let reader = std::thread::Builder::new()
-            .name("fs-helper-reply".into())
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { return };
-                    let v = serde_json::from_str(&line).unwrap_or(Value::Null);
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            });
-        if let Err(e) = reader {
-            log::warn!("cannot start a file-system helper's reader: {e}");
-            let _ = child.kill();
-            return None;
         }
-        Some(Helper {
-            child,
-            stdin,
-            replies,
-        })
     }
 
     fn is_hung(&self, mount: &Path) -> bool {
@@ -305,36 +269,19 @@ enum Answer {
 }
 
 impl FsGuard {
-    /// Kills a helper that is stuck or broken; a thread reaps it whenever it can die (a helper
-    /// stuck in an uninterruptible FUSE wait dies when its file system answers), and only then
-    /// forgets its pid, so a reused pid is never taken for a helper.
-    fn discard(&self, mut h: Helper) {
-        let _ = h.child.kill();
+    /// Kills a helper that is stuck or broken; its pid is forgotten once it is reaped (a
+    /// helper stuck in an uninterruptible FUSE wait dies when its file system answers), so
+    /// a reused pid is never taken for a helper.
+    fn discard(&self, h: Helper) {
         let inner = self.inner.clone();
-        let _ = std::thread::Builder::new()
-            .name("fs-helper-reap".into())
-            .spawn(move || {
-                let pid = h.child.id();
-                let _ = h.child.wait();
-                lock(&inner.helper_pids).retain(|p| *p != pid);
-            });
+        h.kill(move |pid| lock(&inner.helper_pids).retain(|p| *p != pid));
     }
 }
 
 /// The helper's side: answers each JSON line of stdin with `handler`'s JSON line on stdout,
 /// until stdin closes. A line that is not JSON gets `null`.
 pub fn serve(handler: Handler) -> std::io::Result<()> {
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
-    for line in stdin.lock().lines() {
-        let line = line?;
-        let req: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        let mut reply = handler(&req).to_string();
-        reply.push('\n');
-        out.write_all(reply.as_bytes())?;
-        out.flush()?;
-    }
-    Ok(())
+    super::helper::serve(handler)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,6 +10,7 @@ pub mod ebpf;
 pub mod fanotify;
 pub mod fsguard;
 pub mod hash;
+pub mod helper;
 pub mod mountinfo;
 pub mod net;
 pub mod notify;

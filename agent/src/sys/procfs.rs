@@ -164,9 +164,24 @@ pub fn parse_stat_cpu_ms(text: &str, ticks_per_sec: u64) -> Option<(u64, u64)> {
 
 /// Resident memory of this process in bytes (`/proc/self/statm`), 0 when unknown.
 pub fn resident_bytes() -> u64 {
-    read_text(Path::new("/proc/self/statm"))
+    statm_resident(Path::new("/proc/self/statm")).unwrap_or(0)
+}
+
+/// Resident memory of process `pid` in bytes (None when it is gone).
+pub fn process_resident_bytes(pid: u32) -> Option<u64> {
+    statm_resident(&PathBuf::from(format!("/proc/{pid}/statm")))
+}
+
+fn statm_resident(path: &Path) -> Option<u64> {
+    read_text(path)
         .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * rustix::param::page_size() as u64)
+        .map(|pages| pages * rustix::param::page_size() as u64)
+}
+
+/// CPU time of process `pid` so far (all its threads), (user, system) in milliseconds.
+pub fn process_cpu_ms(pid: u32) -> Option<(u64, u64)> {
+    let text = read_text(&PathBuf::from(format!("/proc/{pid}/stat")))?;
+    parse_stat_cpu_ms(&text, rustix::param::clock_ticks_per_second())
 }
 
 #[cfg(test)]

@@ -18,3 +18,4 @@ mod schedule;
 mod socket;
 mod storage;
 mod systemd;
+mod watchdog;
