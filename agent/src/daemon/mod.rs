@@ -254,7 +254,13 @@ fn run_with(
         sup.spawn_task(
             &running.handle(),
             "distributed",
-            crate::remote::distributed::run(r.clone(), env, settings, shutdown.clone()),
+            crate::remote::distributed::run(
+                r.clone(),
+                env,
+                settings,
+                shutdown.clone(),
+                wiring::query_worker(&live.flags, &shutdown)?,
+            ),
         );
     } else if let Some(registry) = &extensions
         && !flags.bool("disable_distributed")
@@ -266,9 +272,11 @@ fn run_with(
             registry: registry.clone(),
             name: flags.get("distributed_plugin").trim().to_owned(),
         };
+        let worker = wiring::query_worker(&live.flags, &shutdown)?;
         let (store, shutdown) = (store.clone(), shutdown.clone());
         sup.spawn_task(&running.handle(), "distributed", async move {
-            crate::remote::distributed::poll(&peer, &store, env, None, settings, shutdown).await;
+            crate::remote::distributed::poll(&peer, &store, env, None, settings, shutdown, worker)
+                .await;
         });
     }
     let mut required: Option<anyhow::Error> = None;

@@ -311,6 +311,28 @@ pub fn table_env(
     }
 }
 
+/// A query worker for `flags` (schedule::worker), or None when the watchdog is off. Unit
+/// tests run the daemon in the test process, whose executable is no osprey: none there.
+pub fn query_worker(
+    flags: &Flags,
+    shutdown: &crate::rt::Shutdown,
+) -> Result<Option<crate::schedule::worker::Worker>> {
+    let Some(limits) = crate::schedule::worker::Limits::from_flags(flags) else {
+        return Ok(None);
+    };
+    if cfg!(test) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("finding the osprey executable: {e}"))?;
+    Ok(Some(crate::schedule::worker::Worker::new(
+        exe,
+        flags,
+        limits,
+        shutdown.clone(),
+    )))
+}
+
 /// The remote API client for `flags`: its host identifier as the result logs carry it,
 /// and enrollment details from this host's tables.
 pub fn remote(
@@ -343,28 +365,19 @@ pub fn scheduler(
     let now = crate::sys::now_ns() / 1_000_000_000;
     let mut sched = Scheduler::new(env, buffer.clone(), counters.clone(), live, now)
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
-    // Scheduled queries run in a watched worker process (schedule::worker); unit tests run
-    // the daemon in the test process, whose executable is no osprey, so they run in here.
-    match crate::schedule::worker::Limits::from_flags(&live.flags) {
-        Some(limits) if !cfg!(test) => {
-            let exe = std::env::current_exe()
-                .map_err(|e| anyhow::anyhow!("finding the osprey executable: {e}"))?;
+    match query_worker(&live.flags, shutdown)? {
+        Some(w) => {
+            let l = crate::schedule::worker::Limits::from_flags(&live.flags).unwrap_or(w.limits());
             log::info!(
-                "watchdog: scheduled queries run in a query worker; limits {} MB resident, {}% CPU for more than {} s, enforced after {} s",
-                limits.memory_bytes / (1024 * 1024),
-                limits.cpu_percent,
-                limits.latency_secs,
-                limits.delay.as_secs()
+                "watchdog: scheduled and distributed queries run in query workers; limits {} MB resident, {}% CPU for more than {} s, enforced after {} s",
+                l.memory_bytes / (1024 * 1024),
+                l.cpu_percent,
+                l.latency_secs,
+                l.delay.as_secs()
             );
-            sched = sched.with_worker(crate::schedule::worker::Worker::new(
-                exe,
-                &live.flags,
-                limits,
-                shutdown.clone(),
-            ));
+            sched = sched.with_worker(w);
         }
-        Some(_) => {}
-        None => log::info!("watchdog off: scheduled queries run in the daemon"),
+        None => log::info!("watchdog off: scheduled and distributed queries run in the daemon"),
     }
     let (sinks, warnings) = crate::logger::sinks_from_flags(
         &live.flags,

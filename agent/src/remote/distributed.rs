@@ -19,6 +19,7 @@ use super::{Remote, text_values};
 use crate::{
     flags::Flags,
     rt::Shutdown,
+    schedule::worker::{Outcome, Stop, Worker},
     sql::{Engine, TableEnv},
     storage::{Store, denylist::Denylist},
 };
@@ -91,10 +92,41 @@ fn run_one(engine: &Engine, sql: &str, timeout: Option<Duration>) -> Result<Answ
     })
 }
 
+/// Runs one SQL text in the query worker, stopped after `timeout`.
+fn run_in(worker: &mut Worker, sql: &str, timeout: Option<Duration>) -> Result<Answer, String> {
+    let started = Instant::now();
+    match worker.run(sql, None, timeout) {
+        Outcome::Ran(r) => Ok(Answer::Rows(
+            r.rows.into_iter().map(text_values).collect(),
+            json!({
+                "wall_time_ms": started.elapsed().as_millis() as u64,
+                "user_time": r.user_ms,
+                "system_time": r.system_ms,
+                "memory": r.memory,
+            }),
+        )),
+        Outcome::Failed(e) => Ok(Answer::Failed(e)),
+        Outcome::Stopped {
+            stop: Stop::Timeout(t),
+            ..
+        } => Err(format!("the query ran longer than {t:?} and was stopped")),
+        Outcome::Stopped { pid, stop } => Err(format!("the query worker (pid {pid}) {stop}")),
+    }
+}
+
+/// Whether `sql` may start a carve: it then runs in the daemon, whose carves table holds the
+/// remote API's carver.
+fn may_carve(sql: &str) -> bool {
+    sql.to_ascii_lowercase().contains("carves")
+}
+
 /// The write body for a read reply: discovery first, then each query (id order).
 /// `request`, when given, is set to each query's id while it runs (a carve carries it).
+/// With a `worker`, queries run there, watched (those that may carve run in the daemon).
+#[allow(clippy::too_many_arguments)]
 pub fn answer(
     engine: &Engine,
+    mut worker: Option<&mut Worker>,
     store: &Store,
     read: &Map<String, Value>,
     limits: Limits,
@@ -132,7 +164,7 @@ pub fn answer(
             messages.insert(
                 id.clone(),
                 json!(format!(
-                    "denylisted for {left} more second(s): it timed out or was running when the agent stopped"
+                    "denylisted for {left} more second(s): it timed out, was stopped by the watchdog, or was running when the agent stopped"
                 )),
             );
             rows.insert(id.clone(), json!([]));
@@ -144,7 +176,10 @@ pub fn answer(
         if let Err(e) = store.put_meta(RUNNING_META, sql.as_bytes(), true) {
             log::warn!("recording the running distributed query: {e}");
         }
-        let outcome = run_one(engine, sql, limits.timeout);
+        let outcome = match worker.as_deref_mut() {
+            Some(w) if !may_carve(sql) => run_in(w, sql, limits.timeout),
+            _ => run_one(engine, sql, limits.timeout),
+        };
         let _ = store.delete_meta(RUNNING_META, true);
         match outcome {
             Ok(Answer::Rows(r, s)) => {
@@ -249,7 +284,13 @@ impl Peer for Tls {
 /// The poll loop of the TLS remote API, a task on the control-plane runtime, until
 /// `shutdown`. The interval, the attempts and the limits follow `settings` at every poll; the
 /// endpoints are the start-up ones. Carves (when on) are started by these queries.
-pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdown: Shutdown) {
+pub async fn run(
+    remote: Arc<Remote>,
+    env: TableEnv,
+    settings: Settings,
+    shutdown: Shutdown,
+    worker: Option<Worker>,
+) {
     let f = settings();
     // Carves (when on) are started by these queries and carry their ids.
     let carver = (!f.bool("disable_carver"))
@@ -264,7 +305,16 @@ pub async fn run(remote: Arc<Remote>, env: TableEnv, settings: Settings, shutdow
         read: f.get("distributed_tls_read_endpoint").to_owned(),
         write: f.get("distributed_tls_write_endpoint").to_owned(),
     };
-    poll(&peer, remote.store(), env, request, settings, shutdown).await;
+    poll(
+        &peer,
+        remote.store(),
+        env,
+        request,
+        settings,
+        shutdown,
+        worker,
+    )
+    .await;
 }
 
 /// The poll loop over any [`Peer`]: every `distributed_interval` (5 s while accelerated),
@@ -277,6 +327,7 @@ pub async fn poll(
     request: Option<Arc<std::sync::Mutex<String>>>,
     settings: Settings,
     shutdown: Shutdown,
+    mut worker: Option<Worker>,
 ) {
     let f = settings();
     let now = || crate::sys::now_ns() / 1_000_000_000;
@@ -285,6 +336,9 @@ pub async fn poll(
     let mut failing: Option<String> = None;
     while !shutdown.is_set() {
         let f = settings();
+        if let Some(w) = worker.as_mut() {
+            w.follow(&f);
+        }
         let attempts = f.u64("distributed_tls_max_attempts").max(1);
         let limits = limits(&f);
         let mut read = Err(String::new());
@@ -314,7 +368,17 @@ pub async fn poll(
                             .map(|e| {
                                 e.with_limits(crate::sql::guard::Limits::unattended(&env.flags))
                             })
-                            .map(|e| answer(&e, store, &reply, limits, now(), request.as_deref()))
+                            .map(|e| {
+                                answer(
+                                    &e,
+                                    worker.as_mut(),
+                                    store,
+                                    &reply,
+                                    limits,
+                                    now(),
+                                    request.as_deref(),
+                                )
+                            })
                             .map_err(|e| e.to_string())
                     });
                     match body {

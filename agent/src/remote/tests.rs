@@ -165,6 +165,7 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
     };
     let body = answer(
         &engine,
+        None,
         &store,
         read.as_object().unwrap(),
         limits,
@@ -186,6 +187,7 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
     // Asked again within the denylist time: refused without running.
     let body = answer(
         &engine,
+        None,
         &store,
         read.as_object().unwrap(),
         limits,
@@ -195,7 +197,7 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
     assert_eq!(
         body["messages"]["slow"],
         json!(
-            "denylisted for 50 more second(s): it timed out or was running when the agent stopped"
+            "denylisted for 50 more second(s): it timed out, was stopped by the watchdog, or was running when the agent stopped"
         )
     );
     assert_eq!(
@@ -207,6 +209,7 @@ fn distributed_answers_rows_errors_discovery_and_the_denylist() {
     // And after it: run again (and stopped again).
     let body = answer(
         &engine,
+        None,
         &store,
         read.as_object().unwrap(),
         limits,

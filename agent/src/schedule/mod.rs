@@ -554,7 +554,7 @@ impl Scheduler {
         // Event tables show this query only what it has not seen (events_optimize).
         let events = (!job.snapshot).then(|| previous.as_ref().and_then(|p| p.events_after));
         let outcome = match &mut self.worker {
-            Some(w) => w.run(&job.sql, events),
+            Some(w) => w.run(&job.sql, events, None),
             None => match worker::run_here(&self.engine, &self.cursor, &job.sql, events) {
                 Ok(r) => worker::Outcome::Ran(r),
                 Err(e) => worker::Outcome::Failed(e),

@@ -191,6 +191,8 @@ pub struct Ran {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stop {
     Watchdog(Overage),
+    /// It ran past the caller's time limit (`distributed_timeout`).
+    Timeout(Duration),
     /// It died on its own (a crash): how it ended.
     Exited(String),
 }
@@ -199,6 +201,7 @@ impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Watchdog(o) => write!(f, "was stopped by the watchdog ({o})"),
+            Self::Timeout(d) => write!(f, "ran the query longer than {d:?} and was stopped"),
             Self::Exited(how) => write!(f, "ended on its own ({how})"),
         }
     }
@@ -266,6 +269,11 @@ impl Worker {
         }
     }
 
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The pid of the worker now, if one runs.
     pub fn pid(&self) -> Option<u32> {
         self.helper.as_ref().map(Helper::pid)
@@ -302,8 +310,14 @@ impl Worker {
     }
 
     /// Runs `sql` in the worker; `events` is the events_optimize cursor start (None: the
-    /// query sees every stored event). The worker is measured while it runs.
-    pub fn run(&mut self, sql: &str, events: Option<Option<EventsMark>>) -> Outcome {
+    /// query sees every stored event). The worker is measured while it runs, and stopped
+    /// after `timeout` when one is given.
+    pub fn run(
+        &mut self,
+        sql: &str,
+        events: Option<Option<EventsMark>>,
+        timeout: Option<Duration>,
+    ) -> Outcome {
         let (limits, enforce_from) = (self.limits, self.enforce_from);
         let helper = match self.start() {
             Ok(h) => h,
@@ -322,6 +336,7 @@ impl Worker {
             };
         }
         let mut meter = Meter::new(limits);
+        let began = Instant::now();
         loop {
             let reply = match &self.helper {
                 Some(h) => h.recv(SAMPLE),
@@ -345,6 +360,15 @@ impl Worker {
                 return Outcome::Failed("the daemon is stopping".into());
             }
             let now = Instant::now();
+            if let Some(t) = timeout.filter(|t| now.duration_since(began) > *t) {
+                if let Some(h) = self.helper.take() {
+                    h.end();
+                }
+                return Outcome::Stopped {
+                    pid,
+                    stop: Stop::Timeout(t),
+                };
+            }
             let Some(h) = &self.helper else { continue };
             let (Some(resident), Some(cpu)) = (h.resident_bytes(), h.cpu_ms()) else {
                 continue;

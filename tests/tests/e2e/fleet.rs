@@ -66,6 +66,8 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
     let mut flags = server.launcher_flags(&certs);
     flags.push(format!("--tls_client_cert={}", certs.client_cert.display()));
     flags.push(format!("--tls_client_key={}", certs.client_key.display()));
+    flags.push("--watchdog_delay=0".into());
+    flags.push("--watchdog_memory_limit=150".into());
     let d = Daemon::start(&args(&flags));
 
     // Enrollment: the secret, the machine's UUID, Linux's platform type and host details
@@ -167,6 +169,51 @@ fn enrolls_pulls_its_config_ships_logs_and_answers_distributed_queries() {
     assert_eq!(
         w["messages"],
         json!({"fleet_distributed_query_2": "no such table: no_such_table"})
+    );
+
+    // A runaway live query: the watchdog stops its worker, the query gets an error status,
+    // and asked again it is refused (denylisted); the daemon answers the next one.
+    let runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT length(group_concat(hex(zeroblob(50)))) AS n FROM c";
+    server.set(
+        "queries.json",
+        &json!({"queries": {"fleet_distributed_query_3": runaway}}),
+    );
+    let writes = server.wait("write.jsonl", 60, |v| v.len() >= 2);
+    let w = &writes[1];
+    assert_eq!(
+        w["statuses"],
+        json!({"fleet_distributed_query_3": 1}),
+        "{w}"
+    );
+    let m = w["messages"]["fleet_distributed_query_3"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        m.starts_with("the query worker (pid ")
+            && m.contains(") was stopped by the watchdog (memory: ")
+            && m.ends_with(" MB resident, over the limit of 150 MB)"),
+        "{m}"
+    );
+    server.set(
+        "queries.json",
+        &json!({"queries": {"fleet_distributed_query_3": runaway, "fleet_distributed_query_4": "SELECT 4 AS four"}}),
+    );
+    let writes = server.wait("write.jsonl", 60, |v| v.len() >= 3);
+    let w = &writes[2];
+    assert_eq!(
+        w["statuses"],
+        json!({"fleet_distributed_query_3": 1, "fleet_distributed_query_4": 0}),
+        "{w}"
+    );
+    assert_eq!(
+        w["queries"]["fleet_distributed_query_4"],
+        json!([{"four": "4"}])
+    );
+    assert!(
+        w["messages"]["fleet_distributed_query_3"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("denylisted for 86")),
+        "{w}"
     );
 
     // Every request after enrollment names its key twice, as osquery 5.12 does.

@@ -58,7 +58,7 @@ fn runaway_queries_are_killed_and_denylisted_while_capture_goes_on() {
     let log = wait_log(&d, "query worker started (pid");
     assert!(
         log.contains(
-            "watchdog: scheduled queries run in a query worker; limits 150 MB resident, 10% CPU for more than 5 s, enforced after 0 s"
+            "watchdog: scheduled and distributed queries run in query workers; limits 150 MB resident, 10% CPU for more than 5 s, enforced after 0 s"
         ),
         "{log}"
     );
