@@ -34,3 +34,4 @@ pub mod sql;
 pub mod stats;
 pub mod storage;
 pub mod sys;
+pub mod watchdog;

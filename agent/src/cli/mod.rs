@@ -71,9 +71,9 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if cmd == crate::schedule::worker::COMMAND {
-        // Hidden: the daemon's query worker (schedule::worker), flags and queries on stdin.
-        crate::schedule::worker::serve(|flags| env(flags).map_err(|e| format!("{e:#}")))?;
+    if cmd == crate::watchdog::COMMAND {
+        // Hidden: the daemon's query worker (watchdog), flags and queries on stdin.
+        crate::watchdog::serve(|flags| env(flags).map_err(|e| format!("{e:#}")))?;
         return Ok(ExitCode::SUCCESS);
     }
     if cmd == "fs-worker" {

@@ -311,13 +311,13 @@ pub fn table_env(
     }
 }
 
-/// A query worker for `flags` (schedule::worker), or None when the watchdog is off. Unit
+/// A query worker for `flags` (watchdog), or None when the watchdog is off. Unit
 /// tests run the daemon in the test process, whose executable is no osprey: none there.
 pub fn query_worker(
     flags: &Flags,
     shutdown: &crate::rt::Shutdown,
-) -> Result<Option<crate::schedule::worker::Worker>> {
-    let Some(limits) = crate::schedule::worker::Limits::from_flags(flags) else {
+) -> Result<Option<crate::watchdog::Worker>> {
+    let Some(limits) = crate::watchdog::Limits::from_flags(flags) else {
         return Ok(None);
     };
     if cfg!(test) {
@@ -325,7 +325,7 @@ pub fn query_worker(
     }
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("finding the osprey executable: {e}"))?;
-    Ok(Some(crate::schedule::worker::Worker::new(
+    Ok(Some(crate::watchdog::Worker::new(
         exe,
         flags,
         limits,
@@ -367,7 +367,7 @@ pub fn scheduler(
         .map_err(|e| anyhow::anyhow!("starting the scheduler's SQL engine: {e}"))?;
     match query_worker(&live.flags, shutdown)? {
         Some(w) => {
-            let l = crate::schedule::worker::Limits::from_flags(&live.flags).unwrap_or(w.limits());
+            let l = crate::watchdog::Limits::from_flags(&live.flags).unwrap_or(w.limits());
             log::info!(
                 "watchdog: scheduled and distributed queries run in query workers; limits {} MB resident, {}% CPU for more than {} s, enforced after {} s",
                 l.memory_bytes / (1024 * 1024),

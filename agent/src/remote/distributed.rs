@@ -19,9 +19,9 @@ use super::{Remote, text_values};
 use crate::{
     flags::Flags,
     rt::Shutdown,
-    schedule::worker::{Outcome, Stop, Worker},
     sql::{Engine, TableEnv},
     storage::{Store, denylist::Denylist},
+    watchdog::{Outcome, Stop, Worker},
 };
 
 /// The query running now (store metadata): found at start-up, it crashed the agent.

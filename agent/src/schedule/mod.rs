@@ -20,7 +20,6 @@
 pub mod format;
 pub mod plan;
 pub mod results;
-pub mod worker;
 
 use std::{
     collections::BTreeMap,
@@ -28,13 +27,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rusqlite::types::Value as SqlValue;
 use serde_json::Value;
 
 use crate::{
     config::live::Live,
     rt::counters::LoggerCounters,
-    sql::{Engine, EventsCursor, ResultSet, TableEnv},
+    sql::{Engine, EventsCursor, TableEnv},
     stats::{PackStats, QueryStats, ScheduleStats},
     storage::{
         denylist::Denylist,
@@ -42,7 +40,7 @@ use crate::{
     },
 };
 use plan::{Job, PackPlan};
-use results::{Row, State};
+use results::State;
 
 struct JobState {
     job: Job,
@@ -97,7 +95,7 @@ pub struct Scheduler {
     /// Discovery answers by SQL: (when, whether it returned a row).
     discovery_cache: BTreeMap<String, (u64, bool)>,
     /// Where scheduled queries run when there is a watchdog (None: on `engine`).
-    worker: Option<worker::Worker>,
+    worker: Option<crate::watchdog::Worker>,
     /// Queries the watchdog stopped, by name, and until when they are skipped.
     denylist: Denylist,
 }
@@ -183,28 +181,7 @@ fn output(live: &Live, instance_id: &str) -> Output {
     }
 }
 
-/// A result set as osquery rows: columns by name, NULL as "", numbers kept as numbers (the
-/// log format decides whether they are written as strings).
-pub fn rows(rs: &ResultSet) -> Vec<Row> {
-    rs.rows
-        .iter()
-        .map(|r| {
-            let mut sorted: BTreeMap<&str, Value> = BTreeMap::new();
-            for (c, v) in rs.columns.iter().zip(r) {
-                let v = match v {
-                    SqlValue::Null => Value::String(String::new()),
-                    SqlValue::Integer(i) => Value::from(*i),
-                    SqlValue::Real(f) => serde_json::Number::from_f64(*f)
-                        .map_or_else(|| Value::String(f.to_string()), Value::Number),
-                    SqlValue::Text(s) => Value::String(s.clone()),
-                    SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-                };
-                sorted.insert(c, v);
-            }
-            sorted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-        })
-        .collect()
-}
+pub use crate::sql::json_rows as rows;
 
 fn as_text(v: &Value) -> String {
     match v {
@@ -252,14 +229,14 @@ impl Scheduler {
     }
 
     /// Scheduled queries run in `worker`, watched, from now on.
-    pub fn with_worker(mut self, worker: worker::Worker) -> Self {
+    pub fn with_worker(mut self, worker: crate::watchdog::Worker) -> Self {
         self.worker = Some(worker);
         self
     }
 
     /// The query worker's pid, while one runs.
     pub fn worker_pid(&self) -> Option<u32> {
-        self.worker.as_ref().and_then(worker::Worker::pid)
+        self.worker.as_ref().and_then(crate::watchdog::Worker::pid)
     }
 
     /// Follows a new config: re-plans, keeps the statistics of queries that stay, forgets
@@ -555,9 +532,9 @@ impl Scheduler {
         let events = (!job.snapshot).then(|| previous.as_ref().and_then(|p| p.events_after));
         let outcome = match &mut self.worker {
             Some(w) => w.run(&job.sql, events, None),
-            None => match worker::run_here(&self.engine, &self.cursor, &job.sql, events) {
-                Ok(r) => worker::Outcome::Ran(r),
-                Err(e) => worker::Outcome::Failed(e),
+            None => match crate::watchdog::run_here(&self.engine, &self.cursor, &job.sql, events) {
+                Ok(r) => crate::watchdog::Outcome::Ran(r),
+                Err(e) => crate::watchdog::Outcome::Failed(e),
             },
         };
         let wall = started.elapsed();
@@ -567,8 +544,8 @@ impl Scheduler {
         st.last_wall_time_ms = wall.as_millis() as u64;
         st.wall_time_ms += st.last_wall_time_ms;
         let ran = match outcome {
-            worker::Outcome::Ran(r) => r,
-            worker::Outcome::Failed(e) => {
+            crate::watchdog::Outcome::Ran(r) => r,
+            crate::watchdog::Outcome::Failed(e) => {
                 self.counters.query_errors.add(1);
                 self.status(
                     2,
@@ -577,7 +554,7 @@ impl Scheduler {
                 );
                 return;
             }
-            worker::Outcome::Stopped { pid, stop } => {
+            crate::watchdog::Outcome::Stopped { pid, stop } => {
                 self.counters.query_errors.add(1);
                 let what = if job.denylist {
                     self.denylist

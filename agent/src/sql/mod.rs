@@ -475,3 +475,28 @@ fn sql_error(e: rusqlite::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// A result set as osquery rows: columns by name, NULL as "", numbers kept as numbers (the
+/// log format decides whether they are written as strings).
+pub fn json_rows(rs: &ResultSet) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    use serde_json::Value as Json;
+    rs.rows
+        .iter()
+        .map(|r| {
+            let mut sorted: std::collections::BTreeMap<&str, Json> =
+                std::collections::BTreeMap::new();
+            for (c, v) in rs.columns.iter().zip(r) {
+                let v = match v {
+                    Value::Null => Json::String(String::new()),
+                    Value::Integer(i) => Json::from(*i),
+                    Value::Real(f) => serde_json::Number::from_f64(*f)
+                        .map_or_else(|| Json::String(f.to_string()), Json::Number),
+                    Value::Text(s) => Json::String(s.clone()),
+                    Value::Blob(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+                };
+                sorted.insert(c, v);
+            }
+            sorted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        })
+        .collect()
+}

@@ -1,6 +1,6 @@
 //! Helper processes that answer JSON requests, one per line on stdin, with one JSON line on
 //! stdout: the file-system workers ([`super::fsguard`]) and the query worker
-//! (`schedule::worker`). The caller owns the process: it waits for a reply as long as it
+//! (`watchdog`). The caller owns the process: it waits for a reply as long as it
 //! likes, measures the process ([`Helper::resident_bytes`], [`Helper::cpu_ms`]) and kills it.
 
 use std::{

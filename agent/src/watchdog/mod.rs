@@ -28,7 +28,6 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::results::Row;
 use crate::{
     flags::{Flags, Source},
     rt::Shutdown,
@@ -176,7 +175,7 @@ impl Meter {
 /// A query's rows and what running it cost.
 #[derive(Debug, Default, PartialEq)]
 pub struct Ran {
-    pub rows: Vec<Row>,
+    pub rows: Vec<serde_json::Map<String, Value>>,
     /// An event table was read (events_optimize).
     pub used_events: bool,
     /// Where the next run starts in the event tables.
@@ -442,7 +441,7 @@ pub fn run_here(
     let (u1, s1) = crate::sys::procfs::thread_cpu_ms();
     let rs = result?;
     Ok(Ran {
-        rows: super::rows(&rs),
+        rows: crate::sql::json_rows(&rs),
         used_events,
         mark,
         user_ms: u1.saturating_sub(u0),
