@@ -220,7 +220,8 @@ impl Store {
         })
     }
 
-    /// Opens a read-only follower of the daemon's database.
+    /// Opens a read-only follower of the daemon's database (its own files go to a folder in
+    /// the temporary folder, named after the process; see [`remove_secondary_dirs_of`]).
     pub fn open_secondary(path: &Path) -> Result<Self, StorageError> {
         if !path.join("CURRENT").exists() {
             return Err(StorageError::Missing(path.display().to_string()));
@@ -596,6 +597,21 @@ impl SeqAllocator {
         let s = self.next;
         self.next += 1;
         Ok(s)
+    }
+}
+
+/// Removes the secondary-instance folders that process `pid` made (a process that was
+/// killed cannot remove its own).
+pub fn remove_secondary_dirs_of(pid: u32) {
+    let prefix = format!("osprey-secondary-{pid}-");
+    let tmp = std::env::temp_dir();
+    let Ok(entries) = std::fs::read_dir(&tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

@@ -263,7 +263,7 @@ impl Worker {
         if new != self.flags {
             self.flags = new;
             if let Some(h) = self.helper.take() {
-                h.end();
+                end(h);
             }
         }
     }
@@ -289,14 +289,14 @@ impl Worker {
             match h.recv(START_TIMEOUT) {
                 Reply::Value(v) if v["ready"] == true => {}
                 Reply::Value(v) => {
-                    h.end();
+                    end(h);
                     return Err(format!(
                         "the query worker could not start: {}",
                         v["error"].as_str().unwrap_or("no reason given")
                     ));
                 }
                 Reply::Pending | Reply::Gone => {
-                    let how = h.end();
+                    let how = end(h);
                     return Err(format!(
                         "the query worker did not get ready within {START_TIMEOUT:?} ({how})"
                     ));
@@ -328,7 +328,7 @@ impl Worker {
             "events": events.map(|after| json!({ "after": after })),
         });
         if let Err(e) = helper.send(&request) {
-            let how = self.helper.take().map(Helper::end).unwrap_or_default();
+            let how = self.helper.take().map(end).unwrap_or_default();
             return Outcome::Stopped {
                 pid,
                 stop: Stop::Exited(format!("{how}; sending the query: {e}")),
@@ -344,7 +344,7 @@ impl Worker {
             match reply {
                 Reply::Value(v) => return decode_reply(&v),
                 Reply::Gone => {
-                    let how = self.helper.take().map(Helper::end).unwrap_or_default();
+                    let how = self.helper.take().map(end).unwrap_or_default();
                     return Outcome::Stopped {
                         pid,
                         stop: Stop::Exited(how),
@@ -354,14 +354,14 @@ impl Worker {
             }
             if self.shutdown.is_set() {
                 if let Some(h) = self.helper.take() {
-                    h.end();
+                    end(h);
                 }
                 return Outcome::Failed("the daemon is stopping".into());
             }
             let now = Instant::now();
             if let Some(t) = timeout.filter(|t| now.duration_since(began) > *t) {
                 if let Some(h) = self.helper.take() {
-                    h.end();
+                    end(h);
                 }
                 return Outcome::Stopped {
                     pid,
@@ -377,7 +377,7 @@ impl Worker {
             }
             if let Some(o) = meter.sample(now, resident, cpu) {
                 if let Some(h) = self.helper.take() {
-                    h.end();
+                    end(h);
                 }
                 return Outcome::Stopped {
                     pid,
@@ -391,9 +391,18 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         if let Some(h) = self.helper.take() {
-            h.end();
+            end(h);
         }
     }
+}
+
+/// Ends a worker and removes what its store secondary left in the temporary folder (a killed
+/// worker cannot).
+fn end(h: Helper) -> String {
+    let pid = h.pid();
+    let how = h.end();
+    crate::storage::remove_secondary_dirs_of(pid);
+    how
 }
 
 fn decode_reply(v: &Value) -> Outcome {

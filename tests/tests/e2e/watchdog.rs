@@ -115,6 +115,17 @@ fn runaway_queries_are_killed_and_denylisted_while_capture_goes_on() {
             && mem.ends_with("b_memory is denylisted for 86400 s; capture and storage went on"),
         "{mem}"
     );
+    // The killed worker's secondary-instance folder is gone with it.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("osprey-secondary-{first}-"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // b_memory ran in the worker started after the kill.
     let second = worker_pids(&log)[1];
     assert_ne!(second, first);
