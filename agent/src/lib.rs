@@ -24,6 +24,7 @@ pub mod events;
 pub mod extensions;
 pub mod fim;
 pub mod flags;
+pub mod fuzzing;
 pub mod logger;
 pub mod pipeline;
 pub mod remote;

@@ -50,6 +50,8 @@ commands:
   wine-test        the SDK's unit tests as a Windows program under wine
   fuzz [TARGET] [SECONDS]
                    libFuzzer on a target of fuzz/ (default manager_request, 600 s)
+  fuzz --seconds N every fuzz target for N seconds each, then a table of the runs
+  fuzz --smoke     every fuzz target for a few seconds (part of `test`)
 ";
 
 fn main() -> ExitCode {
@@ -191,8 +193,11 @@ fn test() -> Result<()> {
     cmd.args(["test", "--no-fail-fast", "--features", "agent/bench"]);
     let host = run_checked(&mut cmd);
     // Other platforms: the portable crates checked for each target, the SDK's tests under
-    // wine.
-    let host = host.and(cross::cross_check()).and(cross::wine_test());
+    // wine; then a few seconds of libFuzzer on every fuzz target.
+    let host = host
+        .and(cross::cross_check())
+        .and(cross::wine_test())
+        .and(fuzz::smoke());
     // The same kernel-source tests on other kernels, in QEMU; run even when the host tests
     // failed, so one run reports both.
     let vm = vm::vm_test(&[]);

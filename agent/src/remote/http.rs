@@ -198,17 +198,22 @@ impl Http {
             }
             text.extend_from_slice(&chunk);
         }
-        match serde_json::from_slice::<Value>(&text) {
-            Ok(Value::Object(m)) => Ok((status, m)),
-            Ok(other) => Err(HttpError::Body {
-                status,
-                what: format!("a JSON {}", kind(&other)),
-            }),
-            Err(e) => Err(HttpError::Body {
-                status,
-                what: e.to_string(),
-            }),
-        }
+        reply_object(status, &text).map(|m| (status, m))
+    }
+}
+
+/// A reply body as the object osquery requires (anything else is an error naming `status`).
+pub fn reply_object(status: u16, body: &[u8]) -> Result<Map<String, Value>, HttpError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(HttpError::Body {
+            status,
+            what: format!("a JSON {}", kind(&other)),
+        }),
+        Err(e) => Err(HttpError::Body {
+            status,
+            what: e.to_string(),
+        }),
     }
 }
 

@@ -357,21 +357,7 @@ impl Remote {
             .post(endpoint, &body, None, false)
             .await
             .map_err(|e| e.to_string())?;
-        if reply.get("node_invalid") == Some(&Value::Bool(true)) {
-            return Err(format!(
-                "HTTP {status}: the server refused the enrollment (node_invalid){}",
-                error_text(&reply)
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
-        }
-        if let Some(e) = error_text(&reply) {
-            return Err(format!("HTTP {status}: the server says: {e}"));
-        }
-        match reply.get("node_key").or_else(|| reply.get("id")) {
-            Some(Value::String(k)) if !k.is_empty() => Ok(k.clone()),
-            _ => Err(format!("HTTP {status}: the reply has no node_key")),
-        }
+        enroll_reply(status, &reply)
     }
 
     /// POSTs `body` (with the node key added) to `endpoint` and returns the reply; enrolls
@@ -415,8 +401,28 @@ impl Remote {
     }
 }
 
+/// The node key of an enrollment reply, or why there is none (`node_invalid`, an `error`
+/// member, no key).
+pub fn enroll_reply(status: u16, reply: &Map<String, Value>) -> Result<String, String> {
+    if reply.get("node_invalid") == Some(&Value::Bool(true)) {
+        return Err(format!(
+            "HTTP {status}: the server refused the enrollment (node_invalid){}",
+            error_text(reply)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(e) = error_text(reply) {
+        return Err(format!("HTTP {status}: the server says: {e}"));
+    }
+    match reply.get("node_key").or_else(|| reply.get("id")) {
+        Some(Value::String(k)) if !k.is_empty() => Ok(k.clone()),
+        _ => Err(format!("HTTP {status}: the reply has no node_key")),
+    }
+}
+
 /// The reply's `error` member as text, if it has one.
-fn error_text(reply: &Map<String, Value>) -> Option<String> {
+pub fn error_text(reply: &Map<String, Value>) -> Option<String> {
     reply.get("error").map(|e| match e {
         Value::String(s) => s.clone(),
         other => other.to_string(),

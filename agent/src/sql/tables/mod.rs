@@ -91,7 +91,7 @@ mod user_groups;
 mod user_ssh_keys;
 mod users;
 mod vscode_extensions;
-mod vulnerabilities;
+pub(crate) mod vulnerabilities;
 mod yum_sources;
 
 pub use system_info::host_uuid;

@@ -1,0 +1,7 @@
+//! Fuzz target: `agent::fuzzing::flagfile` (see there); its seeds are written into the corpus
+//! at start-up when `cargo xtask fuzz` asks for them.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: agent::fuzzing::write_seeds("flagfile"), |data: &[u8]| {
+    let _ = agent::fuzzing::flagfile(data);
+});

@@ -1,0 +1,7 @@
+//! Fuzz target: `agent::fuzzing::ring_record` (see there); its seeds are written into the corpus
+//! at start-up when `cargo xtask fuzz` asks for them.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: agent::fuzzing::write_seeds("ring_record"), |data: &[u8]| {
+    let _ = agent::fuzzing::ring_record(data);
+});
