@@ -118,14 +118,26 @@ impl Helper {
         }
     }
 
-    /// How the helper ended, if it has (for a status line); kills and reaps it otherwise.
-    pub fn end(mut self) -> String {
-        match self.child.try_wait() {
-            Ok(Some(status)) => status.to_string(),
-            _ => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                "killed".into()
+    /// Kills the helper now unless it has already ended, reaps it, and says how it ended.
+    pub fn end(self) -> String {
+        self.reap(Duration::ZERO)
+    }
+
+    /// How the helper ended (for a status line): waits up to `grace` for it to exit (one that
+    /// closed its stdout is usually exiting), then kills and reaps it.
+    pub fn reap(mut self, grace: Duration) -> String {
+        let until = std::time::Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.to_string(),
+                Ok(None) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return "killed".into();
+                }
             }
         }
     }
@@ -185,6 +197,9 @@ mod tests {
         assert!(h.cpu_ms().is_some());
         h.send(&"quit".into()).unwrap();
         assert_eq!(h.recv(Duration::from_secs(5)), Reply::Gone);
-        assert_eq!(h.end(), "exit status: 3");
+        assert_eq!(h.reap(Duration::from_secs(5)), "exit status: 3");
+        // One that does not end is killed.
+        let h = Helper::start(Path::new("/bin/sleep"), &["60".into()], "test-helper").unwrap();
+        assert_eq!(h.reap(Duration::from_millis(50)), "killed");
     }
 }

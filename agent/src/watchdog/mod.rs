@@ -344,7 +344,7 @@ impl Worker {
             match reply {
                 Reply::Value(v) => return decode_reply(&v),
                 Reply::Gone => {
-                    let how = self.helper.take().map(end).unwrap_or_default();
+                    let how = self.helper.take().map(ended).unwrap_or_default();
                     return Outcome::Stopped {
                         pid,
                         stop: Stop::Exited(how),
@@ -401,6 +401,15 @@ impl Drop for Worker {
 fn end(h: Helper) -> String {
     let pid = h.pid();
     let how = h.end();
+    crate::storage::remove_secondary_dirs_of(pid);
+    how
+}
+
+/// The same for a worker that closed its stdout: it is given a second to exit, so that the
+/// status line says how (a signal, an exit code).
+fn ended(h: Helper) -> String {
+    let pid = h.pid();
+    let how = h.reap(Duration::from_secs(1));
     crate::storage::remove_secondary_dirs_of(pid);
     how
 }
